@@ -1,0 +1,224 @@
+//! What to run: the command, its environment and its directory, validated.
+//!
+//! Pure data and checks, no system calls beyond `stat`/`access` for the PATH
+//! lookup, so every rule here is unit-tested directly.
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The default search path when the child's environment has no PATH, the
+/// same one `execvp` uses on glibc.
+pub const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+/// A command as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandSpec {
+    /// Run through `/bin/sh -c`, exactly as typed.
+    Shell(String),
+    /// Run the program directly with these arguments; no shell involved.
+    Argv(Vec<String>),
+}
+
+impl CommandSpec {
+    /// Check the rules of semantics.md: not empty, no NUL byte.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            CommandSpec::Shell(s) => {
+                if s.is_empty() {
+                    return Err("command is an empty string".into());
+                }
+                if s.contains('\0') {
+                    return Err("command contains a NUL byte".into());
+                }
+            }
+            CommandSpec::Argv(args) => {
+                if args.is_empty() {
+                    return Err("command is an empty table".into());
+                }
+                if args[0].is_empty() {
+                    return Err("command[1] (the program) is an empty string".into());
+                }
+                if let Some(i) = args.iter().position(|a| a.contains('\0')) {
+                    return Err(format!("command[{}] contains a NUL byte", i + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The text compared against an executor's whitelist: a string as typed,
+    /// a table as its arguments joined by single spaces.
+    pub fn whitelist_key(&self) -> String {
+        match self {
+            CommandSpec::Shell(s) => s.clone(),
+            CommandSpec::Argv(a) => a.join(" "),
+        }
+    }
+
+    /// The argv the child receives.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            CommandSpec::Argv(a) => a.clone(),
+        }
+    }
+
+    /// A short name for messages: the program, or the shell command.
+    pub fn describe(&self) -> String {
+        match self {
+            CommandSpec::Shell(s) => s.clone(),
+            CommandSpec::Argv(a) => a.join(" "),
+        }
+    }
+}
+
+/// Check one environment entry.
+pub fn validate_env_entry(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("env has an empty variable name".into());
+    }
+    if key.contains('=') {
+        return Err(format!("env variable name '{key}' contains '='"));
+    }
+    if key.contains('\0') {
+        return Err("env variable name contains a NUL byte".into());
+    }
+    if value.contains('\0') {
+        return Err(format!("env value of '{key}' contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// The child's environment: `None` inherits the parent's. Otherwise exactly
+/// `defaults` overlaid with `overrides`, in a stable (sorted) order.
+pub fn merge_env(
+    defaults: Option<&[(String, String)]>,
+    overrides: Option<&[(String, String)]>,
+) -> Option<Vec<(String, String)>> {
+    if defaults.is_none() && overrides.is_none() {
+        return None;
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for (k, v) in defaults.unwrap_or(&[]).iter().chain(overrides.unwrap_or(&[])) {
+        map.insert(k.clone(), v.clone());
+    }
+    Some(map.into_iter().collect())
+}
+
+/// Find `program` the way the child would: a name with a `/` is taken as a
+/// path (relative to `cwd` when given); a bare name is searched in `path`
+/// (the PATH the child will see). Returns the path to execute.
+pub fn resolve_program(program: &str, path: &str, cwd: Option<&Path>) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let mut denied = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let mut candidate = PathBuf::from(dir);
+        if candidate.is_relative() {
+            if let Some(cwd) = cwd {
+                candidate = cwd.join(candidate);
+            }
+        }
+        candidate.push(program);
+        match std::fs::metadata(&candidate) {
+            Ok(meta) if meta.is_file() => {
+                if is_executable(&candidate) {
+                    return Ok(candidate);
+                }
+                denied.get_or_insert(candidate);
+            }
+            _ => {}
+        }
+    }
+    match denied {
+        Some(p) => Err(format!("program '{program}' ({}) is not executable: Permission denied", p.display())),
+        None => Err(format!("program '{program}' not found in PATH ({path}): No such file or directory")),
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    match CString::new(p.as_os_str().as_bytes()) {
+        Ok(c) => unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 },
+        Err(_) => false,
+    }
+}
+
+/// The PATH value the child will see.
+pub fn child_path(env: Option<&[(String, String)]>) -> String {
+    match env {
+        Some(vars) => vars
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| DEFAULT_PATH.to_string()),
+        None => std::env::var_os("PATH")
+            .map(|p| OsStr::to_string_lossy(&p).into_owned())
+            .unwrap_or_else(|| DEFAULT_PATH.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_nul_commands_are_rejected() {
+        assert!(CommandSpec::Shell(String::new()).validate().is_err());
+        assert!(CommandSpec::Shell("a\0b".into()).validate().is_err());
+        assert!(CommandSpec::Argv(vec![]).validate().is_err());
+        assert!(CommandSpec::Argv(vec!["".into()]).validate().is_err());
+        let e = CommandSpec::Argv(vec!["ls".into(), "a\0".into()]).validate().unwrap_err();
+        assert!(e.contains("command[2]"), "{e}");
+        assert!(CommandSpec::Shell("echo hi".into()).validate().is_ok());
+    }
+
+    #[test]
+    fn shell_commands_run_through_sh() {
+        let c = CommandSpec::Shell("echo $X && pwd".into());
+        assert_eq!(c.argv(), vec!["/bin/sh", "-c", "echo $X && pwd"]);
+        assert_eq!(c.whitelist_key(), "echo $X && pwd");
+    }
+
+    #[test]
+    fn argv_whitelist_key_joins_with_single_spaces() {
+        let c = CommandSpec::Argv(vec!["ls".into(), "-l".into(), "/tmp".into()]);
+        assert_eq!(c.whitelist_key(), "ls -l /tmp");
+    }
+
+    #[test]
+    fn env_entries_are_checked() {
+        assert!(validate_env_entry("", "x").is_err());
+        assert!(validate_env_entry("A=B", "x").is_err());
+        assert!(validate_env_entry("A", "x\0").is_err());
+        assert!(validate_env_entry("A", "").is_ok());
+    }
+
+    #[test]
+    fn env_is_defaults_overlaid_with_overrides_or_inherited() {
+        assert_eq!(merge_env(None, None), None);
+        let d = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())];
+        let o = vec![("B".to_string(), "3".to_string())];
+        let m = merge_env(Some(&d), Some(&o)).unwrap();
+        assert_eq!(m, vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
+        assert_eq!(merge_env(None, Some(&o)).unwrap(), o);
+    }
+
+    #[test]
+    fn programs_are_found_in_the_childs_path() {
+        assert_eq!(resolve_program("sh", "/nonexistent:/bin", None).unwrap(), PathBuf::from("/bin/sh"));
+        let e = resolve_program("no-such-program-xyz", "/bin:/usr/bin", None).unwrap_err();
+        assert!(e.contains("no-such-program-xyz") && e.contains("not found"), "{e}");
+        assert_eq!(resolve_program("./x", "", None).unwrap(), PathBuf::from("./x"));
+    }
+
+    #[test]
+    fn child_path_defaults_when_env_lacks_path() {
+        let env = vec![("HOME".to_string(), "/".to_string())];
+        assert_eq!(child_path(Some(&env)), DEFAULT_PATH);
+        let env = vec![("PATH".to_string(), "/x".to_string())];
+        assert_eq!(child_path(Some(&env)), "/x");
+    }
+}

@@ -1,0 +1,188 @@
+//! The per-state event loop: one epoll set over every parent-side pipe end
+//! and child pidfd of one Lua state.
+//!
+//! Some work is done here, without Lua, because nobody is waiting for it:
+//! - queued stdin data is written as the child makes room;
+//! - output of a stream that was never obtained is drained and discarded
+//!   once `wait()` runs, so a chatty child cannot block its own exit.
+//!
+//! Everything else is reported to the Lua scheduler as a token that became
+//! ready: a readable stream, a stdin queue that has room again, a child that
+//! exited.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use super::poller::{Interest, Poller, Token};
+use super::stdin::StdinPipe;
+use super::sys::{self, ReadOutcome};
+
+/// Stdin data queued beyond this makes `write_stdin` wait for room.
+pub const STDIN_HIGH_WATER: usize = 16 << 20;
+
+/// How often children without a pidfd are checked for exit.
+const FALLBACK_POLL_MS: i32 = 10;
+
+enum Source {
+    /// A stream the Lua side reads; the fd belongs to the stream.
+    Read(RawFd),
+    /// An unobtained stream being discarded; the fd belongs to the driver.
+    Drain(OwnedFd),
+    /// A child's stdin queue.
+    Write(Rc<RefCell<StdinPipe>>),
+    /// A child's pidfd; the fd belongs to the process.
+    Exit(RawFd),
+}
+
+pub struct Driver {
+    poller: Poller,
+    next: Token,
+    sources: HashMap<Token, Source>,
+    /// Exit tokens of children the kernel gave no pidfd for: reported on
+    /// every poll, after at most FALLBACK_POLL_MS, and the Lua side calls
+    /// `try_wait`, a cheap `waitpid(WNOHANG)`.
+    polled_exits: HashSet<Token>,
+    scratch: Vec<u8>,
+}
+
+pub type SharedDriver = Rc<RefCell<Driver>>;
+
+impl Driver {
+    pub fn new() -> io::Result<Driver> {
+        Ok(Driver {
+            poller: Poller::new()?,
+            next: 1,
+            sources: HashMap::new(),
+            polled_exits: HashSet::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn shared() -> io::Result<SharedDriver> {
+        Ok(Rc::new(RefCell::new(Driver::new()?)))
+    }
+
+    fn token(&mut self) -> Token {
+        let t = self.next;
+        self.next += 1;
+        t
+    }
+
+    pub fn add_reader(&mut self, fd: RawFd) -> io::Result<Token> {
+        let t = self.token();
+        self.poller.add(fd, Interest::Read, t)?;
+        self.sources.insert(t, Source::Read(fd));
+        Ok(t)
+    }
+
+    pub fn add_writer(&mut self, pipe: Rc<RefCell<StdinPipe>>) -> io::Result<Token> {
+        let t = self.token();
+        if let Some(fd) = pipe.borrow().raw_fd() {
+            self.poller.add(fd, Interest::Write, t)?;
+        }
+        self.sources.insert(t, Source::Write(pipe));
+        Ok(t)
+    }
+
+    /// Watch a child's exit: through its pidfd, or by polling without one.
+    pub fn add_exit(&mut self, pidfd: Option<RawFd>) -> io::Result<Token> {
+        let t = self.token();
+        match pidfd {
+            Some(fd) => {
+                self.poller.add(fd, Interest::Read, t)?;
+                self.sources.insert(t, Source::Exit(fd));
+            }
+            None => {
+                self.polled_exits.insert(t);
+            }
+        }
+        Ok(t)
+    }
+
+    /// Stop watching `token`. Must be called before its fd is closed.
+    pub fn remove(&mut self, token: Token) {
+        self.polled_exits.remove(&token);
+        match self.sources.remove(&token) {
+            Some(Source::Read(fd)) | Some(Source::Exit(fd)) => self.poller.remove(fd),
+            Some(Source::Drain(fd)) => self.poller.remove(fd.as_raw_fd()),
+            Some(Source::Write(p)) => {
+                if let Some(fd) = p.borrow().raw_fd() {
+                    self.poller.remove(fd);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Turn the reader `token` into a drain that owns `fd` and discards
+    /// everything until end-of-file. Whatever is already buffered is
+    /// discarded right away (its edge may have been reported long ago).
+    pub fn drain(&mut self, token: Token, fd: OwnedFd) {
+        self.sources.insert(token, Source::Drain(fd));
+        self.drain_now(token);
+    }
+
+    fn drain_now(&mut self, token: Token) {
+        let fd = match self.sources.get(&token) {
+            Some(Source::Drain(fd)) => fd.as_raw_fd(),
+            _ => return,
+        };
+        if self.scratch.len() < 65536 {
+            self.scratch.resize(65536, 0);
+        }
+        loop {
+            match sys::read_nonblocking(fd, &mut self.scratch) {
+                Ok(ReadOutcome::Data(_)) => continue,
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::Eof) | Err(_) => {
+                    self.remove(token);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Write what a stdin queue can; called after a push that left data queued.
+    pub fn flush_writer(&mut self, token: Token) {
+        if let Some(Source::Write(p)) = self.sources.get(&token) {
+            p.borrow_mut().flush();
+        }
+    }
+
+    /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
+    /// must hear about into `ready`. Returns early with nothing on EINTR.
+    pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
+        if !self.polled_exits.is_empty() && (timeout_ms < 0 || timeout_ms > FALLBACK_POLL_MS) {
+            timeout_ms = FALLBACK_POLL_MS;
+        }
+        let mut fired = Vec::new();
+        self.poller.wait(timeout_ms, |t| fired.push(t))?;
+        for t in fired {
+            match self.sources.get(&t) {
+                Some(Source::Read(_)) | Some(Source::Exit(_)) => ready.push(t),
+                Some(Source::Drain(_)) => self.drain_now(t),
+                Some(Source::Write(p)) => {
+                    let mut p = p.borrow_mut();
+                    if p.flush() && p.queued() < STDIN_HIGH_WATER {
+                        ready.push(t);
+                    }
+                }
+                None => {}
+            }
+        }
+        ready.extend(self.polled_exits.iter().copied());
+        Ok(())
+    }
+
+    /// Number of sources being watched (for tests and leak checks).
+    pub fn len(&self) -> usize {
+        self.sources.len() + self.polled_exits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,65 @@
+//! A minimal edge-triggered epoll wrapper.
+//!
+//! Edge-triggered because every user of it follows the same protocol: try
+//! the operation first, and wait only after it reported "would block". An
+//! edge that nobody waits for is simply ignored by the caller.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::sys::cvt;
+
+pub type Token = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+pub struct Poller {
+    epfd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Poller {
+    pub fn new() -> io::Result<Poller> {
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        Ok(Poller {
+            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+        })
+    }
+
+    pub fn add(&self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
+        let bits = match interest {
+            Interest::Read => libc::EPOLLIN | libc::EPOLLRDHUP,
+            Interest::Write => libc::EPOLLOUT,
+        };
+        let mut ev = libc::epoll_event { events: (bits | libc::EPOLLET) as u32, u64: token };
+        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    pub fn remove(&self, fd: RawFd) {
+        // Fails only if fd was never added or is already closed; both are fine.
+        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    }
+
+    /// Wait up to `timeout_ms` (-1: forever) and call `f` with each ready
+    /// token. An interrupted wait (EINTR) returns with no events, so that a
+    /// host's signal handling (Ctrl-C in the interpreter) gets to run.
+    pub fn wait(&mut self, timeout_ms: i32, mut f: impl FnMut(Token)) -> io::Result<usize> {
+        let n = unsafe {
+            libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as i32, timeout_ms)
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return if err.raw_os_error() == Some(libc::EINTR) { Ok(0) } else { Err(err) };
+        }
+        for ev in &self.events[..n as usize] {
+            f(ev.u64);
+        }
+        Ok(n as usize)
+    }
+}

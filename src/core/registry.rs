@@ -1,0 +1,286 @@
+//! The resource registry: named resources, and the process executors
+//! acquired from it.
+//!
+//! The registry always holds `process:native`. Users define more with a
+//! kind; `exec.native` resources are process executors with optional
+//! defaults and limits, any other kind is stored but cannot be used here.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use super::command::{self, CommandSpec};
+use super::process::Limit;
+use super::spawn::{SpawnRequest, Stdio};
+
+pub const NATIVE_KIND: &str = "exec.native";
+pub const NATIVE_ID: &str = "process:native";
+
+/// Configuration of an `exec.native` resource.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutorConfig {
+    pub default_work_dir: Option<PathBuf>,
+    pub default_env: Option<Vec<(String, String)>>,
+    /// Exact commands allowed; empty allows all.
+    pub command_whitelist: Vec<String>,
+    pub max_processes: Option<usize>,
+}
+
+enum Resource {
+    Native { config: Arc<ExecutorConfig>, live: Arc<AtomicUsize> },
+    Other { kind: String },
+}
+
+pub struct Registry {
+    resources: HashMap<String, Resource>,
+}
+
+/// Options of one `executor:exec` call, already type-checked.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub work_dir: Option<PathBuf>,
+    pub env: Option<Vec<(String, String)>>,
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    pub process_group: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            work_dir: None,
+            env: None,
+            stdin: Stdio::Pipe,
+            stdout: Stdio::Pipe,
+            stderr: Stdio::Pipe,
+            process_group: false,
+        }
+    }
+}
+
+/// A process executor acquired from the registry.
+pub struct Executor {
+    id: String,
+    config: Arc<ExecutorConfig>,
+    live: Arc<AtomicUsize>,
+    released: bool,
+}
+
+fn validate_id(id: &str) -> Result<(), String> {
+    match id.split_once(':') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !id.contains('\0') => Ok(()),
+        _ => Err(format!("resource id '{id}' is not of the form 'namespace:name'")),
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        let mut resources = HashMap::new();
+        resources.insert(
+            NATIVE_ID.to_string(),
+            Resource::Native { config: Arc::new(ExecutorConfig::default()), live: Arc::new(AtomicUsize::new(0)) },
+        );
+        Registry { resources }
+    }
+
+    fn insert(&mut self, id: &str, r: Resource) -> Result<(), String> {
+        validate_id(id)?;
+        if self.resources.contains_key(id) {
+            return Err(format!("resource '{id}' is already defined"));
+        }
+        self.resources.insert(id.to_string(), r);
+        Ok(())
+    }
+
+    pub fn define_native(&mut self, id: &str, config: ExecutorConfig) -> Result<(), String> {
+        if let Some(env) = &config.default_env {
+            for (k, v) in env {
+                command::validate_env_entry(k, v).map_err(|e| format!("default_{e}"))?;
+            }
+        }
+        if config.max_processes == Some(0) {
+            return Err("max_processes must be at least 1".into());
+        }
+        self.insert(id, Resource::Native { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    pub fn define_other(&mut self, id: &str, kind: &str) -> Result<(), String> {
+        if kind.is_empty() {
+            return Err("kind must not be empty".into());
+        }
+        self.insert(id, Resource::Other { kind: kind.to_string() })
+    }
+
+    /// The kind of a defined resource.
+    pub fn kind(&self, id: &str) -> Option<&str> {
+        self.resources.get(id).map(|r| match r {
+            Resource::Native { .. } => NATIVE_KIND,
+            Resource::Other { kind } => kind.as_str(),
+        })
+    }
+
+    /// Acquire a process executor.
+    pub fn acquire(&self, id: &str) -> Result<Executor, String> {
+        match self.resources.get(id) {
+            None => Err(format!("resource '{id}' does not exist")),
+            Some(Resource::Other { kind }) => {
+                Err(format!("resource '{id}' is not a process executor (its kind is '{kind}')"))
+            }
+            Some(Resource::Native { config, live }) => {
+                if let Some(dir) = &config.default_work_dir {
+                    match std::fs::metadata(dir) {
+                        Ok(m) if m.is_dir() => {}
+                        Ok(_) => {
+                            return Err(format!(
+                                "cannot acquire '{id}': default_work_dir '{}': Not a directory",
+                                dir.display()
+                            ))
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "cannot acquire '{id}': default_work_dir '{}': {}",
+                                dir.display(),
+                                super::sys::describe(&e)
+                            ))
+                        }
+                    }
+                }
+                Ok(Executor { id: id.to_string(), config: config.clone(), live: live.clone(), released: false })
+            }
+        }
+    }
+}
+
+impl Executor {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.released
+    }
+
+    /// Idempotent; processes already created keep working.
+    pub fn release(&mut self) {
+        self.released = true;
+    }
+
+    pub fn limit(&self) -> Limit {
+        Limit { executor: self.id.clone(), live: self.live.clone(), max: self.config.max_processes }
+    }
+
+    /// Check `command` against this executor and build the spawn request.
+    pub fn prepare(&self, command: CommandSpec, opts: ExecOptions) -> Result<SpawnRequest, String> {
+        if self.released {
+            return Err(format!("executor '{}' has been released", self.id));
+        }
+        command.validate()?;
+        let wl = &self.config.command_whitelist;
+        if !wl.is_empty() && !wl.iter().any(|c| *c == command.whitelist_key()) {
+            return Err(format!(
+                "command '{}' is not in the command_whitelist of '{}'",
+                command.whitelist_key(),
+                self.id
+            ));
+        }
+        if let Some(env) = &opts.env {
+            for (k, v) in env {
+                command::validate_env_entry(k, v)?;
+            }
+        }
+        if opts.stdout != Stdio::Pipe && opts.stdout == Stdio::Stdout {
+            return Err("stdout cannot be set to \"stdout\"".into());
+        }
+        let mut req = SpawnRequest::new(command);
+        req.env = command::merge_env(self.config.default_env.as_deref(), opts.env.as_deref());
+        req.work_dir = opts.work_dir.or_else(|| self.config.default_work_dir.clone());
+        req.stdin = opts.stdin;
+        req.stdout = opts.stdout;
+        req.stderr = opts.stderr;
+        req.process_group = opts.process_group;
+        Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_native_is_always_there() {
+        let r = Registry::new();
+        assert_eq!(r.kind(NATIVE_ID), Some(NATIVE_KIND));
+        assert!(r.acquire(NATIVE_ID).is_ok());
+    }
+
+    #[test]
+    fn unknown_and_foreign_resources_are_refused_by_name() {
+        let mut r = Registry::new();
+        let e = r.acquire("nope:x").err().unwrap();
+        assert!(e.contains("'nope:x' does not exist"), "{e}");
+        r.define_other("db:main", "sql.postgres").unwrap();
+        let e = r.acquire("db:main").err().unwrap();
+        assert!(e.contains("not a process executor"), "{e}");
+    }
+
+    #[test]
+    fn ids_must_be_namespaced_and_unique() {
+        let mut r = Registry::new();
+        assert!(r.define_native("plain", ExecutorConfig::default()).is_err());
+        assert!(r.define_native(":x", ExecutorConfig::default()).is_err());
+        r.define_native("a:b", ExecutorConfig::default()).unwrap();
+        assert!(r.define_native("a:b", ExecutorConfig::default()).unwrap_err().contains("already defined"));
+    }
+
+    #[test]
+    fn missing_default_work_dir_fails_acquisition() {
+        let mut r = Registry::new();
+        let cfg = ExecutorConfig { default_work_dir: Some("/no/such/dir".into()), ..Default::default() };
+        r.define_native("x:y", cfg).unwrap();
+        let e = r.acquire("x:y").err().unwrap();
+        assert!(e.contains("/no/such/dir") && e.contains("No such file"), "{e}");
+    }
+
+    #[test]
+    fn whitelist_compares_whole_commands() {
+        let mut r = Registry::new();
+        let cfg = ExecutorConfig { command_whitelist: vec!["echo hi".into(), "ls -l".into()], ..Default::default() };
+        r.define_native("w:l", cfg).unwrap();
+        let ex = r.acquire("w:l").unwrap();
+        assert!(ex.prepare(CommandSpec::Shell("echo hi".into()), ExecOptions::default()).is_ok());
+        assert!(ex.prepare(CommandSpec::Argv(vec!["ls".into(), "-l".into()]), ExecOptions::default()).is_ok());
+        let e = ex.prepare(CommandSpec::Shell("echo hi; rm x".into()), ExecOptions::default()).err().unwrap();
+        assert!(e.contains("command_whitelist"), "{e}");
+    }
+
+    #[test]
+    fn released_executors_refuse_new_processes() {
+        let r = Registry::new();
+        let mut ex = r.acquire(NATIVE_ID).unwrap();
+        ex.release();
+        ex.release();
+        assert!(ex.prepare(CommandSpec::Shell("true".into()), ExecOptions::default()).is_err());
+    }
+
+    #[test]
+    fn env_is_default_env_overlaid_with_options() {
+        let mut r = Registry::new();
+        let cfg = ExecutorConfig {
+            default_env: Some(vec![("A".into(), "1".into()), ("B".into(), "2".into())]),
+            ..Default::default()
+        };
+        r.define_native("e:v", cfg).unwrap();
+        let ex = r.acquire("e:v").unwrap();
+        let opts = ExecOptions { env: Some(vec![("B".into(), "3".into())]), ..Default::default() };
+        let req = ex.prepare(CommandSpec::Shell("env".into()), opts).unwrap();
+        assert_eq!(req.env.unwrap(), vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
+    }
+}

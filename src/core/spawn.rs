@@ -1,0 +1,294 @@
+//! Starting a child with `posix_spawn`.
+//!
+//! glibc's `posix_spawn` uses `clone(CLONE_VM | CLONE_VFORK)`, so starting a
+//! child never copies the parent's page tables, however big the Lua heap is,
+//! and it reports a failed `exec` (or `chdir`) as an error code instead of a
+//! child that exits 127. In the child, before exec:
+//! - every signal goes back to its default disposition and the mask is
+//!   emptied (an interpreter that ignores SIGPIPE must not pass that on);
+//! - the pipe ends are moved onto 0, 1 and 2 and every descriptor from 3 up is
+//!   closed (`addclosefrom_np`), so nothing of the parent, nor another child's
+//!   pipes, leaks in, even descriptors the host opened without CLOEXEC.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use super::command::{self, CommandSpec};
+use super::sys;
+
+extern "C" {
+    // glibc >= 2.29 and >= 2.34; the libc crate does not bind them all.
+    fn posix_spawn_file_actions_addchdir_np(
+        actions: *mut libc::posix_spawn_file_actions_t,
+        path: *const libc::c_char,
+    ) -> libc::c_int;
+    fn posix_spawn_file_actions_addclosefrom_np(
+        actions: *mut libc::posix_spawn_file_actions_t,
+        from: libc::c_int,
+    ) -> libc::c_int;
+    static environ: *const *const libc::c_char;
+}
+
+/// Where one of the child's standard streams goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// A pipe to the parent (the default).
+    Pipe,
+    /// `/dev/null`.
+    Null,
+    /// The parent's own descriptor.
+    Inherit,
+    /// stderr only: the same pipe as stdout, so the two interleave in order.
+    Stdout,
+}
+
+/// Everything needed to start one child.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    pub command: CommandSpec,
+    /// `None` inherits the parent's environment.
+    pub env: Option<Vec<(String, String)>>,
+    pub work_dir: Option<PathBuf>,
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// Start the child as the leader of a new process group.
+    pub process_group: bool,
+}
+
+impl SpawnRequest {
+    pub fn new(command: CommandSpec) -> Self {
+        SpawnRequest {
+            command,
+            env: None,
+            work_dir: None,
+            stdin: Stdio::Pipe,
+            stdout: Stdio::Pipe,
+            stderr: Stdio::Pipe,
+            process_group: false,
+        }
+    }
+}
+
+/// A started child: its pid and the parent's (nonblocking) pipe ends.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: libc::pid_t,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Start the child. On error nothing is left behind: no process, and every
+/// descriptor opened here is closed again when its `OwnedFd` drops.
+pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
+    req.command.validate()?;
+    let what = req.command.describe();
+
+    if let Some(dir) = &req.work_dir {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("work_dir '{}': Not a directory", dir.display())),
+            Err(e) => return Err(format!("work_dir '{}': {}", dir.display(), sys::describe(&e))),
+        }
+    }
+
+    let argv = req.command.argv();
+    let program = command::resolve_program(
+        &argv[0],
+        &command::child_path(req.env.as_deref()),
+        req.work_dir.as_deref(),
+    )?;
+
+    let cstr = |s: &[u8], what: &str| CString::new(s).map_err(|_| format!("{what} contains a NUL byte"));
+    let c_program = cstr(program.as_os_str().as_bytes(), "program")?;
+    let c_argv: Vec<CString> = argv.iter().map(|a| cstr(a.as_bytes(), "argument")).collect::<Result<_, _>>()?;
+    let c_env: Option<Vec<CString>> = match &req.env {
+        Some(vars) => Some(
+            vars.iter()
+                .map(|(k, v)| cstr(format!("{k}={v}").as_bytes(), "environment"))
+                .collect::<Result<_, _>>()?,
+        ),
+        None => None,
+    };
+    let c_dir = match &req.work_dir {
+        Some(d) => Some(cstr(d.as_os_str().as_bytes(), "work_dir")?),
+        None => None,
+    };
+
+    let fail = |e: io::Error, doing: &str| format!("{doing} for '{what}': {}", sys::describe(&e));
+    let stdio = StdioPipes::open(req).map_err(|e| fail(e, "cannot create pipes"))?;
+
+    let mut argv_ptrs: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let env_ptrs: Option<Vec<*const libc::c_char>> = c_env.as_ref().map(|vars| {
+        let mut v: Vec<_> = vars.iter().map(|c| c.as_ptr()).collect();
+        v.push(std::ptr::null());
+        v
+    });
+
+    let pid = unsafe {
+        let mut actions = FileActions::new().map_err(|e| fail(e, "posix_spawn setup"))?;
+        let mut attr = SpawnAttr::new().map_err(|e| fail(e, "posix_spawn setup"))?;
+        for (target, fd) in stdio.child_ends() {
+            actions.dup2(fd, target).map_err(|e| fail(e, "posix_spawn setup"))?;
+        }
+        actions.close_from(3).map_err(|e| fail(e, "posix_spawn setup"))?;
+        if let Some(dir) = &c_dir {
+            actions.chdir(dir).map_err(|e| fail(e, "posix_spawn setup"))?;
+        }
+        attr.reset_signals(req.process_group).map_err(|e| fail(e, "posix_spawn setup"))?;
+
+        let envp = match &env_ptrs {
+            Some(v) => v.as_ptr(),
+            None => environ,
+        };
+        let mut pid: libc::pid_t = 0;
+        let rc = libc::posix_spawn(
+            &mut pid,
+            c_program.as_ptr(),
+            &actions.0,
+            &attr.0,
+            argv_ptrs.as_ptr() as *const *mut libc::c_char,
+            envp as *const *mut libc::c_char,
+        );
+        if rc != 0 {
+            let reason = sys::strerror(rc);
+            return Err(match &req.work_dir {
+                Some(d) if rc == libc::ENOENT && !d.is_dir() => {
+                    format!("work_dir '{}': {reason}", d.display())
+                }
+                _ => format!("cannot run '{}': {reason}", program.display()),
+            });
+        }
+        pid
+    };
+    // The child ends close here, in the parent, as `stdio` drops.
+    Ok(stdio.into_spawned(pid))
+}
+
+/// The pipes (or /dev/null) for the three standard streams.
+struct StdioPipes {
+    /// (parent end, child end) per stream; `None` for inherit.
+    ends: [Option<(Option<OwnedFd>, OwnedFd)>; 3],
+}
+
+impl StdioPipes {
+    fn open(req: &SpawnRequest) -> io::Result<StdioPipes> {
+        let mut null: Option<std::rc::Rc<OwnedFd>> = None;
+        let mut ends: [Option<(Option<OwnedFd>, OwnedFd)>; 3] = [None, None, None];
+        for (i, mode) in [req.stdin, req.stdout, req.stderr].into_iter().enumerate() {
+            ends[i] = match mode {
+                Stdio::Inherit => None,
+                Stdio::Stdout => None, // filled in below from stdout's child end
+                Stdio::Null => {
+                    if null.is_none() {
+                        null = Some(std::rc::Rc::new(sys::open_dev_null()?));
+                    }
+                    let fd = null.as_ref().unwrap().try_clone()?;
+                    Some((None, sys::above_stdio(fd)?))
+                }
+                Stdio::Pipe => {
+                    let (r, w) = sys::pipe()?;
+                    let (parent, child) = if i == 0 { (w, r) } else { (r, w) };
+                    sys::set_nonblocking(parent.as_raw_fd())?;
+                    Some((Some(parent), child))
+                }
+            };
+        }
+        if req.stderr == Stdio::Stdout {
+            ends[2] = match &ends[1] {
+                Some((_, child)) => Some((None, child.try_clone()?)),
+                // stdout inherited: stderr follows it to the parent's fd 1.
+                None => Some((None, sys::above_stdio(unsafe {
+                    std::os::fd::BorrowedFd::borrow_raw(1)
+                }.try_clone_to_owned()?)?)),
+            };
+        }
+        Ok(StdioPipes { ends })
+    }
+
+    fn child_ends(&self) -> Vec<(RawFd, RawFd)> {
+        self.ends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|(_, child)| (i as RawFd, child.as_raw_fd())))
+            .collect()
+    }
+
+    fn into_spawned(self, pid: libc::pid_t) -> Spawned {
+        let [a, b, c] = self.ends;
+        let parent = |e: Option<(Option<OwnedFd>, OwnedFd)>| e.and_then(|(p, _child)| p);
+        Spawned { pid, stdin: parent(a), stdout: parent(b), stderr: parent(c) }
+    }
+}
+
+struct FileActions(libc::posix_spawn_file_actions_t);
+
+impl FileActions {
+    unsafe fn new() -> io::Result<Self> {
+        let mut a = std::mem::zeroed();
+        check(libc::posix_spawn_file_actions_init(&mut a))?;
+        Ok(FileActions(a))
+    }
+    unsafe fn dup2(&mut self, target: RawFd, fd: RawFd) -> io::Result<()> {
+        check(libc::posix_spawn_file_actions_adddup2(&mut self.0, fd, target))
+    }
+    unsafe fn close_from(&mut self, from: RawFd) -> io::Result<()> {
+        check(posix_spawn_file_actions_addclosefrom_np(&mut self.0, from))
+    }
+    unsafe fn chdir(&mut self, dir: &CString) -> io::Result<()> {
+        check(posix_spawn_file_actions_addchdir_np(&mut self.0, dir.as_ptr()))
+    }
+}
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+struct SpawnAttr(libc::posix_spawnattr_t);
+
+impl SpawnAttr {
+    unsafe fn new() -> io::Result<Self> {
+        let mut a = std::mem::zeroed();
+        check(libc::posix_spawnattr_init(&mut a))?;
+        Ok(SpawnAttr(a))
+    }
+
+    /// Default dispositions for every signal, an empty mask, and optionally a
+    /// new process group led by the child.
+    unsafe fn reset_signals(&mut self, process_group: bool) -> io::Result<()> {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        check(libc::posix_spawnattr_setsigdefault(&mut self.0, &all))?;
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        check(libc::posix_spawnattr_setsigmask(&mut self.0, &none))?;
+        let mut flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
+        if process_group {
+            flags |= libc::POSIX_SPAWN_SETPGROUP;
+            check(libc::posix_spawnattr_setpgroup(&mut self.0, 0))?;
+        }
+        check(libc::posix_spawnattr_setflags(&mut self.0, flags as libc::c_short))
+    }
+}
+
+impl Drop for SpawnAttr {
+    fn drop(&mut self) {
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+

@@ -1,0 +1,213 @@
+//! The parent's side of a child's stdin: an ordered write queue.
+//!
+//! `write_stdin` must never block the whole program on a full pipe, never
+//! raise SIGPIPE, and deliver everything in order. Data is written straight
+//! to the pipe while it has room; the rest waits here and the event loop
+//! writes it as the child reads. End-of-file (`close`) is sent only once the
+//! queue is empty.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::sys;
+
+pub struct StdinPipe {
+    fd: Option<OwnedFd>,
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes of `queue[0]` already written.
+    offset: usize,
+    queued: usize,
+    /// Sticky: once the pipe broke, every later write reports it.
+    error: Option<String>,
+    close_requested: bool,
+}
+
+impl StdinPipe {
+    pub fn new(fd: OwnedFd) -> StdinPipe {
+        StdinPipe { fd: Some(fd), queue: VecDeque::new(), offset: 0, queued: 0, error: None, close_requested: false }
+    }
+
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Bytes accepted but not yet written to the pipe.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.fd.is_some() && !self.close_requested && self.error.is_none()
+    }
+
+    /// The error that ended the pipe, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Accept `data`: write what fits now, queue the rest.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), String> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.close_requested || self.fd.is_none() {
+            return Err("stdin is closed".into());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut written = 0;
+        if self.queue.is_empty() {
+            written = self.write_now(data)?;
+        }
+        if written < data.len() {
+            self.queue.push_back(data[written..].to_vec());
+            self.queued += data.len() - written;
+        }
+        Ok(())
+    }
+
+    /// Write queued data until the pipe is full or the queue empty; send
+    /// end-of-file once it is empty and a close was requested. Returns true if
+    /// anything changed (bytes written, closed, or failed).
+    pub fn flush(&mut self) -> bool {
+        let mut progressed = false;
+        while let Some(front) = self.queue.front() {
+            let chunk = &front[self.offset..];
+            let fd = match &self.fd {
+                Some(fd) => fd.as_raw_fd(),
+                None => break,
+            };
+            match sys::write_nosigpipe(fd, chunk) {
+                Ok(Some(n)) => {
+                    progressed = true;
+                    self.queued -= n;
+                    if n == chunk.len() {
+                        self.queue.pop_front();
+                        self.offset = 0;
+                    } else {
+                        self.offset += n;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(&e);
+                    return true;
+                }
+            }
+        }
+        if self.queue.is_empty() && self.close_requested && self.fd.is_some() {
+            self.fd = None;
+            progressed = true;
+        }
+        progressed
+    }
+
+    /// Request end-of-file after the queued data. Idempotent.
+    pub fn close(&mut self) {
+        self.close_requested = true;
+        if self.queue.is_empty() {
+            self.fd = None;
+        }
+    }
+
+    /// Close at once, dropping anything still queued (the child is gone).
+    pub fn discard(&mut self) {
+        self.close_requested = true;
+        self.queue.clear();
+        self.queued = 0;
+        self.offset = 0;
+        self.fd = None;
+    }
+
+    fn write_now(&mut self, data: &[u8]) -> Result<usize, String> {
+        let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).ok_or("stdin is closed")?;
+        let mut done = 0;
+        while done < data.len() {
+            match sys::write_nosigpipe(fd, &data[done..]) {
+                Ok(Some(n)) => done += n,
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(&e);
+                    return Err(self.error.clone().unwrap());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn fail(&mut self, e: &std::io::Error) {
+        let why = sys::describe(e);
+        self.error = Some(if e.raw_os_error() == Some(libc::EPIPE) {
+            format!("stdin is closed: the child exited or closed its input ({why})")
+        } else {
+            format!("writing to stdin failed: {why}")
+        });
+        self.queue.clear();
+        self.queued = 0;
+        self.offset = 0;
+        self.fd = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::sys::{pipe, read_nonblocking, set_nonblocking, ReadOutcome};
+
+    fn drain(fd: RawFd, out: &mut Vec<u8>) -> bool {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match read_nonblocking(fd, &mut buf).unwrap() {
+                ReadOutcome::Data(n) => out.extend_from_slice(&buf[..n]),
+                ReadOutcome::Eof => return true,
+                ReadOutcome::WouldBlock => return false,
+            }
+        }
+    }
+
+    #[test]
+    fn data_beyond_the_pipe_is_queued_and_delivered_in_order_then_eof() {
+        let (r, w) = pipe().unwrap();
+        set_nonblocking(r.as_raw_fd()).unwrap();
+        set_nonblocking(w.as_raw_fd()).unwrap();
+        let mut p = StdinPipe::new(w);
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        p.push(&data[..600_000]).unwrap();
+        p.push(&data[600_000..]).unwrap();
+        assert!(p.queued() > 0, "a 64 KiB pipe cannot hold 1 MB");
+        p.close();
+        assert!(!p.is_open());
+        let mut got = Vec::new();
+        let mut eof = false;
+        for _ in 0..1000 {
+            eof = drain(r.as_raw_fd(), &mut got);
+            p.flush();
+            if eof {
+                break;
+            }
+        }
+        assert!(eof);
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn writing_to_a_closed_reader_fails_and_stays_failed() {
+        let (r, w) = pipe().unwrap();
+        set_nonblocking(w.as_raw_fd()).unwrap();
+        drop(r);
+        let mut p = StdinPipe::new(w);
+        let e = p.push(b"hello").unwrap_err();
+        assert!(e.contains("Broken pipe"), "{e}");
+        assert!(p.push(b"again").is_err());
+    }
+
+    #[test]
+    fn writes_after_close_are_refused() {
+        let (_r, w) = pipe().unwrap();
+        let mut p = StdinPipe::new(w);
+        p.close();
+        p.close();
+        assert_eq!(p.push(b"x").unwrap_err(), "stdin is closed");
+    }
+}

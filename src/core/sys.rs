@@ -1,0 +1,230 @@
+//! Thin, safe wrappers over the few system calls the core needs.
+//!
+//! Everything here returns `io::Result` and keeps `errno` handling in one
+//! place, so the rest of the core never touches raw return codes.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Turn a `-1` return into the current `errno`.
+pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`cvt`], retrying on `EINTR`.
+pub fn cvt_retry<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<libc::c_int> {
+    loop {
+        match cvt(f()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A pipe whose two ends are close-on-exec and numbered 3 or above.
+///
+/// Ends below 3 happen when the host closed one of its standard streams; a
+/// child end that already sits on 0, 1 or 2 would keep CLOEXEC after
+/// `dup2(fd, fd)` (a no-op) and vanish at exec, so such ends are moved up.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(r)?, above_stdio(w)?))
+}
+
+/// Return `fd` unchanged if it is 3 or above, else a CLOEXEC duplicate that is.
+pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let dup = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+/// Open `/dev/null` for reading and writing, close-on-exec.
+pub fn open_dev_null() -> io::Result<OwnedFd> {
+    let fd = cvt(unsafe {
+        libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC)
+    })?;
+    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    if flags & libc::O_NONBLOCK == 0 {
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    }
+    Ok(())
+}
+
+/// Outcome of one nonblocking read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data(usize),
+    Eof,
+    WouldBlock,
+}
+
+pub fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            return Ok(ReadOutcome::Data(n as usize));
+        }
+        if n == 0 {
+            return Ok(ReadOutcome::Eof);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(ReadOutcome::WouldBlock),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Write without ever letting SIGPIPE reach the process.
+///
+/// We are a library inside someone else's interpreter, so we may not change
+/// the process-wide SIGPIPE disposition. Instead SIGPIPE is blocked in this
+/// thread for the duration of the write, and a SIGPIPE that the write itself
+/// raised is consumed before the mask is restored (one that was already
+/// pending belongs to someone else and is left alone). EPIPE is still
+/// returned to the caller. Returns `Ok(None)` when the pipe is full.
+pub fn write_nosigpipe(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    unsafe {
+        let mut pipe_set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe_set);
+        libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+
+        let result = loop {
+            let n = libc::write(fd, buf.as_ptr().cast(), buf.len());
+            if n >= 0 {
+                break Ok(Some(n as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => break Ok(None),
+                _ => break Err(err),
+            }
+        };
+
+        if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) && !was_pending {
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            while libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero) == -1
+                && *libc::__errno_location() == libc::EINTR
+            {}
+        }
+        if libc::sigismember(&old, libc::SIGPIPE) == 0 {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+        result
+    }
+}
+
+/// `pidfd_open(2)` (pidfds are always close-on-exec): `Ok(None)` where the kernel lacks it (or when the
+/// `LUA_EXEC_NO_PIDFD` test switch is set), so callers fall back to polling.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
+    if pidfd_disabled() {
+        return Ok(None);
+    }
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret >= 0 {
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EPERM) => Ok(None),
+        _ => Err(err),
+    }
+}
+
+fn pidfd_disabled() -> bool {
+    static DISABLED: once_cell::sync::Lazy<bool> =
+        once_cell::sync::Lazy::new(|| std::env::var_os("LUA_EXEC_NO_PIDFD").is_some());
+    *DISABLED
+}
+
+/// Monotonic clock in seconds.
+pub fn monotonic_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// The system's text for an errno value, e.g. "No such file or directory".
+pub fn strerror(errno: i32) -> String {
+    let mut buf = [0 as libc::c_char; 256];
+    unsafe {
+        if libc::strerror_r(errno, buf.as_mut_ptr(), buf.len()) != 0 {
+            return format!("error {errno}");
+        }
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    }
+}
+
+/// The system's text for an `io::Error`, without Rust's "(os error N)" suffix.
+pub fn describe(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(errno) => strerror(errno),
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_ends_are_cloexec_and_above_stdio() {
+        let (r, w) = pipe().unwrap();
+        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+            assert!(fd > 2);
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        }
+    }
+
+    #[test]
+    fn write_to_closed_pipe_returns_epipe_without_killing_us() {
+        let (r, w) = pipe().unwrap();
+        drop(r);
+        let err = write_nosigpipe(w.as_raw_fd(), b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        // The SIGPIPE raised by that write was consumed, not left pending.
+        unsafe {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            assert_eq!(libc::sigismember(&pending, libc::SIGPIPE), 0);
+        }
+    }
+
+    #[test]
+    fn nonblocking_read_reports_would_block_then_data_then_eof() {
+        let (r, w) = pipe().unwrap();
+        set_nonblocking(r.as_raw_fd()).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(read_nonblocking(r.as_raw_fd(), &mut buf).unwrap(), ReadOutcome::WouldBlock);
+        assert_eq!(write_nosigpipe(w.as_raw_fd(), b"hi").unwrap(), Some(2));
+        assert_eq!(read_nonblocking(r.as_raw_fd(), &mut buf).unwrap(), ReadOutcome::Data(2));
+        drop(w);
+        assert_eq!(read_nonblocking(r.as_raw_fd(), &mut buf).unwrap(), ReadOutcome::Eof);
+    }
+
+    #[test]
+    fn strerror_gives_the_system_text() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+    }
+}
