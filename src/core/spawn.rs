@@ -134,7 +134,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         let mut actions = FileActions::new().map_err(|e| fail(e, "posix_spawn setup"))?;
         let mut attr = SpawnAttr::new().map_err(|e| fail(e, "posix_spawn setup"))?;
         for (target, fd) in stdio.child_ends() {
-            actions.dup2(fd, target).map_err(|e| fail(e, "posix_spawn setup"))?;
+            actions.dup2(target, fd).map_err(|e| fail(e, "posix_spawn setup"))?;
         }
         actions.close_from(3).map_err(|e| fail(e, "posix_spawn setup"))?;
         if let Some(dir) = &c_dir {

@@ -1,0 +1,46 @@
+# lua-exec: build, install, demo, test, bench.
+#
+#   make            build build/lua5.4/exec.so and build/luajit/exec.so
+#   make demo       install the rock locally for both interpreters, run the examples
+#   make test       cargo test + busted under lua5.4 and luajit
+#
+# `make demo` and `make test` install the Debian packages they need when run
+# as root (see scripts/deps.sh).
+
+CARGO     ?= cargo
+BUILD     := build
+ROCKTREE  := $(BUILD)/rocks
+ROCKSPEC  := rockspec/lua-exec-scm-1.rockspec
+SOURCES   := Cargo.toml $(shell find src lua -type f)
+
+.PHONY: all deps demo test test-lua examples cargo-test clean rock
+
+all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/lua5.4/exec.so: $(SOURCES)
+	$(CARGO) build --release --features lua54 --target-dir target/lua54
+	mkdir -p $(@D) && cp target/lua54/release/libexec.so $@
+
+$(BUILD)/luajit/exec.so: $(SOURCES)
+	$(CARGO) build --release --features luajit --target-dir target/luajit
+	mkdir -p $(@D) && cp target/luajit/release/libexec.so $@
+
+# Used by the rockspec: `luarocks make` calls this with the interpreter it
+# installs for and copies $(BUILD)/rock/exec.so into its tree.
+rock:
+	@case "$(LUA)" in *luajit*) abi=luajit ;; *) abi=lua5.4 ;; esac; \
+	$(MAKE) --no-print-directory $(BUILD)/$$abi/exec.so && \
+	mkdir -p $(BUILD)/rock && cp $(BUILD)/$$abi/exec.so $(BUILD)/rock/exec.so
+
+demo: deps all
+	@sh scripts/install-rock.sh
+	@sh scripts/run-examples.sh
+
+test: deps all
+	@sh scripts/test.sh
+
+clean:
+	rm -rf $(BUILD) target

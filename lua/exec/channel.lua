@@ -1,0 +1,219 @@
+-- Channels between tasks, after Go's: unbuffered by default, optionally
+-- buffered, closable, with select over several operations.
+local sched = ...
+
+local wake, waiter, suspend = sched.wake, sched.waiter, sched.suspend
+
+local Channel = {}
+Channel.__index = Channel
+Channel.__name = "exec.channel"
+
+local M = {}
+
+local function is_channel(v)
+  return getmetatable(v) == Channel
+end
+M.is_channel = is_channel
+
+local function check(self, method)
+  if not is_channel(self) then
+    error("channel:" .. method .. ": self must be a channel (got " .. type(self) .. "); use ch:" .. method .. "(...)", 3)
+  end
+end
+
+--- channel.new(size): size 0 (default) is unbuffered.
+function M.new(size)
+  if size == nil then size = 0 end
+  if type(size) ~= "number" or size ~= size or size < 0 or size % 1 ~= 0 or size == math.huge then
+    error("channel.new: size must be a whole number >= 0 (got " .. tostring(size) .. ")", 2)
+  end
+  return setmetatable({ cap = size, buf = {}, head = 1, tail = 0, closed = false, recvq = {}, sendq = {} }, Channel)
+end
+
+local function buffered(ch)
+  return ch.tail - ch.head + 1
+end
+
+local function buf_push(ch, v)
+  ch.tail = ch.tail + 1
+  ch.buf[ch.tail] = v
+end
+
+local function buf_pop(ch)
+  local v = ch.buf[ch.head]
+  ch.buf[ch.head] = nil
+  ch.head = ch.head + 1
+  if ch.head > ch.tail then ch.head, ch.tail = 1, 0 end
+  return v
+end
+
+-- First queued operation whose waiter is still waiting.
+local function pop_live(q)
+  while #q > 0 do
+    local e = table.remove(q, 1)
+    if not e.w.done then return e end
+  end
+  return nil
+end
+
+
+-- Nonblocking attempts; return true plus results when they happened.
+local function try_receive(ch)
+  if buffered(ch) > 0 then
+    local v = buf_pop(ch)
+    local s = pop_live(ch.sendq)
+    if s then
+      buf_push(ch, s.value)
+      wake(s.w, s.case, true)
+    end
+    return true, v, true
+  end
+  local s = pop_live(ch.sendq)
+  if s then
+    wake(s.w, s.case, true)
+    return true, s.value, true
+  end
+  if ch.closed then return true, nil, false end
+  return false
+end
+
+local function try_send(ch, v)
+  if ch.closed then return "closed" end
+  local r = pop_live(ch.recvq)
+  if r then
+    wake(r.w, r.case, v, true)
+    return true
+  end
+  if buffered(ch) < ch.cap then
+    buf_push(ch, v)
+    return true
+  end
+  return false
+end
+
+local function remove_waiter(q, w)
+  for i = #q, 1, -1 do
+    if q[i].w == w then table.remove(q, i) end
+  end
+end
+
+--- ch:send(v): true; blocks while the channel is full; raises if closed.
+function Channel:send(v)
+  check(self, "send")
+  local r = try_send(self, v)
+  if r == "closed" then error("channel:send: send on a closed channel", 2) end
+  if r then return true end
+  local w = waiter()
+  self.sendq[#self.sendq + 1] = { w = w, value = v }
+  local _, ok = suspend(w, "channel:send")
+  if not ok then error("channel:send: send on a closed channel", 2) end
+  return true
+end
+
+--- ch:receive(): v, true; or nil, false once closed and drained.
+function Channel:receive()
+  check(self, "receive")
+  local done, v, ok = try_receive(self)
+  if done then return v, ok end
+  local w = waiter()
+  self.recvq[#self.recvq + 1] = { w = w }
+  local _, rv, rok = suspend(w, "channel:receive")
+  return rv, rok
+end
+
+--- ch:close(): wakes every receiver (nil, false) and every blocked sender
+--- (which raises). Closing twice is harmless.
+function Channel:close()
+  check(self, "close")
+  if self.closed then return true end
+  self.closed = true
+  local e = pop_live(self.recvq)
+  while e do
+    wake(e.w, e.case, nil, false)
+    e = pop_live(self.recvq)
+  end
+  e = pop_live(self.sendq)
+  while e do
+    wake(e.w, e.case, false)
+    e = pop_live(self.sendq)
+  end
+  return true
+end
+
+function Channel:is_closed()
+  check(self, "is_closed")
+  return self.closed
+end
+
+--- Number of buffered values.
+function Channel:len()
+  check(self, "len")
+  return buffered(self)
+end
+
+function Channel:case_receive()
+  check(self, "case_receive")
+  return { channel = self, kind = "receive" }
+end
+
+function Channel:case_send(v)
+  check(self, "case_send")
+  return { channel = self, kind = "send", value = v }
+end
+
+Channel.__tostring = function(self)
+  return string.format("exec.channel(%d/%d%s)", buffered(self), self.cap, self.closed and ", closed" or "")
+end
+
+local function check_case(c, i)
+  if type(c) ~= "table" or not is_channel(c.channel) or (c.kind ~= "receive" and c.kind ~= "send") then
+    error("channel.select: case " .. i .. " is not a case (use ch:case_receive() or ch:case_send(v))", 3)
+  end
+end
+
+--- channel.select{ case, ..., default = true? }: the first ready case in
+--- table order as { channel =, value =, ok = }, or { default = true }.
+function M.select(cases)
+  if type(cases) ~= "table" then
+    error("channel.select: argument must be a table of cases (got " .. type(cases) .. ")", 2)
+  end
+  local n = #cases
+  for i = 1, n do check_case(cases[i], i) end
+  for i = 1, n do
+    local c = cases[i]
+    if c.kind == "receive" then
+      local done, v, ok = try_receive(c.channel)
+      if done then return { channel = c.channel, value = v, ok = ok } end
+    else
+      local r = try_send(c.channel, c.value)
+      if r == "closed" then error("channel.select: send on a closed channel (case " .. i .. ")", 2) end
+      if r then return { channel = c.channel, value = c.value, ok = true } end
+    end
+  end
+  if cases.default then return { default = true } end
+  if n == 0 then error("channel.select: no cases and no default", 2) end
+
+  local w = waiter()
+  for i = 1, n do
+    local c = cases[i]
+    local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
+    q[#q + 1] = { w = w, case = i, value = c.value }
+  end
+  w.cleanup = function()
+    for i = 1, n do
+      remove_waiter(cases[i].channel.recvq, w)
+      remove_waiter(cases[i].channel.sendq, w)
+    end
+  end
+  local r = { suspend(w, "channel.select") }
+  local i = r[1]
+  local c = cases[i]
+  if c.kind == "receive" then
+    return { channel = c.channel, value = r[2], ok = r[3] }
+  end
+  if not r[2] then error("channel.select: send on a closed channel (case " .. i .. ")", 2) end
+  return { channel = c.channel, value = c.value, ok = true }
+end
+
+M.Channel = Channel
+return M

@@ -1,0 +1,45 @@
+-- Assembles the public `exec` module from the raw core and the shim parts,
+-- and provides coroutine.spawn, channel and require("time") for scripts
+-- that use them without loading anything else (as the spec's examples do).
+local core, modules = ...
+
+local cache_key = "lua-exec.module"
+local reg = debug.getregistry()
+
+local exec = reg[cache_key]
+if not exec then
+  local sched = modules.sched(core)
+  local channel = modules.channel(sched)
+  local time = modules.time(sched, channel)
+  local process = modules.process(core, sched)
+
+  exec = {
+    get = process.get,
+    registry = process.registry,
+    spawn = sched.spawn,
+    channel = { new = channel.new, select = channel.select },
+    time = time,
+    wait_tasks = sched.run_all,
+    version = core.version,
+    _VERSION = "lua-exec " .. core.version,
+    -- Introspection for tests and tools.
+    _internal = { core = core, sched = sched, Process = process.Process, Stream = process.Stream,
+                  Executor = process.Executor, Channel = channel.Channel },
+  }
+  reg[cache_key] = exec
+end
+
+-- Install the globals the spec's examples rely on, never replacing what a
+-- script or another library already put there. Done on every load: a test
+-- runner may restore globals between files.
+if coroutine.spawn == nil then coroutine.spawn = exec.spawn end
+if rawget(_G, "channel") == nil then rawset(_G, "channel", exec.channel) end
+if package.loaded.time == nil and package.preload.time == nil then
+  local elsewhere = package.searchpath and
+    (package.searchpath("time", package.path) or package.searchpath("time", package.cpath))
+  if not elsewhere then
+    package.preload.time = function() return exec.time end
+  end
+end
+
+return exec

@@ -1,0 +1,427 @@
+-- The public executor, process and stream objects.
+--
+-- Each object is a table holding its raw Rust userdata under a private key.
+-- The raw layer never blocks and never raises for operational errors; this
+-- file turns its results into the spec's conventions (raise, or return
+-- nil + message) and does the waiting through the scheduler.
+local core, sched = ...
+
+local M = {}
+
+local RAW = setmetatable({}, { __tostring = function() return "exec.raw" end })
+local floor = math.floor
+
+local Executor, Process, Stream = {}, {}, {}
+Executor.__index, Process.__index, Stream.__index = Executor, Process, Stream
+Executor.__name, Process.__name, Stream.__name = "exec.executor", "exec.process", "exec.stream"
+
+local function describe(v)
+  local t = type(v)
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt == Executor or mt == Process or mt == Stream then return mt.__name end
+  end
+  return t
+end
+
+-- Raise unless `self` is an object of class `mt` (a method called with `.`
+-- instead of `:`, or on the wrong object).
+local function check_self(self, mt, name)
+  if getmetatable(self) ~= mt or rawget(self, RAW) == nil then
+    error(name .. ": self must be an " .. mt.__name .. " (got " .. describe(self) .. "); call it with ':'", 3)
+  end
+  return rawget(self, RAW)
+end
+
+-- Same check for functions that must never raise (wait): returns nil, message.
+local function soft_self(self, mt, name)
+  if getmetatable(self) ~= mt or rawget(self, RAW) == nil then
+    return nil, name .. ": self must be an " .. mt.__name .. " (got " .. describe(self) .. ")"
+  end
+  return rawget(self, RAW)
+end
+
+local function arg_error(fname, n, argname, msg)
+  error(string.format("bad argument #%d (%s) to '%s': %s", n, argname, fname, msg), 3)
+end
+
+----------------------------------------------------------------------------
+-- Registry
+----------------------------------------------------------------------------
+
+local NATIVE_OPTIONS = {
+  kind = true, default_work_dir = "string", default_env = "table",
+  command_whitelist = "table", max_processes = "number",
+}
+
+-- { k = v } -> flat { k1, v1, ... }, with the semantics' checks.
+local function flatten_env(env, fname, argname)
+  local flat = {}
+  for k, v in pairs(env) do
+    local tk, tv = type(k), type(v)
+    if tk == "number" then k = tostring(k) elseif tk ~= "string" then
+      arg_error(fname, 2, argname, "variable names must be strings (got " .. tk .. ")")
+    end
+    if tv == "number" then v = tostring(v) elseif tv ~= "string" then
+      arg_error(fname, 2, argname, "value of '" .. k .. "' must be a string or number (got " .. tv .. ")")
+    end
+    if k == "" then arg_error(fname, 2, argname, "empty variable name") end
+    if k:find("=", 1, true) then arg_error(fname, 2, argname, "variable name '" .. k .. "' contains '='") end
+    if k:find("\0", 1, true) then arg_error(fname, 2, argname, "variable name contains a NUL byte") end
+    if v:find("\0", 1, true) then arg_error(fname, 2, argname, "value of '" .. k .. "' contains a NUL byte") end
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  return flat
+end
+
+local function check_string_list(list, fname, argname)
+  local n = #list
+  for k in pairs(list) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      arg_error(fname, 2, argname, "must be a list (found key " .. tostring(k) .. ")")
+    end
+  end
+  for i = 1, n do
+    if type(list[i]) ~= "string" then
+      arg_error(fname, 2, argname, "item " .. i .. " must be a string (got " .. type(list[i]) .. ")")
+    end
+  end
+end
+
+local registry = {}
+M.registry = registry
+
+--- exec.registry.define(id, config): config.kind is required.
+function registry.define(id, config)
+  local fname = "exec.registry.define"
+  if type(id) ~= "string" then arg_error(fname, 1, "id", "string expected, got " .. type(id)) end
+  if id == "" then arg_error(fname, 1, "id", "must not be empty") end
+  if type(config) ~= "table" then arg_error(fname, 2, "config", "table expected, got " .. type(config)) end
+  local kind = config.kind
+  if type(kind) ~= "string" or kind == "" then
+    arg_error(fname, 2, "config", "config.kind must be a non-empty string (got " .. type(kind) .. ")")
+  end
+  local norm = {}
+  if kind == "exec.native" then
+    for k, v in pairs(config) do
+      local want = NATIVE_OPTIONS[k]
+      if not want then
+        arg_error(fname, 2, "config", "unknown option '" .. tostring(k) .. "' for kind exec.native")
+      end
+      if want ~= true and type(v) ~= want then
+        arg_error(fname, 2, "config", k .. " must be a " .. want .. " (got " .. type(v) .. ")")
+      end
+    end
+    norm.default_work_dir = config.default_work_dir
+    if config.default_env then norm.default_env = flatten_env(config.default_env, fname, "config.default_env") end
+    if config.command_whitelist then
+      check_string_list(config.command_whitelist, fname, "config.command_whitelist")
+      norm.command_whitelist = config.command_whitelist
+    end
+    local max = config.max_processes
+    if max ~= nil and (max ~= max or max < 1 or max % 1 ~= 0 or max == math.huge) then
+      arg_error(fname, 2, "config", "max_processes must be a whole number >= 1 (got " .. tostring(max) .. ")")
+    end
+    norm.max_processes = max
+  end
+  local ok, err = core.define(id, kind, norm)
+  if not ok then error(fname .. ": " .. err, 2) end
+  return true
+end
+
+--- The kind of a defined resource, or nil.
+function registry.kind(id)
+  if type(id) ~= "string" then arg_error("exec.registry.kind", 1, "id", "string expected, got " .. type(id)) end
+  return core.kind(id)
+end
+
+--- exec.get(id): a process executor from the registry.
+function M.get(id)
+  local fname = "exec.get"
+  if type(id) ~= "string" then arg_error(fname, 1, "resource_id", "string expected, got " .. type(id)) end
+  if id == "" then arg_error(fname, 1, "resource_id", "must not be empty") end
+  local raw, err = core.get(id)
+  if not raw then error(fname .. ": " .. err, 2) end
+  return setmetatable({ [RAW] = raw }, Executor)
+end
+
+----------------------------------------------------------------------------
+-- Executor
+----------------------------------------------------------------------------
+
+local EXEC_OPTIONS = {
+  work_dir = "string", env = "table", stdin = "string", stdout = "string", stderr = "string",
+  process_group = "boolean",
+}
+
+local function check_command(cmd, fname)
+  local t = type(cmd)
+  if t == "string" then
+    if cmd == "" then arg_error(fname, 1, "command", "must not be empty") end
+    if cmd:find("\0", 1, true) then arg_error(fname, 1, "command", "contains a NUL byte") end
+    return
+  end
+  if t ~= "table" then arg_error(fname, 1, "command", "string or table of strings expected, got " .. t) end
+  local n = #cmd
+  if n == 0 then arg_error(fname, 1, "command", "must not be an empty table") end
+  for k in pairs(cmd) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      arg_error(fname, 1, "command", "must be a list of strings (found key " .. tostring(k) .. ")")
+    end
+  end
+  for i = 1, n do
+    local a = cmd[i]
+    if type(a) ~= "string" then
+      arg_error(fname, 1, "command", "command[" .. i .. "] must be a string (got " .. type(a) .. ")")
+    end
+    if a:find("\0", 1, true) then arg_error(fname, 1, "command", "command[" .. i .. "] contains a NUL byte") end
+  end
+  if cmd[1] == "" then arg_error(fname, 1, "command", "command[1] (the program) must not be empty") end
+end
+
+local function normalize_options(opts, fname)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then arg_error(fname, 2, "options", "table expected, got " .. type(opts)) end
+  local norm = {}
+  for k, v in pairs(opts) do
+    local want = EXEC_OPTIONS[k]
+    if not want then
+      local hint = ""
+      if k == "workdir" or k == "cwd" or k == "dir" then hint = " (did you mean 'work_dir'?)" end
+      arg_error(fname, 2, "options", "unknown option '" .. tostring(k) .. "'" .. hint)
+    end
+    if type(v) ~= want then
+      arg_error(fname, 2, "options", "option " .. k .. " must be a " .. want .. " (got " .. type(v) .. ")")
+    end
+    if k == "env" then norm.env = flatten_env(v, fname, "options.env") else norm[k] = v end
+  end
+  if norm.stdout == "stdout" then arg_error(fname, 2, "options", "option stdout cannot be \"stdout\"") end
+  return norm
+end
+
+--- executor:exec(command, options): a new, unstarted process handle.
+function Executor:exec(command, options)
+  local fname = "executor:exec"
+  local raw = check_self(self, Executor, fname)
+  check_command(command, fname)
+  local norm = normalize_options(options, fname)
+  if raw:released() then error(fname .. ": executor '" .. raw:id() .. "' has been released", 2) end
+  local praw, err = raw:exec(command, norm)
+  if not praw then error(fname .. ": " .. err, 2) end
+  return setmetatable({ [RAW] = praw, streams = {} }, Process)
+end
+
+--- executor:release(): always true; later exec calls raise.
+function Executor:release()
+  local raw = check_self(self, Executor, "executor:release")
+  return raw:release()
+end
+
+function Executor:id()
+  return check_self(self, Executor, "executor:id"):id()
+end
+
+Executor.__close = function(self) pcall(Executor.release, self) end
+Executor.__tostring = function(self)
+  local raw = rawget(self, RAW)
+  return string.format("exec.executor(%s%s)", raw:id(), raw:released() and ", released" or "")
+end
+
+----------------------------------------------------------------------------
+-- Process
+----------------------------------------------------------------------------
+
+--- process:start(): raises if already started, closed, or the spawn fails.
+function Process:start()
+  local raw = check_self(self, Process, "process:start")
+  local ok, err = raw:start()
+  if not ok then error("process:start: " .. err, 2) end
+end
+
+function Process:pid()
+  return check_self(self, Process, "process:pid"):pid()
+end
+
+--- process:wait(): exit_code, nil; or nil, message. Never raises.
+function Process:wait()
+  local raw, err = soft_self(self, Process, "process:wait")
+  if not raw then return nil, err end
+  local state = raw:state()
+  if state == "created" then return nil, "process:wait: process not started" end
+  if state == "closed" then
+    local code = raw:code()
+    if code then return code, nil end
+    return nil, "process:wait: process is closed"
+  end
+  -- Tasks already scheduled (typically a reader spawned just before this
+  -- call) get to run first, so that the streams they are about to take are
+  -- not mistaken for output nobody wants.
+  sched.yield()
+  if raw:state() == "running" then raw:discard_output() end
+  while true do
+    local code, werr = raw:try_wait()
+    if code then
+      raw:finish()
+      return code, nil
+    end
+    if code == nil then
+      local c = raw:code()
+      if c then return c, nil end -- another waiter finished it meanwhile
+      return nil, "process:wait: " .. werr
+    end
+    local token = raw:exit_token()
+    if not token then return nil, "process:wait: process is closed" end
+    local ok, serr = pcall(sched.wait_token, token, "process:wait")
+    if not ok then return nil, "process:wait: " .. tostring(serr) end
+  end
+end
+
+--- process:signal(n): true, nil; or nil, message.
+function Process:signal(sig)
+  local raw = check_self(self, Process, "process:signal")
+  if type(sig) ~= "number" then
+    arg_error("process:signal", 1, "signal_number", "number expected, got " .. type(sig))
+  end
+  if sig ~= sig or sig % 1 ~= 0 or sig < 1 or sig > 64 then
+    return nil, "process:signal: invalid signal number " .. tostring(sig)
+  end
+  local ok, err = raw:signal(sig)
+  if not ok then return nil, "process:signal: " .. err end
+  return true, nil
+end
+
+-- Wake everything waiting on this process's tokens: the handle is going away.
+local function wake_waiters(self, raw)
+  local t = raw:exit_token()
+  if t then sched.fire(t) end
+  t = raw:stdin_token()
+  if t then sched.fire(t) end
+end
+
+--- process:close(force): always true; idempotent.
+function Process:close(force)
+  local raw = check_self(self, Process, "process:close")
+  if force ~= nil and type(force) ~= "boolean" then
+    arg_error("process:close", 1, "force_stop", "boolean expected, got " .. type(force))
+  end
+  wake_waiters(self, raw)
+  raw:close(force == true)
+  return true
+end
+
+local function get_stream(self, which, fname)
+  local raw = check_self(self, Process, fname)
+  local state = raw:state()
+  if state == "closed" then error(fname .. ": process is closed", 3) end
+  if state == "created" then error(fname .. ": process not started", 3) end
+  local s = self.streams[which]
+  if s then return s end
+  local sraw, err = raw:stream(which)
+  if not sraw then error(fname .. ": " .. err, 3) end
+  s = setmetatable({ [RAW] = sraw, buffer = "" }, Stream)
+  self.streams[which] = s
+  return s
+end
+
+function Process:stdout_stream()
+  return get_stream(self, 1, "process:stdout_stream")
+end
+
+function Process:stderr_stream()
+  return get_stream(self, 2, "process:stderr_stream")
+end
+
+--- process:write_stdin(data): true, nil; or nil, message. Data beyond what
+--- the pipe holds is queued and delivered in order by the event loop; the
+--- caller waits only while more than 16 MiB is queued.
+function Process:write_stdin(data)
+  local raw = check_self(self, Process, "process:write_stdin")
+  local t = type(data)
+  if t == "number" then data = tostring(data) elseif t ~= "string" then
+    arg_error("process:write_stdin", 1, "data", "string expected, got " .. t)
+  end
+  local queued, err = raw:write(data)
+  if not queued then return nil, "process:write_stdin: " .. err end
+  while raw.stdin_must_wait(queued) do
+    local token = raw:stdin_token()
+    if not token then return nil, "process:write_stdin: process is closed" end
+    local ok, serr = pcall(sched.wait_token, token, "process:write_stdin")
+    if not ok then return nil, "process:write_stdin: " .. tostring(serr) end
+    queued, err = raw:stdin_queued()
+    if not queued then return nil, "process:write_stdin: " .. err end
+    if raw:state() ~= "running" then return nil, "process:write_stdin: process is closed" end
+  end
+  return true, nil
+end
+
+--- process:close_stdin(): end-of-file once written data is delivered.
+function Process:close_stdin()
+  local raw = check_self(self, Process, "process:close_stdin")
+  local ok, err = raw:close_stdin()
+  if not ok then return nil, "process:close_stdin: " .. err end
+  return true, nil
+end
+
+Process.__close = function(self) pcall(Process.close, self) end
+Process.__tostring = function(self)
+  local raw = rawget(self, RAW)
+  local pid = raw:pid()
+  return string.format("exec.process(%s, %s%s)", raw:command(), raw:state(), pid and (", pid " .. pid) or "")
+end
+
+----------------------------------------------------------------------------
+-- Stream
+----------------------------------------------------------------------------
+
+local CHUNK = 65536
+
+-- One chunk from the pipe, waiting as needed: data | nil (end) | nil, err.
+local function read_chunk(raw, n)
+  while true do
+    local data, err = raw:read(n)
+    if data then return data end
+    if data == nil then return nil, err end
+    local ok, serr = pcall(sched.wait_token, raw:token(), "stream:read")
+    if not ok then return nil, tostring(serr) end
+    if raw:closed() then return nil, "stream is closed" end
+  end
+end
+
+--- stream:read([n]): the next chunk (at most n bytes, 64 KiB by default) as
+--- soon as any is available; nil, nil at the end; nil, message on error.
+function Stream:read(n)
+  local raw = check_self(self, Stream, "stream:read")
+  if n == nil then
+    n = CHUNK
+  elseif type(n) ~= "number" then
+    arg_error("stream:read", 1, "n", "number expected, got " .. type(n))
+  elseif n ~= n or n < 1 or n % 1 ~= 0 then
+    arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
+  end
+  if raw:closed() then return nil, "stream:read: stream is closed" end
+  if n > CHUNK then n = CHUNK end
+  local data, err = read_chunk(raw, n)
+  if data then return data, nil end
+  if err then return nil, "stream:read: " .. err end
+  return nil, nil
+end
+
+--- stream:close(): true, nil; idempotent.
+function Stream:close()
+  local raw = check_self(self, Stream, "stream:close")
+  if not raw:closed() then
+    local t = raw:token()
+    raw:close()
+    sched.fire(t)
+  end
+  return true, nil
+end
+
+Stream.__close = function(self) pcall(Stream.close, self) end
+Stream.__tostring = function(self)
+  return string.format("exec.stream(%s)", rawget(self, RAW):closed() and "closed" or "open")
+end
+
+M.Executor, M.Process, M.Stream = Executor, Process, Stream
+return M

@@ -1,0 +1,349 @@
+-- The scheduler: tasks (coroutine.spawn), waiters, timers, and the loop that
+-- drives them over the Rust event loop (core.poll).
+--
+-- A blocking call builds a waiter, registers it where the wake-up will come
+-- from (a token of the Rust loop, a timer, a channel queue) and suspends:
+--   * inside a spawned task it yields, and only that task waits;
+--   * anywhere else (the main chunk, a busted test, a user's own coroutine)
+--     it runs the loop in place until the waiter is done, so that every task
+--     keeps running meanwhile.
+-- If nothing could ever wake the caller, the call raises "deadlock: ...".
+local core = ...
+
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_running, co_status = coroutine.running, coroutine.status
+local unpack = table.unpack or unpack
+local floor, ceil, huge = math.floor, math.ceil, math.huge
+local now = core.now
+local poll = core.poll
+
+local M = {}
+
+-- Yielded by a task that suspends on a waiter; any other yield of a task is
+-- a cooperative "let others run" and the task is simply queued again.
+local SUSPEND = setmetatable({}, { __tostring = function() return "exec.suspend" end })
+
+local tasks = setmetatable({}, { __mode = "k" })   -- coroutine -> true
+local live_tasks = 0
+
+-- Ready queue of tasks to resume.
+local ready, ready_head, ready_tail = {}, 1, 0
+
+local function push_ready(co)
+  ready_tail = ready_tail + 1
+  ready[ready_tail] = co
+end
+
+local function ready_empty()
+  return ready_head > ready_tail
+end
+
+-- Waiters registered on tokens of the Rust loop: token -> { waiter, ... }
+local token_waiters = {}
+local token_waiter_count = 0
+
+-- Timers: a binary min-heap of { at, seq, fn } (fn(now) is called when due).
+local heap, heap_n, timer_seq = {}, 0, 0
+
+local function heap_less(a, b)
+  return a.at < b.at or (a.at == b.at and a.seq < b.seq)
+end
+
+local function heap_push(t)
+  heap_n = heap_n + 1
+  local i = heap_n
+  heap[i] = t
+  while i > 1 do
+    local p = floor(i / 2)
+    if heap_less(heap[i], heap[p]) then
+      heap[i], heap[p] = heap[p], heap[i]
+      i = p
+    else
+      break
+    end
+  end
+end
+
+local function heap_pop()
+  local top = heap[1]
+  heap[1] = heap[heap_n]
+  heap[heap_n] = nil
+  heap_n = heap_n - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= heap_n and heap_less(heap[l], heap[m]) then m = l end
+    if r <= heap_n and heap_less(heap[r], heap[m]) then m = r end
+    if m == i then break end
+    heap[i], heap[m] = heap[m], heap[i]
+    i = m
+  end
+  return top
+end
+
+-- The running task, or nil when the caller is not a spawned task.
+local function current_task()
+  local co = co_running()
+  if co and tasks[co] then return co end
+  return nil
+end
+M.current_task = current_task
+
+--- A new waiter for the current caller.
+function M.waiter()
+  return { co = current_task(), done = false }
+end
+
+--- Wake `w` with results; later wakes of the same waiter are ignored.
+function M.wake(w, ...)
+  if w.done then return false end
+  w.done = true
+  w.results = { n = select("#", ...), ... }
+  if w.cleanup then w.cleanup(w) end
+  if w.co then push_ready(w.co) end
+  return true
+end
+local wake = M.wake
+
+local function remove_token_waiter(token, w)
+  local list = token_waiters[token]
+  if not list then return end
+  for i = #list, 1, -1 do
+    if list[i] == w then
+      table.remove(list, i)
+      token_waiter_count = token_waiter_count - 1
+    end
+  end
+  if #list == 0 then token_waiters[token] = nil end
+end
+
+--- Register `w` to be woken when `token` fires.
+function M.on_token(w, token)
+  local list = token_waiters[token]
+  if not list then
+    list = {}
+    token_waiters[token] = list
+  end
+  list[#list + 1] = w
+  token_waiter_count = token_waiter_count + 1
+  local prev = w.cleanup
+  w.cleanup = function(self)
+    remove_token_waiter(token, self)
+    if prev then prev(self) end
+  end
+end
+
+--- Wake every waiter of `token` (the Rust loop reported it, or the object
+--- behind it was closed and its waiters must look again).
+function M.fire(token)
+  local list = token_waiters[token]
+  if not list then return end
+  token_waiters[token] = nil
+  token_waiter_count = token_waiter_count - #list
+  for i = 1, #list do
+    wake(list[i], token) -- its cleanup finds the list already detached
+  end
+end
+local fire = M.fire
+
+--- Call `fn(now)` at monotonic time `at` (seconds). Returns the timer, which
+--- `cancel_timer` disarms.
+function M.at(at, fn)
+  timer_seq = timer_seq + 1
+  local t = { at = at, seq = timer_seq, fn = fn }
+  heap_push(t)
+  return t
+end
+
+function M.cancel_timer(t)
+  t.fn = nil
+end
+
+local function fire_timers()
+  if heap_n == 0 then return end
+  local t = now()
+  while heap_n > 0 and heap[1].at <= t do
+    local timer = heap_pop()
+    local fn = timer.fn
+    if fn then
+      timer.fn = nil
+      fn(t)
+    end
+  end
+end
+
+-- Drop cancelled timers from the top so they do not shorten poll timeouts.
+local function next_deadline()
+  while heap_n > 0 and heap[1].fn == nil do heap_pop() end
+  if heap_n > 0 then return heap[1].at end
+  return nil
+end
+
+local function report(err)
+  local out = io.stderr
+  out:write("exec: error in task: ", tostring(err), "\n")
+  out:flush()
+end
+
+local function resume_task(co)
+  local ok, res = co_resume(co)
+  if not ok then
+    -- The task body runs under xpcall, so this is an error of the scheduler
+    -- itself (or the task was resumed by someone else); never silent.
+    report(res)
+  end
+  if co_status(co) == "dead" then
+    if tasks[co] then
+      tasks[co] = nil
+      live_tasks = live_tasks - 1
+    end
+  elseif res ~= SUSPEND then
+    push_ready(co) -- a plain coroutine.yield() inside a task: run it again later
+  end
+end
+
+local function run_ready()
+  local last = ready_tail
+  while ready_head <= last do
+    local co = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    if co_status(co) == "suspended" then resume_task(co) end
+  end
+  if ready_head > ready_tail then
+    ready_head, ready_tail = 1, 0
+  end
+end
+
+local polled = {}
+
+-- One turn of the loop: run ready tasks, then wait for I/O or a timer.
+-- `deadlock_msg` is raised if nothing at all could ever make progress.
+local function turn(w, what)
+  run_ready()
+  if w and w.done then return end
+  local timeout
+  if not ready_empty() then
+    timeout = 0
+  else
+    local at = next_deadline()
+    if at then
+      timeout = ceil((at - now()) * 1000)
+      if timeout < 0 then timeout = 0 end
+    elseif token_waiter_count > 0 then
+      timeout = -1
+    else
+      if w then
+        w.done = true -- cancelled: channel queues skip it from now on
+        if w.cleanup then w.cleanup(w) end
+      end
+      error("deadlock: " .. (what or "waiting") ..
+        " can never finish: every task is blocked and no timer, stream or child is pending", 0)
+    end
+  end
+  local n, err = poll(timeout, polled)
+  if not n then error(err, 0) end
+  for i = 1, n do
+    local token = polled[i]
+    polled[i] = nil
+    fire(token)
+  end
+  fire_timers()
+end
+
+-- After an in-place wait returns, let tasks that are ready at this very
+-- moment (typically a reader that is about to see end-of-file of a child
+-- that just exited) run to their next real wait, so that the main chunk
+-- does not end with their work half done.
+local function settle()
+  for _ = 1, 1000 do
+    if ready_empty() then
+      local n = poll(0, polled)
+      if n then
+        for i = 1, n do
+          local token = polled[i]
+          polled[i] = nil
+          fire(token)
+        end
+      end
+      fire_timers()
+      if ready_empty() then return end
+    end
+    run_ready()
+  end
+end
+
+--- Suspend the caller until `w` is woken; returns the values it was woken with.
+--- `what` names the operation for the deadlock message.
+function M.suspend(w, what)
+  if not w.done then
+    if w.co then
+      co_yield(SUSPEND)
+      -- Only wake() resumes a task suspended here.
+    else
+      while not w.done do turn(w, what) end
+      settle()
+    end
+  end
+  local r = w.results
+  return unpack(r, 1, r.n)
+end
+
+--- Block until `token` fires once.
+function M.wait_token(token, what)
+  local w = M.waiter()
+  M.on_token(w, token)
+  return M.suspend(w, what)
+end
+
+--- Block for `seconds`.
+function M.sleep(seconds)
+  local w = M.waiter()
+  local t = M.at(now() + seconds, function() wake(w) end)
+  w.cleanup = function() M.cancel_timer(t) end
+  return M.suspend(w, "time.sleep")
+end
+
+local function traceback_handler(err)
+  return debug.traceback(tostring(err), 2)
+end
+
+--- Schedule `fn(...)` as a task. It starts at the next turn of the loop,
+--- i.e. as soon as the caller blocks (or yields, inside a task).
+function M.spawn(fn, ...)
+  local args = { n = select("#", ...), ... }
+  local co = co_create(function()
+    local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback_handler)
+    if not ok then report(err) end
+  end)
+  tasks[co] = true
+  live_tasks = live_tasks + 1
+  push_ready(co)
+  return co
+end
+
+--- Run the loop until every task has finished (raises on deadlock).
+function M.run_all()
+  if current_task() then
+    error("exec.wait_tasks: cannot be called from inside a task", 2)
+  end
+  while live_tasks > 0 do
+    turn(nil, "exec.wait_tasks")
+  end
+end
+
+--- Let other tasks run once (inside a task), or run one turn of the loop.
+function M.yield()
+  if current_task() then
+    co_yield()
+  else
+    run_ready()
+  end
+end
+
+function M.stats()
+  return { tasks = live_tasks, ready = ready_tail - ready_head + 1, io_waiters = token_waiter_count, timers = heap_n }
+end
+
+M.now = now
+return M

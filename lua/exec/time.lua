@@ -1,0 +1,72 @@
+-- time.sleep / time.after / time.parse_duration over the scheduler's timers.
+local sched, channel = ...
+
+local M = {}
+
+local UNITS = { ns = 1e-9, us = 1e-6, ["\194\181s"] = 1e-6, ["\206\188s"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
+
+local function bad(fname, d, why)
+  local shown = type(d) == "string" and ("'" .. d .. "'") or tostring(d)
+  error(fname .. ": invalid duration " .. shown .. (why and (" (" .. why .. ")") or ""), 3)
+end
+
+--- Seconds in `d`: a number of seconds, or a Go duration string such as
+--- "1s", "250ms", "1m30s", "1.5h" (units ns, us, ms, s, m, h).
+local function seconds(d, fname)
+  local t = type(d)
+  if t == "number" then
+    if d ~= d then bad(fname, d, "not a number") end
+    if d < 0 then bad(fname, d, "negative") end
+    if d == math.huge then bad(fname, d, "infinite") end
+    return d
+  end
+  if t ~= "string" then
+    error(fname .. ": duration must be a string such as \"1s\" or a number of seconds (got " .. t .. ")", 3)
+  end
+  local s = d
+  local sign = 1
+  local first = s:sub(1, 1)
+  if first == "-" or first == "+" then
+    if first == "-" then sign = -1 end
+    s = s:sub(2)
+  end
+  if s == "0" then return 0 end
+  if s == "" then bad(fname, d) end
+  local total, pos = 0, 1
+  while pos <= #s do
+    local num, unit, nxt = s:match("^(%d*%.?%d*)([^%d%.]+)()", pos)
+    if not num or num == "" or num == "." then bad(fname, d) end
+    local factor = UNITS[unit]
+    if not factor then bad(fname, d, "unknown unit '" .. unit .. "'") end
+    total = total + tonumber(num) * factor
+    pos = nxt
+  end
+  if sign < 0 and total > 0 then bad(fname, d, "negative") end
+  return total
+end
+M.seconds = seconds
+
+function M.parse_duration(d)
+  return seconds(d, "time.parse_duration")
+end
+
+--- Block the caller (only its task, inside a task) for `d`.
+function M.sleep(d)
+  local s = seconds(d, "time.sleep")
+  sched.sleep(s)
+end
+
+--- A channel that receives `true` once, after `d`: for select with a timeout.
+function M.after(d)
+  local s = seconds(d, "time.after")
+  local ch = channel.new(1)
+  sched.at(sched.now() + s, function() if not ch:is_closed() then ch:send(true) end end)
+  return ch
+end
+
+--- Monotonic clock, in seconds.
+function M.now()
+  return sched.now()
+end
+
+return M

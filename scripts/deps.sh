@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install the Debian packages lua-exec needs, if any are missing.
+# Runs apt-get only when something is missing; needs root for that.
+set -eu
+need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted"
+[ "${WITH_BENCH:-0}" = 1 ] && need="$need lua-luv"
+missing=""
+for p in $need; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q $missing >/dev/null

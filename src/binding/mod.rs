@@ -1,0 +1,115 @@
+//! The thin mlua layer: turns the core into the raw `core` table that the
+//! Lua shim (lua/exec/*.lua) builds the public API on.
+//!
+//! Conventions of the raw API: it never raises for operational errors; it
+//! returns `nil, message` (or `false` for "would block") and the shim decides
+//! whether the public function raises or returns, so that every error that
+//! reaches a user is a plain string.
+
+mod objects;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{AnyUserData, Function, Lua, Table, UserData, Value};
+
+use crate::core::children::{self, Owner};
+use crate::core::driver::{Driver, SharedDriver};
+use crate::core::registry::Registry;
+use crate::core::sys;
+
+/// Everything one Lua state (one unit of work) owns.
+pub struct StateCtx {
+    pub owner: Owner,
+    pub driver: SharedDriver,
+    pub registry: RefCell<Registry>,
+}
+
+/// Lives in the Lua registry; its finalizer runs when the state closes and
+/// ends every child the state started.
+struct StateGuard(Rc<StateCtx>);
+
+impl UserData for StateGuard {}
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        children::kill_owner(self.0.owner);
+    }
+}
+
+const GUARD_KEY: &str = "lua-exec.state";
+
+/// The Lua sources of the shim, compiled into the library.
+const SHIM: &[(&str, &str)] = &[
+    ("sched", include_str!("../../lua/exec/sched.lua")),
+    ("channel", include_str!("../../lua/exec/channel.lua")),
+    ("time", include_str!("../../lua/exec/time.lua")),
+    ("process", include_str!("../../lua/exec/process.lua")),
+    ("init", include_str!("../../lua/exec/init.lua")),
+];
+
+fn state(lua: &Lua) -> mlua::Result<Rc<StateCtx>> {
+    if let Ok(ud) = lua.named_registry_value::<AnyUserData>(GUARD_KEY) {
+        return Ok(ud.borrow::<StateGuard>()?.0.clone());
+    }
+    let ctx = Rc::new(StateCtx {
+        owner: children::new_owner(),
+        driver: Driver::shared().map_err(|e| mlua::Error::runtime(format!("exec: cannot create the event loop: {e}")))?,
+        registry: RefCell::new(Registry::new()),
+    });
+    lua.set_named_registry_value(GUARD_KEY, StateGuard(ctx.clone()))?;
+    Ok(ctx)
+}
+
+/// Keep this library mapped until the process exits: the reaper thread and
+/// the atexit handler run its code after the Lua state (which would
+/// `dlclose` it) is gone.
+fn pin_library() {
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(pin_library as *const libc::c_void, &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE);
+        }
+    }
+}
+
+pub fn open(lua: &Lua) -> mlua::Result<Value> {
+    pin_library();
+    let ctx = state(lua)?;
+    let core = lua.create_table()?;
+    core.set("now", lua.create_function(|_, ()| Ok(sys::monotonic_seconds()))?)?;
+    core.set("live_children", lua.create_function(|_, ()| Ok(children::count()))?)?;
+    core.set("version", env!("CARGO_PKG_VERSION"))?;
+    {
+        let ctx = ctx.clone();
+        let mut ready = Vec::new();
+        core.set(
+            "poll",
+            lua.create_function_mut(move |_, (timeout_ms, out): (i64, Table)| {
+                ready.clear();
+                let timeout = timeout_ms.clamp(-1, i32::MAX as i64) as i32;
+                if let Err(e) = ctx.driver.borrow_mut().poll(timeout, &mut ready) {
+                    return Ok((None, Some(format!("event loop failed: {}", sys::describe(&e)))));
+                }
+                for (i, t) in ready.iter().enumerate() {
+                    out.raw_set(i + 1, *t)?;
+                }
+                Ok((Some(ready.len()), None))
+            })?,
+        )?;
+    }
+    objects::install(lua, &core, ctx)?;
+
+    let modules = lua.create_table()?;
+    for (name, src) in SHIM {
+        let f: Function = lua.load(*src).set_name(format!("@lua/exec/{name}.lua")).into_function()?;
+        modules.set(*name, f)?;
+    }
+    let init: Function = modules.get("init")?;
+    init.call((core, modules))
+}
+
+#[mlua::lua_module(name = "exec")]
+fn luaopen(lua: &Lua) -> mlua::Result<Value> {
+    open(lua)
+}

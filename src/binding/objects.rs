@@ -1,0 +1,302 @@
+//! Raw userdata for executors, processes and streams, and the registry
+//! functions. Arguments arrive already type-checked by the Lua shim; this
+//! layer converts them, calls the core and maps results to Lua values.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+
+use super::StateCtx;
+use crate::core::command::CommandSpec;
+use crate::core::process::{Output, Process, State};
+use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND};
+use crate::core::spawn::Stdio;
+use crate::core::stream::{Stream, StreamRead};
+
+type Fail = (Value, Option<String>);
+
+fn ok<T: mlua::IntoLua>(lua: &Lua, v: T) -> mlua::Result<Fail> {
+    Ok((v.into_lua(lua)?, None))
+}
+
+fn fail(msg: impl Into<String>) -> mlua::Result<Fail> {
+    Ok((Value::Nil, Some(msg.into())))
+}
+
+fn text(v: Value, what: &str) -> Result<String, String> {
+    match v {
+        Value::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| format!("{what} is not valid UTF-8")),
+        other => Err(format!("{what} must be a string (got {})", other.type_name())),
+    }
+}
+
+fn opt_text(t: &Table, key: &str) -> Result<Option<String>, String> {
+    match t.raw_get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Nil => Ok(None),
+        v => text(v, key).map(Some),
+    }
+}
+
+/// A flat `{k1, v1, k2, v2, ...}` list, as the shim passes environments.
+fn pairs_list(t: &Table, key: &str) -> Result<Option<Vec<(String, String)>>, String> {
+    let list: Table = match t.raw_get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Nil => return Ok(None),
+        Value::Table(l) => l,
+        v => return Err(format!("{key} must be a table (got {})", v.type_name())),
+    };
+    let mut out = Vec::new();
+    let n = list.raw_len();
+    let mut i = 1;
+    while i < n {
+        let k = text(list.raw_get(i).map_err(|e| e.to_string())?, key)?;
+        let v = text(list.raw_get(i + 1).map_err(|e| e.to_string())?, key)?;
+        out.push((k, v));
+        i += 2;
+    }
+    Ok(Some(out))
+}
+
+fn stdio(t: &Table, key: &str) -> Result<Stdio, String> {
+    Ok(match opt_text(t, key)?.as_deref() {
+        None | Some("pipe") => Stdio::Pipe,
+        Some("null") => Stdio::Null,
+        Some("inherit") => Stdio::Inherit,
+        Some("stdout") if key == "stderr" => Stdio::Stdout,
+        Some(other) => return Err(format!("option {key} must be \"pipe\", \"null\" or \"inherit\"{} (got \"{other}\")",
+            if key == "stderr" { " or \"stdout\"" } else { "" })),
+    })
+}
+
+fn command(v: Value) -> Result<CommandSpec, String> {
+    match v {
+        Value::String(_) => Ok(CommandSpec::Shell(text(v, "command")?)),
+        Value::Table(t) => {
+            let mut args = Vec::with_capacity(t.raw_len());
+            for i in 1..=t.raw_len() {
+                args.push(text(t.raw_get(i).map_err(|e| e.to_string())?, &format!("command[{i}]"))?);
+            }
+            Ok(CommandSpec::Argv(args))
+        }
+        other => Err(format!("command must be a string or a table of strings (got {})", other.type_name())),
+    }
+}
+
+fn exec_options(v: Value) -> Result<ExecOptions, String> {
+    let t = match v {
+        Value::Nil => return Ok(ExecOptions::default()),
+        Value::Table(t) => t,
+        other => return Err(format!("options must be a table (got {})", other.type_name())),
+    };
+    Ok(ExecOptions {
+        work_dir: opt_text(&t, "work_dir")?.map(PathBuf::from),
+        env: pairs_list(&t, "env")?,
+        stdin: stdio(&t, "stdin")?,
+        stdout: stdio(&t, "stdout")?,
+        stderr: stdio(&t, "stderr")?,
+        process_group: t.raw_get::<Option<bool>>("process_group").map_err(|e| e.to_string())?.unwrap_or(false),
+    })
+}
+
+fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
+    let whitelist = match t.raw_get::<Value>("command_whitelist").map_err(|e| e.to_string())? {
+        Value::Nil => Vec::new(),
+        Value::Table(l) => (1..=l.raw_len())
+            .map(|i| text(l.raw_get(i).map_err(|e| e.to_string())?, &format!("command_whitelist[{i}]")))
+            .collect::<Result<_, _>>()?,
+        v => return Err(format!("command_whitelist must be a table (got {})", v.type_name())),
+    };
+    let max = match t.raw_get::<Value>("max_processes").map_err(|e| e.to_string())? {
+        Value::Nil => None,
+        Value::Integer(n) if n >= 1 => Some(n as usize),
+        Value::Number(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => Some(n as usize),
+        v => return Err(format!("max_processes must be a whole number of at least 1 (got {})", lua_repr(&v))),
+    };
+    Ok(ExecutorConfig {
+        default_work_dir: opt_text(t, "default_work_dir")?.map(PathBuf::from),
+        default_env: pairs_list(t, "default_env")?,
+        command_whitelist: whitelist,
+        max_processes: max,
+    })
+}
+
+fn lua_repr(v: &Value) -> String {
+    match v {
+        Value::Integer(n) => n.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.type_name().to_string(),
+    }
+}
+
+pub struct ExecutorUd {
+    ex: Executor,
+    ctx: Rc<StateCtx>,
+}
+
+impl UserData for ExecutorUd {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("exec", |lua, this, (cmd, opts): (Value, Value)| {
+            let spec = match command(cmd) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let opts = match exec_options(opts) {
+                Ok(o) => o,
+                Err(e) => return fail(e),
+            };
+            match this.ex.prepare(spec, opts) {
+                Ok(req) => {
+                    let p = Process::new(req, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
+                    ok(lua, ProcessUd(p))
+                }
+                Err(e) => fail(e),
+            }
+        });
+        m.add_method_mut("release", |_, this, ()| {
+            this.ex.release();
+            Ok(true)
+        });
+        m.add_method("released", |_, this, ()| Ok(this.ex.is_released()));
+        m.add_method("id", |_, this, ()| Ok(this.ex.id().to_string()));
+    }
+}
+
+pub struct ProcessUd(Process);
+
+fn unit(lua: &Lua, r: Result<(), String>) -> mlua::Result<Fail> {
+    match r {
+        Ok(()) => ok(lua, true),
+        Err(e) => fail(e),
+    }
+}
+
+impl UserData for ProcessUd {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method_mut("start", |lua, this, ()| {
+            let r = this.0.start();
+            unit(lua, r)
+        });
+        m.add_method("pid", |_, this, ()| Ok(this.0.pid()));
+        m.add_method("state", |_, this, ()| {
+            Ok(match this.0.state() {
+                State::Created => "created",
+                State::Running => "running",
+                State::Closed => "closed",
+            })
+        });
+        m.add_method("code", |_, this, ()| Ok(this.0.code()));
+        m.add_method("command", |_, this, ()| Ok(this.0.command()));
+        m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));
+        m.add_method("stdin_token", |_, this, ()| Ok(this.0.stdin_token()));
+        // code | false (still running) | nil, message
+        m.add_method_mut("try_wait", |lua, this, ()| match this.0.try_wait() {
+            Ok(Some(c)) => ok(lua, c),
+            Ok(None) => ok(lua, false),
+            Err(e) => fail(e),
+        });
+        m.add_method_mut("discard_output", |_, this, ()| {
+            this.0.discard_unobtained_output();
+            Ok(())
+        });
+        m.add_method_mut("finish", |_, this, ()| {
+            this.0.finish();
+            Ok(())
+        });
+        m.add_method_mut("signal", |lua, this, sig: i64| {
+            let sig = sig.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            let r = this.0.signal(sig);
+            unit(lua, r)
+        });
+        m.add_method_mut("close", |_, this, force: bool| {
+            this.0.close(force);
+            Ok(true)
+        });
+        m.add_method_mut("stream", |lua, this, which: i64| {
+            let which = if which == 1 { Output::Stdout } else { Output::Stderr };
+            match this.0.take_stream(which) {
+                Ok(s) => ok(lua, StreamUd(s)),
+                Err(e) => fail(e),
+            }
+        });
+        // bytes still queued | nil, message
+        m.add_method_mut("write", |lua, this, data: mlua::String| match this.0.write_stdin(&data.as_bytes()) {
+            Ok(q) => ok(lua, q),
+            Err(e) => fail(e),
+        });
+        m.add_method("stdin_queued", |lua, this, ()| match this.0.stdin_queued() {
+            Ok(q) => ok(lua, q),
+            Err(e) => fail(e),
+        });
+        m.add_function("stdin_must_wait", |_, queued: usize| Ok(Process::stdin_must_wait(queued)));
+        m.add_method_mut("close_stdin", |lua, this, ()| {
+            let r = this.0.close_stdin();
+            unit(lua, r)
+        });
+    }
+}
+
+pub struct StreamUd(Stream);
+
+impl UserData for StreamUd {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        // string | false (would block) | nil (end) | nil, message
+        m.add_method_mut("read", |lua, this, max: usize| {
+            let mut out = MultiValue::new();
+            match this.0.read(max) {
+                Ok(StreamRead::Data(bytes)) => out.push_back(Value::String(lua.create_string(bytes)?)),
+                Ok(StreamRead::WouldBlock) => out.push_back(Value::Boolean(false)),
+                Ok(StreamRead::Eof) => out.push_back(Value::Nil),
+                Err(e) => {
+                    out.push_back(Value::Nil);
+                    out.push_back(Value::String(lua.create_string(e)?));
+                }
+            }
+            Ok(out)
+        });
+        m.add_method("token", |_, this, ()| Ok(this.0.token()));
+        m.add_method("closed", |_, this, ()| Ok(this.0.is_closed()));
+        m.add_method_mut("close", |_, this, ()| {
+            this.0.close();
+            Ok(true)
+        });
+    }
+}
+
+pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
+    {
+        let ctx = ctx.clone();
+        core.set(
+            "get",
+            lua.create_function(move |lua, id: String| {
+                let r = ctx.registry.borrow().acquire(&id);
+                match r {
+                    Ok(ex) => ok(lua, ExecutorUd { ex, ctx: ctx.clone() }),
+                    Err(e) => fail(e),
+                }
+            })?,
+        )?;
+    }
+    {
+        let ctx = ctx.clone();
+        core.set(
+            "define",
+            lua.create_function(move |lua, (id, kind, cfg): (String, String, Table)| {
+                let mut reg = ctx.registry.borrow_mut();
+                let r = if kind == NATIVE_KIND {
+                    match executor_config(&cfg) {
+                        Ok(c) => reg.define_native(&id, c),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    reg.define_other(&id, &kind)
+                };
+                unit(lua, r)
+            })?,
+        )?;
+    }
+    core.set(
+        "kind",
+        lua.create_function(move |_, id: String| Ok(ctx.registry.borrow().kind(&id).map(|s| s.to_string())))?,
+    )?;
+    Ok(())
+}
