@@ -13,7 +13,7 @@ ROCKTREE  := $(BUILD)/rocks
 ROCKSPEC  := rockspec/lua-exec-scm-1.rockspec
 SOURCES   := Cargo.toml $(shell find src lua -type f)
 
-.PHONY: all deps demo test test-lua examples cargo-test clean rock
+.PHONY: all deps demo test clean rock rock-install
 
 all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
 
@@ -44,3 +44,6 @@ test: deps all
 
 clean:
 	rm -rf $(BUILD) target
+
+rock-install:
+	mkdir -p "$(INST_LIBDIR)" && cp $(BUILD)/rock/exec.so "$(INST_LIBDIR)/exec.so"

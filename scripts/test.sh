@@ -1,0 +1,42 @@
+#!/bin/sh
+# cargo test (the Lua-free core), then the busted specs under Lua 5.4 and
+# LuaJIT against build/<abi>/exec.so. Ends with one line "N passed, N failed"
+# summing all three (skipped specs are counted and listed separately).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+mkdir -p build/test
+passed=0 failed=0 skipped=0
+
+echo "== cargo test (core)"
+cargo test --release 2>&1 | tee build/test/cargo.log | grep -E "^test |test result:|panicked|error(\[|:)" || true
+c_pass=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\1/p' build/test/cargo.log | awk '{s+=$1} END {print s+0}')
+c_fail=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\2/p' build/test/cargo.log | awk '{s+=$1} END {print s+0}')
+if ! grep -q "^test result:" build/test/cargo.log; then c_fail=$((c_fail + 1)); echo "cargo test did not run"; fi
+echo "cargo: $c_pass passed, $c_fail failed"
+passed=$((passed + c_pass)); failed=$((failed + c_fail))
+
+for lua in lua5.4 luajit; do
+  echo "== busted under $lua"
+  LUA_CPATH="$top/build/$lua/?.so;;" timeout 1500 $lua /usr/bin/busted -o TAP "$@" >build/test/$lua.tap 2>build/test/$lua.err
+  rc=$?
+  grep -E "^(not ok|ok .*# SKIP)" build/test/$lua.tap | head -50
+  p=$(grep -c "^ok " build/test/$lua.tap)
+  s=$(grep -c "^ok .*# SKIP" build/test/$lua.tap)
+  f=$(grep -c "^not ok " build/test/$lua.tap)
+  p=$((p - s))
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    # busted itself failed (a spec file that does not load, a crash, a timeout)
+    echo "busted under $lua exited $rc:"; tail -20 build/test/$lua.err; tail -5 build/test/$lua.tap
+    f=1
+  fi
+  if [ "$f" != 0 ]; then
+    # TAP puts the failure details after each "not ok"; show them.
+    awk '/^not ok/{show=1} /^ok /{show=0} show' build/test/$lua.tap | head -150
+  fi
+  echo "$lua: $p passed, $f failed, $s skipped"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -1,0 +1,129 @@
+-- Shared helpers for the busted specs. exec.so is found through LUA_CPATH,
+-- which scripts/test.sh points at the build for the running interpreter.
+local exec = require("exec")
+
+local H = {}
+
+H.exec = exec
+H.is_luajit = rawget(_G, "jit") ~= nil
+H.lua = H.is_luajit and "luajit" or "lua5.4"
+H.native = exec.get("process:native")
+
+--- Run `cmd` (string or argv) to completion: stdout, stderr, exit code.
+function H.run(cmd, opts)
+  local p = H.native:exec(cmd, opts)
+  p:start()
+  local out, err = {}, {}
+  local done = exec.channel.new(2)
+  local function pump(stream, acc)
+    exec.spawn(function()
+      while true do
+        local chunk = stream:read()
+        if not chunk then break end
+        acc[#acc + 1] = chunk
+      end
+      done:send(true)
+    end)
+  end
+  pump(p:stdout_stream(), out)
+  pump(p:stderr_stream(), err)
+  done:receive()
+  done:receive()
+  local code = p:wait()
+  return table.concat(out), table.concat(err), code
+end
+
+--- Read a whole stream.
+function H.read_all(stream)
+  local acc = {}
+  while true do
+    local chunk, err = stream:read()
+    if not chunk then
+      assert(err == nil, err)
+      break
+    end
+    acc[#acc + 1] = chunk
+  end
+  return table.concat(acc)
+end
+
+local tmp_n = 0
+function H.tmpname(suffix)
+  tmp_n = tmp_n + 1
+  return string.format("/tmp/lua-exec-spec-%d-%d%s", H.own_pid(), tmp_n, suffix or "")
+end
+
+function H.write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+function H.read_file(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local t = f:read("*a")
+  f:close()
+  return t
+end
+
+--- Our own pid (from /proc/self, which is the interpreter).
+function H.own_pid()
+  local link = io.open("/proc/self/stat"):read("*l")
+  return tonumber(link:match("^(%d+)"))
+end
+
+--- State letter of a pid from /proc (R, S, Z, ...), or nil if it is gone.
+function H.proc_state(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return nil end
+  local line = f:read("*l") or ""
+  f:close()
+  return line:match("^%d+ %b() (%a)")
+end
+
+--- True once `pid` is neither running nor a zombie, waiting up to `secs`.
+function H.gone(pid, secs)
+  local deadline = exec.time.now() + (secs or 5)
+  repeat
+    if H.proc_state(pid) == nil then return true end
+    exec.time.sleep(0.01)
+  until exec.time.now() > deadline
+  return false
+end
+
+--- Number of open descriptors of this interpreter.
+function H.fd_count()
+  local p = io.popen("ls /proc/" .. H.own_pid() .. "/fd")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+--- Run a Lua script in a fresh interpreter (same kind as ours, same
+--- LUA_CPATH). Returns its combined output and exit status.
+function H.run_script(code, prefix)
+  local path = H.tmpname(".lua")
+  H.write_file(path, code)
+  local p = io.popen((prefix or "") .. H.lua .. " " .. path .. " 2>&1; echo \"EXIT=$?\"")
+  local out = p:read("*a")
+  p:close()
+  os.remove(path)
+  local status = tonumber(out:match("EXIT=(%d+)%s*$"))
+  return out:gsub("EXIT=%d+%s*$", ""), status
+end
+
+--- Children of the interpreter `pid` that are zombies.
+function H.zombies_of(pid)
+  local n = 0
+  local p = io.popen("cat /proc/[0-9]*/stat 2>/dev/null")
+  for line in p:lines() do
+    local state, ppid = line:match("^%d+ %(.*%) (%a) (%d+)")
+    if state == "Z" and tonumber(ppid) == pid then n = n + 1 end
+  end
+  p:close()
+  return n
+end
+
+return H
