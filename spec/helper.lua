@@ -68,9 +68,14 @@ function H.read_file(path)
 end
 
 --- Our own pid (from /proc/self, which is the interpreter).
+local own_pid
 function H.own_pid()
-  local link = io.open("/proc/self/stat"):read("*l")
-  return tonumber(link:match("^(%d+)"))
+  if not own_pid then
+    local f = assert(io.open("/proc/self/stat"))
+    own_pid = tonumber(f:read("*l"):match("^(%d+)"))
+    f:close()
+  end
+  return own_pid
 end
 
 --- State letter of a pid from /proc (R, S, Z, ...), or nil if it is gone.
@@ -94,6 +99,8 @@ end
 
 --- Number of open descriptors of this interpreter.
 function H.fd_count()
+  collectgarbage()
+  collectgarbage()
   local p = io.popen("ls /proc/" .. H.own_pid() .. "/fd")
   local n = 0
   for _ in p:lines() do n = n + 1 end

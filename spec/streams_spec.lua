@@ -1,0 +1,216 @@
+local H = require("spec.helper")
+local exec = H.exec
+local ex = H.native
+
+describe("output streams", function()
+  it("are the same object on every call", function()
+    local p = ex:exec("echo hi")
+    p:start()
+    assert.equals(p:stdout_stream(), p:stdout_stream())
+    assert.equals(p:stderr_stream(), p:stderr_stream())
+    assert.are_not.equal(p:stdout_stream(), p:stderr_stream())
+    p:wait()
+  end)
+
+  it("raise before start", function()
+    local p = ex:exec("true")
+    local ok, err = pcall(p.stdout_stream, p)
+    assert.is_false(ok)
+    assert.matches("not started", err)
+  end)
+
+  it("read chunks, then nil, nil at the end", function()
+    local p = ex:exec("printf abc; printf err >&2")
+    p:start()
+    local out, err = p:stdout_stream(), p:stderr_stream()
+    assert.equals("abc", H.read_all(out))
+    local a, b = out:read()
+    assert.is_nil(a)
+    assert.is_nil(b)
+    assert.equals("err", H.read_all(err))
+    assert.equals(0, p:wait())
+  end)
+
+  it("read(n) returns at most n bytes", function()
+    local p = ex:exec("printf 0123456789")
+    p:start()
+    local s = p:stdout_stream()
+    local got = {}
+    while true do
+      local c = s:read(3)
+      if not c then break end
+      assert.is_true(#c <= 3 and #c >= 1)
+      got[#got + 1] = c
+    end
+    assert.equals("0123456789", table.concat(got))
+    p:wait()
+  end)
+
+  it("return chunks of at most 64 KiB", function()
+    local p = ex:exec({ "head", "-c", "1000000", "/dev/zero" })
+    p:start()
+    local s = p:stdout_stream()
+    local total = 0
+    while true do
+      local c = s:read(2 ^ 40)
+      if not c then break end
+      assert.is_true(#c <= 65536)
+      total = total + #c
+    end
+    assert.equals(1000000, total)
+    p:wait()
+  end)
+
+  it("raise for a bad read size, naming the argument", function()
+    local p = ex:exec("true")
+    p:start()
+    local s = p:stdout_stream()
+    for _, n in ipairs({ 0, -1, 1.5, 0 / 0, "x", true, {} }) do
+      local ok, err = pcall(s.read, s, n)
+      assert.is_false(ok)
+      assert.matches("'stream:read'", err)
+      assert.matches("%(n%)", err)
+    end
+    p:wait()
+  end)
+
+  it("close returns true, nil and is idempotent; reading a closed stream returns nil, message", function()
+    local p = ex:exec("echo hi")
+    p:start()
+    local s = p:stdout_stream()
+    assert.equals("hi\n", s:read())
+    assert.same({ true, nil }, { s:close() })
+    assert.same({ true, nil }, { s:close() })
+    local data, err = s:read()
+    assert.is_nil(data)
+    assert.matches("closed", err)
+    assert.equals(0, p:wait())
+  end)
+
+  it("stay readable after wait(), so output is never lost by waiting first", function()
+    local p = ex:exec({ "head", "-c", "50000", "/dev/zero" })
+    p:start()
+    local s = p:stdout_stream()
+    assert.equals(0, p:wait())
+    assert.equals(50000, #H.read_all(s))
+  end)
+
+  it("do not block wait() when never obtained, however much the child writes", function()
+    local p = ex:exec({ "head", "-c", "5000000", "/dev/zero" })
+    p:start()
+    assert.equals(0, p:wait())
+    p = ex:exec("head -c 3000000 /dev/zero >&2; echo done")
+    p:start()
+    assert.equals(0, p:wait())
+  end)
+
+  it("let wait() return when a grandchild keeps the pipe open", function()
+    local p = ex:exec("sleep 30 & echo hi; exit 4")
+    p:start()
+    local t0 = exec.time.now()
+    assert.equals(4, p:wait())
+    assert.is_true(exec.time.now() - t0 < 20)
+  end)
+
+  it("see end-of-file even when stdout is closed early by the child", function()
+    local p = ex:exec("exec >&-; sleep 0.1; exit 2")
+    p:start()
+    assert.equals("", H.read_all(p:stdout_stream()))
+    assert.equals(2, p:wait())
+  end)
+
+  it("can be closed with <close> on Lua 5.4", function()
+    if H.is_luajit then
+      pending("LuaJIT has no <close> variables (Lua 5.4 syntax)")
+      return
+    end
+    local chunk = assert(load([[
+      local ex = ...
+      local p <close> = ex:exec("echo hi")
+      p:start()
+      local s <close> = p:stdout_stream()
+      local data = s:read()
+      return data, s, p
+    ]]))
+    local data, s, p = chunk(ex)
+    assert.equals("hi\n", data)
+    local _, err = s:read()
+    assert.matches("closed", err)
+    assert.has_error(function() p:stdout_stream() end)
+  end)
+end)
+
+describe("stdin", function()
+  it("round-trips through cat, with close_stdin sending end-of-file", function()
+    local p = ex:exec("cat")
+    p:start()
+    assert.same({ true, nil }, { p:write_stdin("hello ") })
+    assert.same({ true, nil }, { p:write_stdin("world") })
+    assert.same({ true, nil }, { p:close_stdin() })
+    assert.equals("hello world", H.read_all(p:stdout_stream()))
+    assert.equals(0, p:wait())
+  end)
+
+  it("accepts numbers and raises for other types, naming the argument", function()
+    local p = ex:exec("cat")
+    p:start()
+    assert.is_true(p:write_stdin(42))
+    for _, bad in ipairs({ nil, true, {}, function() end }) do
+      local ok, err = pcall(p.write_stdin, p, bad)
+      assert.is_false(ok)
+      assert.matches("data", err)
+    end
+    p:close_stdin()
+    assert.equals("42", H.read_all(p:stdout_stream()))
+    p:wait()
+  end)
+
+  it("close_stdin is idempotent and later writes return nil, message", function()
+    local p = ex:exec("cat")
+    p:start()
+    p:close_stdin()
+    assert.is_true(p:close_stdin())
+    local ok, err = p:write_stdin("late")
+    assert.is_nil(ok)
+    assert.matches("closed", err)
+    assert.equals(0, p:wait())
+  end)
+
+  it("queues 8 MiB written before anyone reads, and delivers it in order", function()
+    local p = ex:exec("cat")
+    p:start()
+    local parts = {}
+    for i = 1, 128 do
+      parts[i] = string.rep(string.char(i % 256), 65536)
+      assert.is_true(p:write_stdin(parts[i]))
+    end
+    p:close_stdin()
+    local got = H.read_all(p:stdout_stream())
+    assert.equals(8 * 1024 * 1024, #got)
+    assert.is_true(got == table.concat(parts))
+    assert.equals(0, p:wait())
+  end)
+
+  it("returns nil, message when the child has exited, and the interpreter lives", function()
+    local p = ex:exec("exit 0")
+    p:start()
+    exec.time.sleep(0.2)
+    local ok, err = p:write_stdin(string.rep("x", 100000))
+    assert.is_nil(ok)
+    assert.matches("stdin", err)
+    ok, err = p:write_stdin("again")
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.equals(0, p:wait())
+  end)
+
+  it("returns nil, message when the child closed its stdin", function()
+    local p = ex:exec("exec 0<&-; echo closed; sleep 5")
+    p:start()
+    assert.equals("closed\n", p:stdout_stream():read())
+    local ok, err = p:write_stdin("x")
+    assert.is_nil(ok)
+    assert.matches("Broken pipe", err)
+    p:close(true)
+  end)
+end)
