@@ -218,10 +218,15 @@ end
 local polled = {}
 
 -- One turn of the loop: run ready tasks, then wait for I/O or a timer.
--- `deadlock_msg` is raised if nothing at all could ever make progress.
+-- Waits for waiter `w`, or (without one) for every task to finish. Raises
+-- "deadlock: ..." naming `what` if nothing at all could make progress.
 local function turn(w, what)
   run_ready()
-  if w and w.done then return end
+  if w then
+    if w.done then return end
+  elseif live_tasks == 0 then
+    return
+  end
   local timeout
   if not ready_empty() then
     timeout = 0
