@@ -9,7 +9,7 @@ mkdir -p build/test
 passed=0 failed=0 skipped=0
 
 echo "== cargo test (core)"
-cargo test --release 2>&1 | tee build/test/cargo.log | grep -E "^test |test result:|panicked|error(\[|:)" || true
+cargo test --release 2>&1 | tee build/test/cargo.log | grep -E "test result:|FAILED|panicked|^error" || true
 c_pass=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\1/p' build/test/cargo.log | awk '{s+=$1} END {print s+0}')
 c_fail=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\2/p' build/test/cargo.log | awk '{s+=$1} END {print s+0}')
 if ! grep -q "^test result:" build/test/cargo.log; then c_fail=$((c_fail + 1)); echo "cargo test did not run"; fi
@@ -37,6 +37,20 @@ for lua in lua5.4 luajit; do
   echo "$lua: $p passed, $f failed, $s skipped"
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done
+
+echo "== the rock: luarocks make for both interpreters, then require from the trees"
+if sh scripts/install-rock.sh >build/test/rock.log 2>&1; then
+  for lua in lua5.4 luajit; do
+    case $lua in lua5.4) cp="build/rocks/lua5.4/lib/lua/5.4/?.so" ;; luajit) cp="build/rocks/luajit/lib/lua/5.1/?.so" ;; esac
+    if LUA_CPATH="$cp" LUA_PATH="" $lua -e 'local e = require("exec"); local p = e.get("process:native"):exec("echo rock"); p:start(); assert(p:stdout_stream():read() == "rock\n"); assert(p:wait() == 0)'; then
+      echo "ok rock under $lua"; passed=$((passed + 1))
+    else
+      echo "not ok rock under $lua"; failed=$((failed + 1))
+    fi
+  done
+else
+  cat build/test/rock.log; echo "not ok luarocks make"; failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -263,8 +263,14 @@ impl SpawnAttr {
     /// Default dispositions for every signal, an empty mask, and optionally a
     /// new process group led by the child.
     unsafe fn reset_signals(&mut self, process_group: bool) -> io::Result<()> {
+        // Every bit set, not sigfillset(): glibc's sigfillset leaves out its
+        // internal signals (32 and 33), and posix_spawn then sets those to
+        // SIG_IGN in the child, which keeps them ignored across exec. The
+        // child has its own handler table (no CLONE_SIGHAND), so this
+        // touches nothing in the parent; SIGKILL/SIGSTOP are skipped by the
+        // kernel.
         let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
+        std::ptr::write_bytes(&mut all as *mut libc::sigset_t as *mut u8, 0xff, std::mem::size_of::<libc::sigset_t>());
         check(libc::posix_spawnattr_setsigdefault(&mut self.0, &all))?;
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
