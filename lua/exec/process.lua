@@ -388,23 +388,99 @@ local function read_chunk(raw, n)
   end
 end
 
---- stream:read([n]): the next chunk (at most n bytes, 64 KiB by default) as
---- soon as any is available; nil, nil at the end; nil, message on error.
+local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
+
+-- Take up to n bytes of what an earlier line read left over.
+local function take_buffered(self, n)
+  local buf = self.buffer
+  if #buf <= n then
+    self.buffer = ""
+    return buf
+  end
+  self.buffer = buf:sub(n + 1)
+  return buf:sub(1, n)
+end
+
+-- A line (with its newline when keep), the last line without one, or nil at
+-- the end. CRLF is left as it is.
+local function read_line(self, raw, keep)
+  while true do
+    local buf = self.buffer
+    local nl = buf:find("\n", 1, true)
+    if nl then
+      self.buffer = buf:sub(nl + 1)
+      return keep and buf:sub(1, nl) or buf:sub(1, nl - 1)
+    end
+    local data, err = read_chunk(raw, CHUNK)
+    if data then
+      self.buffer = buf .. data
+    elseif err then
+      return nil, err
+    else
+      self.buffer = ""
+      if buf == "" then return nil end
+      return buf
+    end
+  end
+end
+
+local function read_all(self, raw)
+  local parts = { self.buffer }
+  self.buffer = ""
+  while true do
+    local data, err = read_chunk(raw, CHUNK)
+    if data then
+      parts[#parts + 1] = data
+    elseif err then
+      return nil, err
+    else
+      return table.concat(parts)
+    end
+  end
+end
+
+--- stream:read([n | "l" | "L" | "a"]): the next chunk (at most n bytes,
+--- 64 KiB by default) as soon as any is available; nil, nil at the end;
+--- nil, message on error. "l"/"L" read a line without/with its newline,
+--- "a" everything up to the end ("" if nothing is left).
 function Stream:read(n)
   local raw = check_self(self, Stream, "stream:read")
+  local fmt
   if n == nil then
     n = CHUNK
+  elseif type(n) == "string" then
+    fmt = FORMATS[n]
+    if not fmt then arg_error("stream:read", 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
   elseif type(n) ~= "number" then
-    arg_error("stream:read", 1, "n", "number expected, got " .. type(n))
+    arg_error("stream:read", 1, "n", "number or format expected, got " .. type(n))
   elseif n ~= n or n < 1 or n % 1 ~= 0 then
     arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
   end
   if raw:closed() then return nil, "stream:read: stream is closed" end
-  if n > CHUNK then n = CHUNK end
-  local data, err = read_chunk(raw, n)
+  local data, err
+  if fmt == "l" or fmt == "L" then
+    data, err = read_line(self, raw, fmt == "L")
+  elseif fmt == "a" then
+    data, err = read_all(self, raw)
+  else
+    if n > CHUNK then n = CHUNK end
+    if self.buffer ~= "" then return take_buffered(self, n), nil end
+    data, err = read_chunk(raw, n)
+  end
   if data then return data, nil end
   if err then return nil, "stream:read: " .. err end
   return nil, nil
+end
+
+--- for line in stream:lines() do ... end: lines without their newline.
+--- Raises on a read error (a for loop has no place for a message).
+function Stream:lines()
+  check_self(self, Stream, "stream:lines")
+  return function()
+    local line, err = self:read("l")
+    if err then error(err, 2) end
+    return line
+  end
 end
 
 --- stream:close(): true, nil; idempotent.

@@ -199,7 +199,10 @@ impl Process {
             State::Closed => return Err("process is closed".into()),
             State::Running => {}
         }
-        if self.code.is_some() {
+        // A child that exited but was not waited for yet is a zombie, which
+        // kill() would accept: reap it first so that it is reported as
+        // finished (its code stays available to wait()).
+        if self.try_wait()?.is_some() {
             return Err("process has already finished".into());
         }
         match children::signal(self.pid, sig) {
