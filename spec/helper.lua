@@ -133,4 +133,25 @@ function H.zombies_of(pid)
   return n
 end
 
+--- Resident memory of this interpreter, in KiB.
+function H.rss_kib()
+  local f = assert(io.open("/proc/self/status"))
+  local text = f:read("*a")
+  f:close()
+  return tonumber(text:match("VmRSS:%s*(%d+)"))
+end
+
+--- Wait until the library holds no child (the reaper has finished).
+function H.children_settle(secs)
+  local core = exec._internal.core
+  local deadline = exec.time.now() + (secs or 10)
+  while core.live_children() > 0 and exec.time.now() < deadline do
+    exec.time.sleep(0.02)
+  end
+  return core.live_children()
+end
+
+--- Scale for long runs: `make stress` sets LUA_EXEC_STRESS=1.
+H.stress = os.getenv("LUA_EXEC_STRESS") == "1"
+
 return H

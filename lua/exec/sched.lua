@@ -316,6 +316,13 @@ end
 --- Schedule `fn(...)` as a task. It starts at the next turn of the loop,
 --- i.e. as soon as the caller blocks (or yields, inside a task).
 function M.spawn(fn, ...)
+  local t = type(fn)
+  if t ~= "function" then
+    local mt = t == "table" and getmetatable(fn)
+    if not (mt and mt.__call) then
+      error("bad argument #1 (fn) to 'coroutine.spawn': function expected, got " .. t, 2)
+    end
+  end
   local args = { n = select("#", ...), ... }
   local co = co_create(function()
     local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback_handler)

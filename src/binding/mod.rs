@@ -75,6 +75,9 @@ fn pin_library() {
 
 pub fn open(lua: &Lua) -> mlua::Result<Value> {
     pin_library();
+    // Start the reaper while threads can still be created; if it cannot
+    // start, orphans are swept from poll and start instead.
+    children::start_reaper();
     let ctx = state(lua)?;
     let core = lua.create_table()?;
     core.set("now", lua.create_function(|_, ()| Ok(sys::monotonic_seconds()))?)?;
@@ -87,6 +90,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
             "poll",
             lua.create_function_mut(move |_, (timeout_ms, out): (i64, Table)| {
                 ready.clear();
+                children::sweep_orphans();
                 let timeout = timeout_ms.clamp(-1, i32::MAX as i64) as i32;
                 if let Err(e) = ctx.driver.borrow_mut().poll(timeout, &mut ready) {
                     return Ok((None, Some(format!("event loop failed: {}", sys::describe(&e)))));

@@ -12,7 +12,12 @@ use crate::core::command::CommandSpec;
 use crate::core::process::{Output, Process, State};
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND};
 use crate::core::spawn::Stdio;
-use crate::core::stream::{Stream, StreamRead};
+use crate::core::stream::{Stream, StreamRead, MAX_CHUNK};
+
+thread_local! {
+    /// One read buffer for every stream of this thread's Lua states.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_CHUNK]);
+}
 
 type Fail = (Value, Option<String>);
 
@@ -242,10 +247,18 @@ impl UserData for StreamUd {
         // string | false (would block) | nil (end) | nil, message
         m.add_method_mut("read", |lua, this, max: usize| {
             let mut out = MultiValue::new();
-            match this.0.read(max) {
-                Ok(StreamRead::Data(bytes)) => out.push_back(Value::String(lua.create_string(bytes)?)),
-                Ok(StreamRead::WouldBlock) => out.push_back(Value::Boolean(false)),
-                Ok(StreamRead::Eof) => out.push_back(Value::Nil),
+            let want = max.clamp(1, MAX_CHUNK);
+            let r = SCRATCH.with_borrow_mut(|buf| match this.0.read(&mut buf[..want]) {
+                Ok(StreamRead::Data(n)) => lua.create_string(&buf[..n]).map(|s| Ok(Some(Value::String(s)))),
+                Ok(other) => Ok(Ok(match other {
+                    StreamRead::WouldBlock => Some(Value::Boolean(false)),
+                    _ => None,
+                })),
+                Err(e) => Ok(Err(e)),
+            })?;
+            match r {
+                Ok(Some(v)) => out.push_back(v),
+                Ok(None) => out.push_back(Value::Nil),
                 Err(e) => {
                     out.push_back(Value::Nil);
                     out.push_back(Value::String(lua.create_string(e)?));

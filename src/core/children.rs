@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,11 @@ struct Table {
 }
 
 static TABLE: Lazy<Mutex<Table>> = Lazy::new(|| Mutex::new(Table { entries: HashMap::new() }));
-static REAPER: Lazy<Reaper> = Lazy::new(Reaper::start);
+/// The reaper thread, once it could be started. Starting a thread can fail
+/// (RLIMIT_NPROC counts threads too); until it runs, orphans are swept by
+/// `sweep_orphans` from the library's own calls instead.
+static REAPER: Mutex<Option<Reaper>> = Mutex::new(None);
+static REAPER_RUNNING: AtomicBool = AtomicBool::new(false);
 static ATEXIT: Once = Once::new();
 
 fn table() -> MutexGuard<'static, Table> {
@@ -182,7 +186,55 @@ pub fn abandon(pid: libc::pid_t, pidfd: Option<OwnedFd>, force: bool) {
         e.orphan = Some(Orphan { pidfd, kill_at: if force { None } else { Some(Instant::now() + GRACE) } });
     }
     drop(t);
-    REAPER.wake();
+    wake_reaper();
+}
+
+/// Start the reaper thread if it is not running yet. Returns whether it runs.
+pub fn start_reaper() -> bool {
+    let mut r = REAPER.lock().unwrap_or_else(|p| p.into_inner());
+    if r.is_none() {
+        *r = Reaper::start().ok();
+        REAPER_RUNNING.store(r.is_some(), Ordering::SeqCst);
+    }
+    r.is_some()
+}
+
+fn wake_reaper() {
+    if start_reaper() {
+        if let Some(r) = REAPER.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            r.wake();
+        }
+    } else {
+        sweep_orphans();
+    }
+}
+
+/// Reap orphans that have exited and SIGKILL those past their grace period.
+/// The reaper thread does this on its own; the library also calls it where
+/// the thread could not be started.
+pub fn sweep_orphans() {
+    if REAPER_RUNNING.load(Ordering::Relaxed) {
+        return;
+    }
+    sweep(&mut table(), Instant::now());
+}
+
+fn sweep(t: &mut Table, now: Instant) {
+    let orphans: Vec<_> = t.entries.iter().filter(|(_, e)| e.orphan.is_some()).map(|(p, _)| *p).collect();
+    for pid in orphans {
+        if let Ok(Some(_)) | Err(_) = reap_locked(t, pid, false) {
+            continue;
+        }
+        if let Some(e) = t.entries.get_mut(&pid) {
+            let group = e.process_group;
+            if let Some(o) = e.orphan.as_mut() {
+                if o.kill_at.is_some_and(|at| at <= now) {
+                    o.kill_at = None;
+                    let _ = send(pid, group, libc::SIGKILL);
+                }
+            }
+        }
+    }
 }
 
 /// Kill (SIGKILL, whole group where there is one) and reap every child that
@@ -226,16 +278,17 @@ struct Reaper {
 }
 
 impl Reaper {
-    fn start() -> Reaper {
+    fn start() -> io::Result<Reaper> {
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        assert!(fd >= 0, "eventfd: {}", io::Error::last_os_error());
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
         let wake_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let raw = wake_fd.as_raw_fd();
-        std::thread::Builder::new()
-            .name("lua-exec-reaper".into())
-            .spawn(move || reaper_loop(raw))
-            .expect("cannot start the lua-exec reaper thread");
-        Reaper { wake_fd }
+        // The thread runs for the rest of the process and reads `raw`, so the
+        // descriptor is never closed once the thread exists.
+        std::thread::Builder::new().name("lua-exec-reaper".into()).spawn(move || reaper_loop(raw))?;
+        Ok(Reaper { wake_fd })
     }
 
     fn wake(&self) {
@@ -270,26 +323,10 @@ fn reaper_loop(wake_fd: libc::c_int) {
         }
         let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32 + 1);
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        let mut buf = 0u64;
+        let mut buf = 0u64; // clear the eventfd
         unsafe { libc::read(wake_fd, (&mut buf as *mut u64).cast(), 8) };
 
-        let mut t = table();
-        let now = Instant::now();
-        let orphans: Vec<_> = t.entries.iter().filter(|(_, e)| e.orphan.is_some()).map(|(p, _)| *p).collect();
-        for pid in orphans {
-            if let Ok(Some(_)) | Err(_) = reap_locked(&mut t, pid, false) {
-                continue;
-            }
-            if let Some(e) = t.entries.get_mut(&pid) {
-                let group = e.process_group;
-                if let Some(o) = e.orphan.as_mut() {
-                    if o.kill_at.is_some_and(|at| at <= now) {
-                        o.kill_at = None;
-                        let _ = send(pid, group, libc::SIGKILL);
-                    }
-                }
-            }
-        }
+        sweep(&mut table(), Instant::now());
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Process {
     stdin: Option<(Rc<RefCell<StdinPipe>>, Token)>,
     /// Output pipes not yet handed out as streams, with their reader tokens.
     outputs: [Option<(OwnedFd, Token)>; 2],
+    /// Tokens of unobtained outputs that `wait()` turned into drains.
+    drains: Vec<Token>,
     code: Option<i32>,
 }
 
@@ -77,6 +79,7 @@ impl Process {
             exit_token: None,
             stdin: None,
             outputs: [None, None],
+            drains: Vec::new(),
             code: None,
         }
     }
@@ -112,6 +115,7 @@ impl Process {
             State::Running => return Err("process already started".into()),
             State::Closed => return Err("process is closed".into()),
         }
+        children::sweep_orphans();
         if let Some(max) = self.limit.max {
             if self.limit.live.load(Ordering::SeqCst) >= max {
                 return Err(format!(
@@ -178,6 +182,7 @@ impl Process {
         for slot in self.outputs.iter_mut() {
             if let Some((fd, token)) = slot.take() {
                 d.drain(token, fd);
+                self.drains.push(token);
             }
         }
     }
@@ -237,9 +242,12 @@ impl Process {
                 d.remove(t);
             }
         }
-        // Drains started by wait() are finished with the handle: whatever a
-        // grandchild still writes there is of no use to anyone.
-        drop(d);
+        // Drains started by wait() end with the handle: whatever a grandchild
+        // still writes there is of no use to anyone, and the descriptor must
+        // not outlive the handle.
+        for t in self.drains.drain(..) {
+            d.remove(t);
+        }
     }
 
     /// Hand out an output stream (once; the binding caches the object).

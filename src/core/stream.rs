@@ -9,8 +9,9 @@ use super::sys::{self, ReadOutcome};
 /// Largest chunk one `read` returns.
 pub const MAX_CHUNK: usize = 64 * 1024;
 
-pub enum StreamRead<'a> {
-    Data(&'a [u8]),
+pub enum StreamRead {
+    /// This many bytes were read into the caller's buffer.
+    Data(usize),
     Eof,
     WouldBlock,
 }
@@ -20,12 +21,11 @@ pub struct Stream {
     token: Token,
     driver: SharedDriver,
     eof: bool,
-    buf: Vec<u8>,
 }
 
 impl Stream {
     pub fn new(fd: OwnedFd, token: Token, driver: SharedDriver) -> Stream {
-        Stream { fd: Some(fd), token, driver, eof: false, buf: Vec::new() }
+        Stream { fd: Some(fd), token, driver, eof: false }
     }
 
     pub fn token(&self) -> Token {
@@ -36,8 +36,9 @@ impl Stream {
         self.fd.is_none()
     }
 
-    /// One nonblocking read of at most `max` bytes (capped at MAX_CHUNK).
-    pub fn read(&mut self, max: usize) -> Result<StreamRead<'_>, String> {
+    /// One nonblocking read into `buf` (the caller's: a stream keeps no
+    /// buffer of its own, so thousands of idle streams cost no memory).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, String> {
         let fd = match &self.fd {
             Some(fd) => fd.as_raw_fd(),
             None => return Err("stream is closed".into()),
@@ -45,12 +46,8 @@ impl Stream {
         if self.eof {
             return Ok(StreamRead::Eof);
         }
-        let want = max.clamp(1, MAX_CHUNK);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
-        match sys::read_nonblocking(fd, &mut self.buf[..want]) {
-            Ok(ReadOutcome::Data(n)) => Ok(StreamRead::Data(&self.buf[..n])),
+        match sys::read_nonblocking(fd, buf) {
+            Ok(ReadOutcome::Data(n)) => Ok(StreamRead::Data(n)),
             Ok(ReadOutcome::Eof) => {
                 self.eof = true;
                 Ok(StreamRead::Eof)
@@ -65,7 +62,6 @@ impl Stream {
         if self.fd.is_some() {
             self.driver.borrow_mut().remove(self.token);
             self.fd = None;
-            self.buf = Vec::new();
         }
     }
 }
