@@ -206,7 +206,11 @@ describe("exhaustion", function()
       pending("needs root to run the check as an unprivileged user (root ignores RLIMIT_NPROC)")
       return
     end
-    -- RLIMIT_NPROC does not apply to root: run the interpreter as nobody.
+    -- RLIMIT_NPROC does not apply to root: run the interpreter as nobody,
+    -- with a copy of exec.so that nobody can surely read.
+    local so = assert(package.searchpath("exec", package.cpath))
+    local dir = H.tmpname(".d")
+    assert(os.execute("mkdir -p " .. dir .. " && cp " .. so .. " " .. dir .. "/exec.so && chmod -R a+rX " .. dir))
     local out, status = H.run_script([[
       local exec = require("exec")
       local ex = exec.get("process:native")
@@ -225,7 +229,8 @@ describe("exhaustion", function()
       p:start()
       print("after: " .. tostring(p:stdout_stream():read()))
       print("code " .. p:wait())
-    ]], "prlimit --nproc=12:12 setpriv --reuid=65534 --regid=65534 --clear-groups ")
+    ]], "LUA_CPATH='" .. dir .. "/?.so' prlimit --nproc=12:12 setpriv --reuid=65534 --regid=65534 --clear-groups ")
+    os.execute("rm -rf " .. dir)
     assert.equals(0, status, out)
     assert.matches("Resource temporarily unavailable", out)
     assert.matches("after: again", out)

@@ -256,9 +256,11 @@ function Process:wait()
   end
   -- Tasks already scheduled (typically a reader spawned just before this
   -- call) get to run first, so that the streams they are about to take are
-  -- not mistaken for output nobody wants.
+  -- not mistaken for output nobody wants. From then on output cannot hold
+  -- the child up: unobtained streams are discarded, obtained ones are read
+  -- ahead into memory until their end.
   sched.yield()
-  if raw:state() == "running" then raw:discard_output() end
+  if raw:state() == "running" then raw:begin_wait() end
   while true do
     local code, werr = raw:try_wait()
     if code then

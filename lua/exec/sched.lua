@@ -235,6 +235,7 @@ local function turn(w, what)
     if at then
       timeout = ceil((at - now()) * 1000)
       if timeout < 0 then timeout = 0 end
+      if timeout > 3600000 then timeout = 3600000 end -- the loop simply turns again
     elseif token_waiter_count > 0 then
       timeout = -1
     else

@@ -3,6 +3,9 @@ local sched, channel = ...
 
 local M = {}
 
+-- Go's limit: a duration is an int64 of nanoseconds (about 292 years).
+local MAX_SECONDS = 9223372036.854775807
+
 local UNITS = { ns = 1e-9, us = 1e-6, ["\194\181s"] = 1e-6, ["\206\188s"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
 
 local function bad(fname, d, why)
@@ -17,7 +20,7 @@ local function seconds(d, fname)
   if t == "number" then
     if d ~= d then bad(fname, d, "not a number") end
     if d < 0 then bad(fname, d, "negative") end
-    if d == math.huge then bad(fname, d, "infinite") end
+    if d > MAX_SECONDS then bad(fname, d, "out of range") end
     return d
   end
   if t ~= "string" then
@@ -42,6 +45,7 @@ local function seconds(d, fname)
     pos = nxt
   end
   if sign < 0 and total > 0 then bad(fname, d, "negative") end
+  if total > MAX_SECONDS then bad(fname, d, "out of range") end
   return total
 end
 M.seconds = seconds

@@ -199,8 +199,8 @@ impl UserData for ProcessUd {
             Ok(None) => ok(lua, false),
             Err(e) => fail(e),
         });
-        m.add_method_mut("discard_output", |_, this, ()| {
-            this.0.discard_unobtained_output();
+        m.add_method_mut("begin_wait", |_, this, ()| {
+            this.0.begin_wait();
             Ok(())
         });
         m.add_method_mut("finish", |_, this, ()| {

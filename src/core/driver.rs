@@ -18,6 +18,7 @@ use std::rc::Rc;
 
 use super::poller::{Interest, Poller, Token};
 use super::stdin::StdinPipe;
+use super::stream::SharedStream;
 use super::sys::{self, ReadOutcome};
 
 /// Stdin data queued beyond this makes `write_stdin` wait for room.
@@ -31,6 +32,8 @@ enum Source {
     Read(RawFd),
     /// An unobtained stream being discarded; the fd belongs to the driver.
     Drain(OwnedFd),
+    /// A handed-out stream read ahead into its buffer while `wait()` runs.
+    ReadAhead(RawFd, SharedStream),
     /// A child's stdin queue.
     Write(Rc<RefCell<StdinPipe>>),
     /// A child's pidfd; the fd belongs to the process.
@@ -108,6 +111,7 @@ impl Driver {
         match self.sources.remove(&token) {
             Some(Source::Read(fd)) | Some(Source::Exit(fd)) => self.poller.remove(fd),
             Some(Source::Drain(fd)) => self.poller.remove(fd.as_raw_fd()),
+            Some(Source::ReadAhead(fd, _)) => self.poller.remove(fd),
             Some(Source::Write(p)) => {
                 if let Some(fd) = p.borrow().raw_fd() {
                     self.poller.remove(fd);
@@ -123,6 +127,17 @@ impl Driver {
     pub fn drain(&mut self, token: Token, fd: OwnedFd) {
         self.sources.insert(token, Source::Drain(fd));
         self.drain_now(token);
+    }
+
+    /// Turn the reader `token` of a handed-out stream into a read-ahead: the
+    /// loop reads whatever arrives into the stream's buffer (and still
+    /// reports the token, so that a waiting reader wakes up).
+    pub fn read_ahead(&mut self, token: Token, stream: SharedStream) {
+        if let Some(Source::Read(fd)) = self.sources.get(&token) {
+            let fd = *fd;
+            stream.borrow_mut().fill();
+            self.sources.insert(token, Source::ReadAhead(fd, stream));
+        }
     }
 
     fn drain_now(&mut self, token: Token) {
@@ -164,6 +179,10 @@ impl Driver {
             match self.sources.get(&t) {
                 Some(Source::Read(_)) | Some(Source::Exit(_)) => ready.push(t),
                 Some(Source::Drain(_)) => self.drain_now(t),
+                Some(Source::ReadAhead(_, stream)) => {
+                    stream.borrow_mut().fill();
+                    ready.push(t);
+                }
                 Some(Source::Write(p)) => {
                     let mut p = p.borrow_mut();
                     if p.flush() && p.queued() < STDIN_HIGH_WATER {

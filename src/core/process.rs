@@ -15,7 +15,8 @@ use super::driver::{SharedDriver, STDIN_HIGH_WATER};
 use super::poller::Token;
 use super::spawn::{self, SpawnRequest, Stdio};
 use super::stdin::StdinPipe;
-use super::stream::Stream;
+use super::stream::{Stream, StreamState};
+use std::rc::Weak;
 use super::sys;
 
 /// The executor's cap on live processes, shared by every process it starts.
@@ -63,6 +64,8 @@ pub struct Process {
     outputs: [Option<(OwnedFd, Token)>; 2],
     /// Tokens of unobtained outputs that `wait()` turned into drains.
     drains: Vec<Token>,
+    /// Streams handed out, for read-ahead while `wait()` runs.
+    handed: Vec<(Weak<RefCell<StreamState>>, Token)>,
     code: Option<i32>,
 }
 
@@ -80,6 +83,7 @@ impl Process {
             stdin: None,
             outputs: [None, None],
             drains: Vec::new(),
+            handed: Vec::new(),
             code: None,
         }
     }
@@ -89,7 +93,8 @@ impl Process {
     }
 
     pub fn pid(&self) -> Option<libc::pid_t> {
-        (self.state != State::Created).then_some(self.pid)
+        // pid 0: never started (closed before start).
+        (self.pid != 0).then_some(self.pid)
     }
 
     /// The exit code, once the child was reaped.
@@ -175,14 +180,22 @@ impl Process {
         }
     }
 
-    /// `wait()` has begun: output nobody asked for is now discarded so that
-    /// it cannot hold the child up.
-    pub fn discard_unobtained_output(&mut self) {
+    /// `wait()` has begun: no output may hold the child up any more. Output
+    /// nobody asked for is discarded; streams handed out are read ahead into
+    /// their buffers, so that whoever holds them can still read everything.
+    pub fn begin_wait(&mut self) {
         let mut d = self.driver.borrow_mut();
         for slot in self.outputs.iter_mut() {
             if let Some((fd, token)) = slot.take() {
                 d.drain(token, fd);
                 self.drains.push(token);
+            }
+        }
+        for (weak, token) in self.handed.drain(..) {
+            if let Some(state) = weak.upgrade() {
+                if state.borrow().is_open() {
+                    d.read_ahead(token, state);
+                }
             }
         }
     }
@@ -262,7 +275,11 @@ impl Process {
             return Err(format!("{} is not a pipe (it was set to {:?})", which.name(), mode));
         }
         match self.outputs[which as usize].take() {
-            Some((fd, token)) => Ok(Stream::new(fd, token, self.driver.clone())),
+            Some((fd, token)) => {
+                let stream = Stream::new(fd, token, self.driver.clone());
+                self.handed.push((Rc::downgrade(&stream.shared()), token));
+                Ok(stream)
+            }
             None => Err(format!("{} stream was already taken", which.name())),
         }
     }
