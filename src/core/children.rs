@@ -179,6 +179,10 @@ pub fn abandon(pid: libc::pid_t, pidfd: Option<OwnedFd>, force: bool) {
         None => return,
     };
     let _ = send(pid, group, if force { libc::SIGKILL } else { libc::SIGTERM });
+    if !force {
+        // A stopped child cannot act on SIGTERM until it runs again.
+        let _ = send(pid, group, libc::SIGCONT);
+    }
     if let Ok(Some(_)) = reap_locked(&mut t, pid, false) {
         return;
     }
