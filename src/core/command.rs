@@ -111,7 +111,19 @@ pub fn merge_env(
 /// (the PATH the child will see). Returns the path to execute.
 pub fn resolve_program(program: &str, path: &str, cwd: Option<&Path>) -> Result<PathBuf, String> {
     if program.contains('/') {
-        return Ok(PathBuf::from(program));
+        // Checked here rather than left to exec, so that the error names the
+        // program the same way everywhere (posix_spawn under some emulators,
+        // valgrind among them, reports a failed exec only as exit code 127).
+        let path = match cwd {
+            Some(dir) if !program.starts_with('/') => dir.join(program),
+            _ => PathBuf::from(program),
+        };
+        return match std::fs::metadata(&path) {
+            Err(e) => Err(format!("cannot run '{program}': {}", super::sys::describe(&e))),
+            Ok(m) if m.is_dir() => Err(format!("cannot run '{program}': Is a directory")),
+            Ok(_) if !is_executable(&path) => Err(format!("cannot run '{program}': Permission denied")),
+            Ok(_) => Ok(PathBuf::from(program)),
+        };
     }
     let mut denied = None;
     for dir in path.split(':') {
@@ -211,7 +223,11 @@ mod tests {
         assert_eq!(resolve_program("sh", "/nonexistent:/bin", None).unwrap(), PathBuf::from("/bin/sh"));
         let e = resolve_program("no-such-program-xyz", "/bin:/usr/bin", None).unwrap_err();
         assert!(e.contains("no-such-program-xyz") && e.contains("not found"), "{e}");
-        assert_eq!(resolve_program("./x", "", None).unwrap(), PathBuf::from("./x"));
+        assert_eq!(resolve_program("/bin/sh", "", None).unwrap(), PathBuf::from("/bin/sh"));
+        let e = resolve_program("./no-such-x", "", None).unwrap_err();
+        assert!(e.contains("'./no-such-x'") && e.contains("No such file"), "{e}");
+        let e = resolve_program("/tmp", "", None).unwrap_err();
+        assert!(e.contains("Is a directory"), "{e}");
     }
 
     #[test]
