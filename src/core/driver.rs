@@ -29,15 +29,15 @@ const FALLBACK_POLL_MS: i32 = 10;
 
 enum Source {
     /// A stream the Lua side reads; the fd belongs to the stream.
-    Read(RawFd),
+    Read,
     /// An unobtained stream being discarded; the fd belongs to the driver.
     Drain(OwnedFd),
     /// A handed-out stream read ahead into its buffer while `wait()` runs.
-    ReadAhead(RawFd, SharedStream),
+    ReadAhead(SharedStream),
     /// A child's stdin queue.
     Write(Rc<RefCell<StdinPipe>>),
     /// A child's pidfd; the fd belongs to the process.
-    Exit(RawFd),
+    Exit,
 }
 
 pub struct Driver {
@@ -77,7 +77,7 @@ impl Driver {
     pub fn add_reader(&mut self, fd: RawFd) -> io::Result<Token> {
         let t = self.token();
         self.poller.add(fd, Interest::Read, t)?;
-        self.sources.insert(t, Source::Read(fd));
+        self.sources.insert(t, Source::Read);
         Ok(t)
     }
 
@@ -96,7 +96,7 @@ impl Driver {
         match pidfd {
             Some(fd) => {
                 self.poller.add(fd, Interest::Read, t)?;
-                self.sources.insert(t, Source::Exit(fd));
+                self.sources.insert(t, Source::Exit);
             }
             None => {
                 self.polled_exits.insert(t);
@@ -105,20 +105,15 @@ impl Driver {
         Ok(t)
     }
 
-    /// Stop watching `token`. Must be called before its fd is closed.
+    /// Stop watching `token`; its fd is closed right after by its owner.
+    ///
+    /// No EPOLL_CTL_DEL is issued: closing the (never duplicated) parent end
+    /// removes it from the epoll set, and should a host's fork keep a copy
+    /// alive, its events carry a token that is never reused and so are
+    /// ignored. That saves a system call per source per process.
     pub fn remove(&mut self, token: Token) {
         self.polled_exits.remove(&token);
-        match self.sources.remove(&token) {
-            Some(Source::Read(fd)) | Some(Source::Exit(fd)) => self.poller.remove(fd),
-            Some(Source::Drain(fd)) => self.poller.remove(fd.as_raw_fd()),
-            Some(Source::ReadAhead(fd, _)) => self.poller.remove(fd),
-            Some(Source::Write(p)) => {
-                if let Some(fd) = p.borrow().raw_fd() {
-                    self.poller.remove(fd);
-                }
-            }
-            None => {}
-        }
+        self.sources.remove(&token);
     }
 
     /// Turn the reader `token` into a drain that owns `fd` and discards
@@ -133,10 +128,9 @@ impl Driver {
     /// loop reads whatever arrives into the stream's buffer (and still
     /// reports the token, so that a waiting reader wakes up).
     pub fn read_ahead(&mut self, token: Token, stream: SharedStream) {
-        if let Some(Source::Read(fd)) = self.sources.get(&token) {
-            let fd = *fd;
+        if let Some(Source::Read) = self.sources.get(&token) {
             stream.borrow_mut().fill();
-            self.sources.insert(token, Source::ReadAhead(fd, stream));
+            self.sources.insert(token, Source::ReadAhead(stream));
         }
     }
 
@@ -177,9 +171,9 @@ impl Driver {
         self.poller.wait(timeout_ms, |t| fired.push(t))?;
         for t in fired {
             match self.sources.get(&t) {
-                Some(Source::Read(_)) | Some(Source::Exit(_)) => ready.push(t),
+                Some(Source::Read) | Some(Source::Exit) => ready.push(t),
                 Some(Source::Drain(_)) => self.drain_now(t),
-                Some(Source::ReadAhead(_, stream)) => {
+                Some(Source::ReadAhead(stream)) => {
                     stream.borrow_mut().fill();
                     ready.push(t);
                 }

@@ -41,11 +41,6 @@ impl Poller {
         Ok(())
     }
 
-    pub fn remove(&self, fd: RawFd) {
-        // Fails only if fd was never added or is already closed; both are fine.
-        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-    }
-
     /// Wait up to `timeout_ms` (-1: forever) and call `f` with each ready
     /// token. An interrupted wait (EINTR) returns with no events, so that a
     /// host's signal handling (Ctrl-C in the interpreter) gets to run.

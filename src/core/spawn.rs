@@ -194,7 +194,8 @@ impl StdioPipes {
                 Stdio::Pipe => {
                     let (r, w) = sys::pipe()?;
                     let (parent, child) = if i == 0 { (w, r) } else { (r, w) };
-                    sys::set_nonblocking(parent.as_raw_fd())?;
+                    let access = if i == 0 { libc::O_WRONLY } else { libc::O_RDONLY };
+                    sys::set_nonblocking_fresh(parent.as_raw_fd(), access)?;
                     Some((Some(parent), child))
                 }
             };

@@ -20,11 +20,21 @@ pub struct StdinPipe {
     /// Sticky: once the pipe broke, every later write reports it.
     error: Option<String>,
     close_requested: bool,
+    /// The pipe was given a bulk-sized buffer (tried once, when it first filled).
+    grown: bool,
 }
 
 impl StdinPipe {
     pub fn new(fd: OwnedFd) -> StdinPipe {
-        StdinPipe { fd: Some(fd), queue: VecDeque::new(), offset: 0, queued: 0, error: None, close_requested: false }
+        StdinPipe {
+            fd: Some(fd),
+            queue: VecDeque::new(),
+            offset: 0,
+            queued: 0,
+            error: None,
+            close_requested: false,
+            grown: false,
+        }
     }
 
     pub fn raw_fd(&self) -> Option<RawFd> {
@@ -59,6 +69,16 @@ impl StdinPipe {
         let mut written = 0;
         if self.queue.is_empty() {
             written = self.write_now(data)?;
+        }
+        if written < data.len() {
+            if !self.grown {
+                // The pipe filled up: this is bulk input.
+                self.grown = true;
+                if let Some(fd) = self.raw_fd() {
+                    sys::grow_pipe(fd);
+                    written += self.write_now(&data[written..])?;
+                }
+            }
         }
         if written < data.len() {
             self.queue.push_back(data[written..].to_vec());

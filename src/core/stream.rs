@@ -33,6 +33,8 @@ pub struct StreamState {
     /// Output read ahead by the event loop (see the module comment).
     buffer: Vec<u8>,
     pos: usize,
+    /// The pipe was given a bulk-sized buffer (tried once).
+    grown: bool,
 }
 
 pub type SharedStream = Rc<RefCell<StreamState>>;
@@ -96,7 +98,7 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(fd: OwnedFd, token: Token, driver: SharedDriver) -> Stream {
-        let state = StreamState { fd: Some(fd), eof: false, error: None, buffer: Vec::new(), pos: 0 };
+        let state = StreamState { fd: Some(fd), eof: false, error: None, buffer: Vec::new(), pos: 0, grown: false };
         Stream { state: Rc::new(RefCell::new(state)), token, driver }
     }
 
@@ -139,7 +141,14 @@ impl Stream {
             return Ok(StreamRead::Eof);
         }
         match sys::read_nonblocking(fd, buf) {
-            Ok(ReadOutcome::Data(n)) => Ok(StreamRead::Data(n)),
+            Ok(ReadOutcome::Data(n)) => {
+                if n == MAX_CHUNK && !st.grown {
+                    // A full chunk: this stream carries bulk data.
+                    st.grown = true;
+                    sys::grow_pipe(fd);
+                }
+                Ok(StreamRead::Data(n))
+            }
             Ok(ReadOutcome::Eof) => {
                 st.eof = true;
                 Ok(StreamRead::Eof)

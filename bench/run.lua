@@ -1,0 +1,115 @@
+-- make bench: every case of bench/cases.lua, each in a fresh interpreter,
+-- side by side in one run, REPEAT times; prints medians and the ratios the
+-- performance goals are stated in. Usage: lua5.4 bench/run.lua [REPEAT]
+local REPEAT = tonumber(arg[1]) or 3
+local LUA = os.getenv("BENCH_LUA") or "lua5.4"
+local CPATH = os.getenv("LUA_CPATH") or ""
+
+local function sh(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local function run_case(name, arg1)
+  local out = sh(string.format("LUA_CPATH=%q %s bench/cases.lua %s %s 2>/tmp/lua-exec-bench.err", CPATH, LUA, name, arg1))
+  local v = tonumber(out)
+  if not v then error("case " .. name .. " failed: " .. out .. sh("cat /tmp/lua-exec-bench.err")) end
+  local cpu = tonumber((sh("cat /tmp/lua-exec-bench.err") or ""):match("cpu=([%d%.]+)"))
+  return v, cpu
+end
+
+local function run_c(prog, arg1)
+  return tonumber(sh(string.format("bench/out/%s %s", prog, arg1)))
+end
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+-- Each row: label, unit, and the runners; all runners of a row run in turn
+-- within each repetition, so that they share the machine's state.
+local GiB, MiB = 1024 ^ 3, 1024 ^ 2
+local rows = {
+  { "spawn+wait /bin/true (argv)", "spawns/s", {
+      { "lua-exec", function() return run_case("exec_spawn_argv", 2000) end },
+      { "luv", function() return run_case("luv_spawn_argv", 2000) end },
+      { "C posix_spawn", function() return run_c("spawn_loop", 2000) end } } },
+  { "spawn+wait `true` (shell)", "spawns/s", {
+      { "lua-exec", function() return run_case("exec_spawn_shell", 2000) end },
+      { "io.popen", function() return run_case("popen_shell", 2000) end },
+      { "os.execute", function() return run_case("os_execute_shell", 2000) end } } },
+  { "spawn+wait, 500 MB Lua heap", "spawns/s", {
+      { "lua-exec", function() return run_case("exec_spawn_heap", 1000) end },
+      { "luv", function() return run_case("luv_spawn_heap", 100) end },
+      { "io.popen", function() return run_case("popen_heap", 1000) end } } },
+  { "read 2 GiB of stdout", "GiB/s", {
+      { "lua-exec", function() return run_case("exec_read", 2048) / GiB end },
+      { "luv", function() return run_case("luv_read", 2048) / GiB end },
+      { "io.popen", function() return run_case("popen_read", 2048) / GiB end },
+      { "C read loop", function() return run_c("pipe_read", 2048) / GiB end } } },
+  { "write 1 GiB to stdin", "GiB/s", {
+      { "lua-exec", function() return run_case("exec_write", 1024) / GiB end },
+      { "luv", function() return run_case("luv_write", 1024) / GiB end },
+      { "io.popen", function() return run_case("popen_write", 1024) / GiB end },
+      { "C write loop", function() return run_c("pipe_write", 1024) / GiB end } } },
+  { "500 concurrent `sleep 1`: wall", "s (lower is better)", {
+      { "lua-exec", function() return run_case("exec_concurrent_wall", 500) end },
+      { "luv", function() return run_case("luv_concurrent_wall", 500) end } } },
+  { "1,000 ping-pongs through cat", "round trips/s", {
+      { "lua-exec", function() return run_case("exec_pingpong", 1000) end },
+      { "luv", function() return run_case("luv_pingpong", 1000) end } } },
+  { "channel ping-pong between tasks", "round trips/s", {
+      { "lua-exec channel", function() return run_case("exec_channel", 200000) end },
+      { "bare resume/yield", function() return run_case("coroutine_resume", 200000) end } } },
+  { "RSS growth while streaming 2 GiB", "MiB (lower is better)", {
+      { "lua-exec", function() return run_case("exec_read_rss", 2048) end } } },
+}
+
+local function version(cmd)
+  return (sh(cmd .. " 2>&1"):match("[^\n]*") or "?")
+end
+
+print(string.format("# lua-exec bench: %s, %d repetitions, medians", LUA, REPEAT))
+print("# machine: " .. version("uname -srm") .. ", " .. sh("nproc"):gsub("%s+", "") .. " cores, " ..
+  (sh("grep -m1 'model name' /proc/cpuinfo"):match(":%s*(.-)%s*$") or "?"))
+print("# versions: " .. version(LUA .. " -v") .. "; luv " ..
+  (sh(LUA .. " -e 'print(require(\"luv\").version_string())' 2>/dev/null"):gsub("%s+", "")) ..
+  "; lua-exec " .. (sh(string.format("LUA_CPATH=%q %s -e 'print(require(\"exec\").version)'", CPATH, LUA)):gsub("%s+", "")))
+print("")
+print(string.format("| %-34s | %-18s | %12s | %s |", "benchmark", "implementation", "median", "lua-exec vs this"))
+print("|" .. string.rep("-", 36) .. "|" .. string.rep("-", 20) .. "|" .. string.rep("-", 14) .. "|" .. string.rep("-", 18) .. "|")
+local results = {}
+for _, row in ipairs(rows) do
+  local label, unit, impls = row[1], row[2], row[3]
+  local samples, cpus = {}, {}
+  for i = 1, #impls do samples[i], cpus[i] = {}, {} end
+  for _ = 1, REPEAT do
+    for i, impl in ipairs(impls) do
+      local v, cpu = impl[2]()
+      table.insert(samples[i], v)
+      if cpu then table.insert(cpus[i], cpu) end
+    end
+  end
+  local lower_better = unit:find("lower is better") ~= nil
+  local ours = median(samples[1])
+  for i, impl in ipairs(impls) do
+    local m = median(samples[i])
+    local ratio = ""
+    if i > 1 and m > 0 and ours > 0 then
+      ratio = string.format("%.2fx", lower_better and (m / ours) or (ours / m))
+    end
+    local extra = #cpus[i] > 0 and string.format(" (cpu %.2fs)", median(cpus[i])) or ""
+    local fmt = m >= 100 and "%12.0f" or "%12.3f"
+    print(string.format("| %-34s | %-18s | " .. fmt .. " | %-16s |", i == 1 and (label .. ", " .. unit) or "", impl[1] .. extra, m, ratio))
+    results[label .. "/" .. impl[1]] = m
+  end
+  io.stdout:flush()
+end
+print("")
+print("Ratios are lua-exec's speed relative to each row (above 1.00x: lua-exec is faster;")
+print("for 'lower is better' rows, the other's figure divided by lua-exec's).")
