@@ -20,13 +20,15 @@ all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
 deps:
 	@sh scripts/deps.sh
 
+# Copied to a temporary name and renamed: a running interpreter keeps the
+# old file mapped, and overwriting it in place would crash it.
 $(BUILD)/lua5.4/exec.so: $(SOURCES)
 	$(CARGO) build --release --features lua54 --target-dir target/lua54
-	mkdir -p $(@D) && cp target/lua54/release/libexec.so $@
+	mkdir -p $(@D) && cp target/lua54/release/libexec.so $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/luajit/exec.so: $(SOURCES)
 	$(CARGO) build --release --features luajit --target-dir target/luajit
-	mkdir -p $(@D) && cp target/luajit/release/libexec.so $@
+	mkdir -p $(@D) && cp target/luajit/release/libexec.so $@.tmp && mv -f $@.tmp $@
 
 # Used by the rockspec: `luarocks make` calls this with the interpreter it
 # installs for and copies $(BUILD)/rock/exec.so into its tree.
@@ -46,7 +48,7 @@ clean:
 	rm -rf $(BUILD) target
 
 rock-install:
-	mkdir -p "$(INST_LIBDIR)" && cp $(BUILD)/rock/exec.so "$(INST_LIBDIR)/exec.so"
+	mkdir -p "$(INST_LIBDIR)" && cp $(BUILD)/rock/exec.so "$(INST_LIBDIR)/exec.so.tmp" && mv -f "$(INST_LIBDIR)/exec.so.tmp" "$(INST_LIBDIR)/exec.so"
 
 # The long reliability runs: 10,000 cycles, 256 MiB through cat, 1 GiB
 # drained, 2 GiB streamed, a 20,000-step random walk; both interpreters.

@@ -11,10 +11,12 @@ if not exec then
   local sched = modules.sched(core)
   local channel = modules.channel(sched)
   local time = modules.time(sched, channel)
-  local process = modules.process(core, sched)
+  local process = modules.process(core, sched, time, channel)
 
   exec = {
     get = process.get,
+    run = process.run,
+    quote = process.quote,
     registry = process.registry,
     spawn = sched.spawn,
     channel = { new = channel.new, select = channel.select },

@@ -4,7 +4,7 @@
 -- The raw layer never blocks and never raises for operational errors; this
 -- file turns its results into the spec's conventions (raise, or return
 -- nil + message) and does the waiting through the scheduler.
-local core, sched = ...
+local core, sched, time, channel = ...
 
 local M = {}
 
@@ -152,8 +152,11 @@ end
 
 local EXEC_OPTIONS = {
   work_dir = "string", env = "table", stdin = "string", stdout = "string", stderr = "string",
-  process_group = "boolean",
+  process_group = "boolean", timeout = true,
 }
+
+-- A child that outlives its `timeout` gets SIGTERM, then SIGKILL this much later.
+local KILL_GRACE = 1
 
 local function check_command(cmd, fname)
   local t = type(cmd)
@@ -191,10 +194,16 @@ local function normalize_options(opts, fname)
       if k == "workdir" or k == "cwd" or k == "dir" then hint = " (did you mean 'work_dir'?)" end
       arg_error(fname, 2, "options", "unknown option '" .. tostring(k) .. "'" .. hint)
     end
-    if type(v) ~= want then
+    if want ~= true and type(v) ~= want then
       arg_error(fname, 2, "options", "option " .. k .. " must be a " .. want .. " (got " .. type(v) .. ")")
     end
-    if k == "env" then norm.env = flatten_env(v, fname, "options.env") else norm[k] = v end
+    if k == "env" then
+      norm.env = flatten_env(v, fname, "options.env")
+    elseif k == "timeout" then
+      norm.timeout = time.seconds(v, fname .. ": option timeout")
+    else
+      norm[k] = v
+    end
   end
   if norm.stdout == "stdout" then arg_error(fname, 2, "options", "option stdout cannot be \"stdout\"") end
   return norm
@@ -209,7 +218,7 @@ function Executor:exec(command, options)
   if raw:released() then error(fname .. ": executor '" .. raw:id() .. "' has been released", 2) end
   local praw, err = raw:exec(command, norm)
   if not praw then error(fname .. ": " .. err, 2) end
-  return setmetatable({ [RAW] = praw, streams = {} }, Process)
+  return setmetatable({ [RAW] = praw, streams = {}, timeout = norm and norm.timeout }, Process)
 end
 
 --- executor:release(): always true; later exec calls raise.
@@ -237,16 +246,49 @@ function Process:start()
   local raw = check_self(self, Process, "process:start")
   local ok, err = raw:start()
   if not ok then error("process:start: " .. err, 2) end
+  if self.timeout then
+    -- Enforced by the event loop, i.e. while the program waits in a
+    -- blocking call. The timer holds the raw handle only.
+    self._timer = sched.at(sched.now() + self.timeout, function()
+      if raw:state() ~= "running" or raw:try_wait() then return end
+      self._timed_out = true
+      raw:signal(15)
+      self._timer = sched.at(sched.now() + KILL_GRACE, function()
+        if raw:state() == "running" and not raw:try_wait() then raw:signal(9) end
+      end)
+    end)
+  end
+end
+
+--- True once the `timeout` option ended the child.
+function Process:timed_out()
+  check_self(self, Process, "process:timed_out")
+  return self._timed_out == true
 end
 
 function Process:pid()
   return check_self(self, Process, "process:pid"):pid()
 end
 
---- process:wait(): exit_code, nil; or nil, message. Never raises.
-function Process:wait()
+local function stop_timer(self)
+  if self._timer then
+    sched.cancel_timer(self._timer)
+    self._timer = nil
+  end
+end
+
+--- process:wait([d]): exit_code, nil; or nil, message. Never raises. With a
+--- duration `d`, waits at most that long and returns nil, "timeout" if the
+--- child is still running (it keeps running).
+function Process:wait(d)
   local raw, err = soft_self(self, Process, "process:wait")
   if not raw then return nil, err end
+  local deadline
+  if d ~= nil then
+    local ok, secs = pcall(time.seconds, d, "process:wait")
+    if not ok then return nil, tostring(secs) end
+    deadline = sched.now() + secs
+  end
   local state = raw:state()
   if state == "created" then return nil, "process:wait: process not started" end
   if state == "closed" then
@@ -265,6 +307,7 @@ function Process:wait()
     local code, werr = raw:try_wait()
     if code then
       raw:finish()
+      stop_timer(self)
       return code, nil
     end
     if code == nil then
@@ -274,7 +317,18 @@ function Process:wait()
     end
     local token = raw:exit_token()
     if not token then return nil, "process:wait: process is closed" end
-    local ok, serr = pcall(sched.wait_token, token, "process:wait")
+    local ok, serr
+    if deadline then
+      local left = deadline - sched.now()
+      if left <= 0 then return nil, "timeout" end
+      ok, serr = pcall(sched.wait_token_for, token, left, "process:wait")
+      if ok and serr == false and raw:state() == "running" and not raw:code() then
+        local c = raw:try_wait()
+        if not c then return nil, "timeout" end
+      end
+    else
+      ok, serr = pcall(sched.wait_token, token, "process:wait")
+    end
     if not ok then return nil, "process:wait: " .. tostring(serr) end
   end
 end
@@ -308,6 +362,7 @@ function Process:close(force)
     arg_error("process:close", 1, "force_stop", "boolean expected, got " .. type(force))
   end
   wake_waiters(self, raw)
+  stop_timer(self)
   raw:close(force == true)
   return true
 end
@@ -499,6 +554,80 @@ end
 Stream.__close = function(self) pcall(Stream.close, self) end
 Stream.__tostring = function(self)
   return string.format("exec.stream(%s)", rawget(self, RAW):closed() and "closed" or "open")
+end
+
+----------------------------------------------------------------------------
+-- One-call capture and shell quoting
+----------------------------------------------------------------------------
+
+--- executor:run(command, options): start, feed options.input, collect both
+--- streams, wait. Returns { code =, stdout =, stderr =, timed_out = }.
+function Executor:run(command, options)
+  local fname = "executor:run"
+  check_self(self, Executor, fname)
+  local input
+  local opts = nil
+  if options ~= nil then
+    if type(options) ~= "table" then arg_error(fname, 2, "options", "table expected, got " .. type(options)) end
+    opts = {}
+    for k, v in pairs(options) do opts[k] = v end
+    input = opts.input
+    opts.input = nil
+    if input ~= nil and type(input) ~= "string" then
+      arg_error(fname, 2, "options", "option input must be a string (got " .. type(input) .. ")")
+    end
+  end
+  local ok, p = pcall(self.exec, self, command, opts)
+  if not ok then error((tostring(p):gsub("executor:exec", fname)), 2) end
+  local started, serr = pcall(p.start, p)
+  if not started then error((tostring(serr):gsub("^.-process:start", fname)), 2) end
+  local parts = { stdout = {}, stderr = {} }
+  local done = channel.new(2)
+  local readers = 0
+  for _, which in ipairs({ "stdout", "stderr" }) do
+    local got, s = pcall(p[which .. "_stream"], p)
+    if got then
+      readers = readers + 1
+      sched.spawn(function()
+        while true do
+          local chunk = s:read()
+          if not chunk then break end
+          parts[which][#parts[which] + 1] = chunk
+        end
+        done:send(true)
+      end)
+    end
+  end
+  if input and input ~= "" then p:write_stdin(input) end
+  p:close_stdin()
+  local code, werr = p:wait()
+  for _ = 1, readers do done:receive() end
+  if not code then error(fname .. ": " .. tostring(werr), 2) end
+  return {
+    code = code,
+    stdout = table.concat(parts.stdout),
+    stderr = table.concat(parts.stderr),
+    timed_out = p._timed_out == true,
+  }
+end
+
+--- exec.run(command, options): executor:run on process:native.
+function M.run(command, options)
+  local ex = M.get("process:native")
+  local ok, r = pcall(ex.run, ex, command, options)
+  ex:release()
+  if not ok then error((tostring(r):gsub("executor:run", "exec.run")), 2) end
+  return r
+end
+
+--- exec.quote(s): s quoted for /bin/sh, safe for any bytes but NUL.
+function M.quote(s)
+  local t = type(s)
+  if t == "number" then s = tostring(s) elseif t ~= "string" then
+    arg_error("exec.quote", 1, "s", "string expected, got " .. t)
+  end
+  if s:find("\0", 1, true) then arg_error("exec.quote", 1, "s", "contains a NUL byte") end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
 M.Executor, M.Process, M.Stream = Executor, Process, Stream

@@ -304,6 +304,21 @@ function M.wait_token(token, what)
   return M.suspend(w, what)
 end
 
+--- Block until `token` fires or `seconds` pass: returns true, or false on
+--- timeout.
+function M.wait_token_for(token, seconds, what)
+  local w = M.waiter()
+  M.on_token(w, token)
+  local t = M.at(now() + seconds, function() wake(w, false) end)
+  local prev = w.cleanup
+  w.cleanup = function(self)
+    M.cancel_timer(t)
+    if prev then prev(self) end
+  end
+  local fired = M.suspend(w, what)
+  return fired ~= false
+end
+
 --- Block for `seconds`.
 function M.sleep(seconds)
   local w = M.waiter()
