@@ -26,6 +26,8 @@ build = {
       LUA_INCDIR = "$(LUA_INCDIR)",
    },
    install_target = "rock-install",
+   -- LuaLS annotations, installed beside the rock (lib/luarocks/rocks-*/lua-exec/scm-1/types).
+   copy_directories = { "types" },
    install_variables = {
       INST_LIBDIR = "$(LIBDIR)",
       INST_LUADIR = "$(LUADIR)",

@@ -200,7 +200,7 @@ local function normalize_options(opts, fname)
     if k == "env" then
       norm.env = flatten_env(v, fname, "options.env")
     elseif k == "timeout" then
-      norm.timeout = time.seconds(v, fname .. ": option timeout")
+      norm.timeout = time._seconds(v, fname .. ": option timeout")
     else
       norm[k] = v
     end

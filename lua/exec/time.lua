@@ -48,7 +48,7 @@ local function seconds(d, fname)
   if total > MAX_SECONDS then bad(fname, d, "out of range") end
   return total
 end
-M.seconds = seconds
+M._seconds = seconds -- internal: (d, function name for messages)
 
 function M.parse_duration(d)
   return seconds(d, "time.parse_duration")

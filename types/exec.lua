@@ -1,0 +1,212 @@
+---@meta exec
+-- LuaLS annotations for lua-exec (require("exec")). Installed by the rock;
+-- point your editor's `workspace.library` at this folder.
+
+---@class exec
+---@field registry exec.registry
+---@field channel channellib
+---@field time timelib
+---@field version string
+local exec = {}
+
+---@class exec.registry
+local registry = {}
+
+---Define a resource. `config.kind` is required; kind "exec.native" makes a process executor.
+---@param id string `namespace:name`
+---@param config { kind: string, default_work_dir?: string, default_env?: table<string, string|number>, command_whitelist?: string[], max_processes?: integer }
+---@return true
+function registry.define(id, config) end
+
+---The kind of a defined resource, or nil.
+---@param id string
+---@return string|nil
+function registry.kind(id) end
+
+---A process executor from the registry. Raises for an unknown id, another kind, or a failed acquisition.
+---@param id string e.g. "process:native"
+---@return exec.Executor
+function exec.get(id) end
+
+---Run a command to completion on process:native.
+---@param command string|string[]
+---@param options? exec.RunOptions
+---@return exec.RunResult
+function exec.run(command, options) end
+
+---Quote `s` for /bin/sh.
+---@param s string|number
+---@return string
+function exec.quote(s) end
+
+---Schedule `fn(...)` as a task (also coroutine.spawn).
+---@param fn fun(...)
+---@return thread
+function exec.spawn(fn, ...) end
+
+---Run the event loop until every task has finished.
+function exec.wait_tasks() end
+
+---@class exec.ExecOptions
+---@field work_dir? string
+---@field env? table<string, string|number>
+---@field stdin? "pipe"|"null"|"inherit"
+---@field stdout? "pipe"|"null"|"inherit"
+---@field stderr? "pipe"|"null"|"inherit"|"stdout"
+---@field process_group? boolean
+---@field timeout? string|number
+
+---@class exec.RunOptions: exec.ExecOptions
+---@field input? string
+
+---@class exec.RunResult
+---@field code integer
+---@field stdout string
+---@field stderr string
+---@field timed_out boolean
+
+---@class exec.Executor
+local Executor = {}
+
+---A new, unstarted process handle. A string runs through /bin/sh -c; a list runs directly.
+---@param command string|string[]
+---@param options? exec.ExecOptions
+---@return exec.Process
+function Executor:exec(command, options) end
+
+---Start, feed input, collect both streams, wait.
+---@param command string|string[]
+---@param options? exec.RunOptions
+---@return exec.RunResult
+function Executor:run(command, options) end
+
+---Always true; later exec calls raise.
+---@return true
+function Executor:release() end
+
+---The resource id.
+---@return string
+function Executor:id() end
+
+---@class exec.Process
+local Process = {}
+
+---Start the process. Raises if already started, closed, or the spawn fails.
+function Process:start() end
+
+---Wait for the exit code (128 + N for signal N). Never raises. With `d`, at most that long.
+---@param d? string|number
+---@return integer|nil code
+---@return string|nil err
+function Process:wait(d) end
+
+---Send a signal.
+---@param signal_number integer
+---@return true|nil ok
+---@return string|nil err
+function Process:signal(signal_number) end
+
+---SIGTERM (SIGKILL with force) a running child; always true.
+---@param force_stop? boolean
+---@return true
+function Process:close(force_stop) end
+
+---The pid, or nil before start.
+---@return integer|nil
+function Process:pid() end
+
+---True once the timeout option ended the child.
+---@return boolean
+function Process:timed_out() end
+
+---@return exec.Stream
+function Process:stdout_stream() end
+
+---@return exec.Stream
+function Process:stderr_stream() end
+
+---Queue data for the child's stdin.
+---@param data string|number
+---@return true|nil ok
+---@return string|nil err
+function Process:write_stdin(data) end
+
+---End-of-file on stdin once queued data is delivered.
+---@return true|nil ok
+---@return string|nil err
+function Process:close_stdin() end
+
+---@class exec.Stream
+local Stream = {}
+
+---The next chunk (at most n bytes, 64 KiB by default), a line ("l"/"L"), or everything ("a").
+---nil, nil at the end; nil, message on error.
+---@param n? integer|"l"|"L"|"a"
+---@return string|nil data
+---@return string|nil err
+function Stream:read(n) end
+
+---Iterate lines without their newline.
+---@return fun(): string|nil
+function Stream:lines() end
+
+---@return true ok
+---@return nil
+function Stream:close() end
+
+---@class channellib
+channel = {}
+
+---@param size? integer
+---@return exec.Channel
+function channel.new(size) end
+
+---@param cases table
+---@return { channel?: exec.Channel, value?: any, ok?: boolean, default?: boolean }
+function channel.select(cases) end
+
+---@class exec.Channel
+local Channel = {}
+
+---@param v any
+---@return true
+function Channel:send(v) end
+
+---@return any value
+---@return boolean ok
+function Channel:receive() end
+
+---@return true
+function Channel:close() end
+
+---@return table
+function Channel:case_receive() end
+
+---@param v any
+---@return table
+function Channel:case_send(v) end
+
+---@return integer
+function Channel:len() end
+
+---@return boolean
+function Channel:is_closed() end
+
+---@class timelib
+local timelib = {}
+
+---@param d string|number
+function timelib.sleep(d) end
+
+---@param d string|number
+---@return exec.Channel
+function timelib.after(d) end
+
+---@param d string|number
+---@return number seconds
+function timelib.parse_duration(d) end
+
+---@return number seconds
+function timelib.now() end
+
+return exec
