@@ -285,7 +285,7 @@ function Process:wait(d)
   if not raw then return nil, err end
   local deadline
   if d ~= nil then
-    local ok, secs = pcall(time.seconds, d, "process:wait")
+    local ok, secs = pcall(time._seconds, d, "process:wait")
     if not ok then return nil, tostring(secs) end
     deadline = sched.now() + secs
   end
