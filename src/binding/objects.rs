@@ -8,7 +8,9 @@ use std::rc::Rc;
 use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use super::StateCtx;
-use crate::core::command::CommandSpec;
+use crate::core::command::{Bytes, CommandSpec};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use crate::core::process::{Output, Process, State};
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND};
 use crate::core::spawn::Stdio;
@@ -29,14 +31,16 @@ fn fail(msg: impl Into<String>) -> mlua::Result<Fail> {
     Ok((Value::Nil, Some(msg.into())))
 }
 
-fn text(v: Value, what: &str) -> Result<String, String> {
+/// A Lua string as the bytes it holds (Unix arguments, paths and
+/// environments are bytes, not UTF-8).
+fn text(v: Value, what: &str) -> Result<Bytes, String> {
     match v {
-        Value::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| format!("{what} is not valid UTF-8")),
+        Value::String(s) => Ok(OsString::from_vec(s.as_bytes().to_vec())),
         other => Err(format!("{what} must be a string (got {})", other.type_name())),
     }
 }
 
-fn opt_text(t: &Table, key: &str) -> Result<Option<String>, String> {
+fn opt_text(t: &Table, key: &str) -> Result<Option<Bytes>, String> {
     match t.raw_get::<Value>(key).map_err(|e| e.to_string())? {
         Value::Nil => Ok(None),
         v => text(v, key).map(Some),
@@ -44,7 +48,7 @@ fn opt_text(t: &Table, key: &str) -> Result<Option<String>, String> {
 }
 
 /// A flat `{k1, v1, k2, v2, ...}` list, as the shim passes environments.
-fn pairs_list(t: &Table, key: &str) -> Result<Option<Vec<(String, String)>>, String> {
+fn pairs_list(t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes)>>, String> {
     let list: Table = match t.raw_get::<Value>(key).map_err(|e| e.to_string())? {
         Value::Nil => return Ok(None),
         Value::Table(l) => l,
@@ -63,7 +67,8 @@ fn pairs_list(t: &Table, key: &str) -> Result<Option<Vec<(String, String)>>, Str
 }
 
 fn stdio(t: &Table, key: &str) -> Result<Stdio, String> {
-    Ok(match opt_text(t, key)?.as_deref() {
+    let mode = opt_text(t, key)?.map(|m| m.to_string_lossy().into_owned());
+    Ok(match mode.as_deref() {
         None | Some("pipe") => Stdio::Pipe,
         Some("null") => Stdio::Null,
         Some("inherit") => Stdio::Inherit,

@@ -3,9 +3,21 @@
 //! Pure data and checks, no system calls beyond `stat`/`access` for the PATH
 //! lookup, so every rule here is unit-tested directly.
 
-use std::ffi::{CString, OsStr};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+/// Text handed to the system: any bytes but NUL (Lua strings are bytes, and
+/// so are Unix file names, arguments and environments).
+pub type Bytes = OsString;
+
+fn has_nul(s: &OsStr) -> bool {
+    s.as_bytes().contains(&0)
+}
+
+fn lossy(s: &OsStr) -> String {
+    s.to_string_lossy().into_owned()
+}
 
 /// The default search path when the child's environment has no PATH, the
 /// same one `execvp` uses on glibc.
@@ -15,9 +27,9 @@ pub const DEFAULT_PATH: &str = "/bin:/usr/bin";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandSpec {
     /// Run through `/bin/sh -c`, exactly as typed.
-    Shell(String),
+    Shell(Bytes),
     /// Run the program directly with these arguments; no shell involved.
-    Argv(Vec<String>),
+    Argv(Vec<Bytes>),
 }
 
 impl CommandSpec {
@@ -28,7 +40,7 @@ impl CommandSpec {
                 if s.is_empty() {
                     return Err("command is an empty string".into());
                 }
-                if s.contains('\0') {
+                if has_nul(s) {
                     return Err("command contains a NUL byte".into());
                 }
             }
@@ -39,7 +51,7 @@ impl CommandSpec {
                 if args[0].is_empty() {
                     return Err("command[1] (the program) is an empty string".into());
                 }
-                if let Some(i) = args.iter().position(|a| a.contains('\0')) {
+                if let Some(i) = args.iter().position(|a| has_nul(a)) {
                     return Err(format!("command[{}] contains a NUL byte", i + 1));
                 }
             }
@@ -49,15 +61,18 @@ impl CommandSpec {
 
     /// The text compared against an executor's whitelist: a string as typed,
     /// a table as its arguments joined by single spaces.
-    pub fn whitelist_key(&self) -> String {
+    pub fn whitelist_key(&self) -> Bytes {
         match self {
             CommandSpec::Shell(s) => s.clone(),
-            CommandSpec::Argv(a) => a.join(" "),
+            CommandSpec::Argv(a) => {
+                let parts: Vec<&[u8]> = a.iter().map(|x| x.as_bytes()).collect();
+                OsString::from_vec(parts.join(&b' '))
+            }
         }
     }
 
     /// The argv the child receives.
-    pub fn argv(&self) -> Vec<String> {
+    pub fn argv(&self) -> Vec<Bytes> {
         match self {
             CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
             CommandSpec::Argv(a) => a.clone(),
@@ -66,26 +81,23 @@ impl CommandSpec {
 
     /// A short name for messages: the program, or the shell command.
     pub fn describe(&self) -> String {
-        match self {
-            CommandSpec::Shell(s) => s.clone(),
-            CommandSpec::Argv(a) => a.join(" "),
-        }
+        lossy(&self.whitelist_key())
     }
 }
 
 /// Check one environment entry.
-pub fn validate_env_entry(key: &str, value: &str) -> Result<(), String> {
+pub fn validate_env_entry(key: &OsStr, value: &OsStr) -> Result<(), String> {
     if key.is_empty() {
         return Err("env has an empty variable name".into());
     }
-    if key.contains('=') {
-        return Err(format!("env variable name '{key}' contains '='"));
+    if key.as_bytes().contains(&b'=') {
+        return Err(format!("env variable name '{}' contains '='", lossy(key)));
     }
-    if key.contains('\0') {
+    if has_nul(key) {
         return Err("env variable name contains a NUL byte".into());
     }
-    if value.contains('\0') {
-        return Err(format!("env value of '{key}' contains a NUL byte"));
+    if has_nul(value) {
+        return Err(format!("env value of '{}' contains a NUL byte", lossy(key)));
     }
     Ok(())
 }
@@ -93,9 +105,9 @@ pub fn validate_env_entry(key: &str, value: &str) -> Result<(), String> {
 /// The child's environment: `None` inherits the parent's. Otherwise exactly
 /// `defaults` overlaid with `overrides`, in a stable (sorted) order.
 pub fn merge_env(
-    defaults: Option<&[(String, String)]>,
-    overrides: Option<&[(String, String)]>,
-) -> Option<Vec<(String, String)>> {
+    defaults: Option<&[(Bytes, Bytes)]>,
+    overrides: Option<&[(Bytes, Bytes)]>,
+) -> Option<Vec<(Bytes, Bytes)>> {
     if defaults.is_none() && overrides.is_none() {
         return None;
     }
@@ -109,26 +121,27 @@ pub fn merge_env(
 /// Find `program` the way the child would: a name with a `/` is taken as a
 /// path (relative to `cwd` when given); a bare name is searched in `path`
 /// (the PATH the child will see). Returns the path to execute.
-pub fn resolve_program(program: &str, path: &str, cwd: Option<&Path>) -> Result<PathBuf, String> {
-    if program.contains('/') {
+pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, String> {
+    let shown = lossy(program);
+    if program.as_bytes().contains(&b'/') {
         // Checked here rather than left to exec, so that the error names the
         // program the same way everywhere (posix_spawn under some emulators,
         // valgrind among them, reports a failed exec only as exit code 127).
         let path = match cwd {
-            Some(dir) if !program.starts_with('/') => dir.join(program),
+            Some(dir) if !program.as_bytes().starts_with(b"/") => dir.join(program),
             _ => PathBuf::from(program),
         };
         return match std::fs::metadata(&path) {
-            Err(e) => Err(format!("cannot run '{program}': {}", super::sys::describe(&e))),
-            Ok(m) if m.is_dir() => Err(format!("cannot run '{program}': Is a directory")),
-            Ok(_) if !is_executable(&path) => Err(format!("cannot run '{program}': Permission denied")),
+            Err(e) => Err(format!("cannot run '{shown}': {}", super::sys::describe(&e))),
+            Ok(m) if m.is_dir() => Err(format!("cannot run '{shown}': Is a directory")),
+            Ok(_) if !is_executable(&path) => Err(format!("cannot run '{shown}': Permission denied")),
             Ok(_) => Ok(PathBuf::from(program)),
         };
     }
     let mut denied = None;
-    for dir in path.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let mut candidate = PathBuf::from(dir);
+    for dir in path.as_bytes().split(|b| *b == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let mut candidate = PathBuf::from(OsStr::from_bytes(dir));
         if candidate.is_relative() {
             if let Some(cwd) = cwd {
                 candidate = cwd.join(candidate);
@@ -146,8 +159,11 @@ pub fn resolve_program(program: &str, path: &str, cwd: Option<&Path>) -> Result<
         }
     }
     match denied {
-        Some(p) => Err(format!("program '{program}' ({}) is not executable: Permission denied", p.display())),
-        None => Err(format!("program '{program}' not found in PATH ({path}): No such file or directory")),
+        Some(p) => Err(format!("program '{shown}' ({}) is not executable: Permission denied", p.display())),
+        None => Err(format!(
+            "program '{shown}' not found in PATH ({}): No such file or directory",
+            lossy(path)
+        )),
     }
 }
 
@@ -159,16 +175,14 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// The PATH value the child will see.
-pub fn child_path(env: Option<&[(String, String)]>) -> String {
+pub fn child_path(env: Option<&[(Bytes, Bytes)]>) -> Bytes {
     match env {
         Some(vars) => vars
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| DEFAULT_PATH.to_string()),
-        None => std::env::var_os("PATH")
-            .map(|p| OsStr::to_string_lossy(&p).into_owned())
-            .unwrap_or_else(|| DEFAULT_PATH.to_string()),
+            .unwrap_or_else(|| DEFAULT_PATH.into()),
+        None => std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
     }
 }
 
@@ -178,7 +192,7 @@ mod tests {
 
     #[test]
     fn empty_and_nul_commands_are_rejected() {
-        assert!(CommandSpec::Shell(String::new()).validate().is_err());
+        assert!(CommandSpec::Shell(Bytes::new()).validate().is_err());
         assert!(CommandSpec::Shell("a\0b".into()).validate().is_err());
         assert!(CommandSpec::Argv(vec![]).validate().is_err());
         assert!(CommandSpec::Argv(vec!["".into()]).validate().is_err());
@@ -202,17 +216,20 @@ mod tests {
 
     #[test]
     fn env_entries_are_checked() {
-        assert!(validate_env_entry("", "x").is_err());
-        assert!(validate_env_entry("A=B", "x").is_err());
-        assert!(validate_env_entry("A", "x\0").is_err());
-        assert!(validate_env_entry("A", "").is_ok());
+        let e = |k: &str, v: &str| validate_env_entry(OsStr::new(k), OsStr::new(v));
+        assert!(e("", "x").is_err());
+        assert!(e("A=B", "x").is_err());
+        assert!(e("A", "x\0").is_err());
+        assert!(e("A", "").is_ok());
+        // Any other bytes are fine: environments are bytes.
+        assert!(validate_env_entry(OsStr::from_bytes(b"K\xff"), OsStr::from_bytes(b"\xfe")).is_ok());
     }
 
     #[test]
     fn env_is_defaults_overlaid_with_overrides_or_inherited() {
         assert_eq!(merge_env(None, None), None);
-        let d = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())];
-        let o = vec![("B".to_string(), "3".to_string())];
+        let d: Vec<(Bytes, Bytes)> = vec![("A".into(), "1".into()), ("B".into(), "2".into())];
+        let o: Vec<(Bytes, Bytes)> = vec![("B".into(), "3".into())];
         let m = merge_env(Some(&d), Some(&o)).unwrap();
         assert_eq!(m, vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
         assert_eq!(merge_env(None, Some(&o)).unwrap(), o);
@@ -220,21 +237,22 @@ mod tests {
 
     #[test]
     fn programs_are_found_in_the_childs_path() {
-        assert_eq!(resolve_program("sh", "/nonexistent:/bin", None).unwrap(), PathBuf::from("/bin/sh"));
-        let e = resolve_program("no-such-program-xyz", "/bin:/usr/bin", None).unwrap_err();
+        let r = |p: &str, path: &str| resolve_program(OsStr::new(p), OsStr::new(path), None);
+        assert_eq!(r("sh", "/nonexistent:/bin").unwrap(), PathBuf::from("/bin/sh"));
+        let e = r("no-such-program-xyz", "/bin:/usr/bin").unwrap_err();
         assert!(e.contains("no-such-program-xyz") && e.contains("not found"), "{e}");
-        assert_eq!(resolve_program("/bin/sh", "", None).unwrap(), PathBuf::from("/bin/sh"));
-        let e = resolve_program("./no-such-x", "", None).unwrap_err();
+        assert_eq!(r("/bin/sh", "").unwrap(), PathBuf::from("/bin/sh"));
+        let e = r("./no-such-x", "").unwrap_err();
         assert!(e.contains("'./no-such-x'") && e.contains("No such file"), "{e}");
-        let e = resolve_program("/tmp", "", None).unwrap_err();
+        let e = r("/tmp", "").unwrap_err();
         assert!(e.contains("Is a directory"), "{e}");
     }
 
     #[test]
     fn child_path_defaults_when_env_lacks_path() {
-        let env = vec![("HOME".to_string(), "/".to_string())];
+        let env: Vec<(Bytes, Bytes)> = vec![("HOME".into(), "/".into())];
         assert_eq!(child_path(Some(&env)), DEFAULT_PATH);
-        let env = vec![("PATH".to_string(), "/x".to_string())];
+        let env: Vec<(Bytes, Bytes)> = vec![("PATH".into(), "/x".into())];
         assert_eq!(child_path(Some(&env)), "/x");
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use super::command::{self, CommandSpec};
+use super::command::{self, Bytes, CommandSpec};
 use super::process::Limit;
 use super::spawn::{SpawnRequest, Stdio};
 
@@ -21,9 +21,9 @@ pub const NATIVE_ID: &str = "process:native";
 #[derive(Debug, Clone, Default)]
 pub struct ExecutorConfig {
     pub default_work_dir: Option<PathBuf>,
-    pub default_env: Option<Vec<(String, String)>>,
+    pub default_env: Option<Vec<(Bytes, Bytes)>>,
     /// Exact commands allowed; empty allows all.
-    pub command_whitelist: Vec<String>,
+    pub command_whitelist: Vec<Bytes>,
     pub max_processes: Option<usize>,
 }
 
@@ -40,7 +40,7 @@ pub struct Registry {
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub work_dir: Option<PathBuf>,
-    pub env: Option<Vec<(String, String)>>,
+    pub env: Option<Vec<(Bytes, Bytes)>>,
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
@@ -185,11 +185,7 @@ impl Executor {
         command.validate()?;
         let wl = &self.config.command_whitelist;
         if !wl.is_empty() && !wl.iter().any(|c| *c == command.whitelist_key()) {
-            return Err(format!(
-                "command '{}' is not in the command_whitelist of '{}'",
-                command.whitelist_key(),
-                self.id
-            ));
+            return Err(format!("command '{}' is not in the command_whitelist of '{}'", command.describe(), self.id));
         }
         if let Some(env) = &opts.env {
             for (k, v) in env {
@@ -253,6 +249,7 @@ mod tests {
     fn whitelist_compares_whole_commands() {
         let mut r = Registry::new();
         let cfg = ExecutorConfig { command_whitelist: vec!["echo hi".into(), "ls -l".into()], ..Default::default() };
+        // (entries are bytes: any Lua string)
         r.define_native("w:l", cfg).unwrap();
         let ex = r.acquire("w:l").unwrap();
         assert!(ex.prepare(CommandSpec::Shell("echo hi".into()), ExecOptions::default()).is_ok());

@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::command::{self, CommandSpec};
+use super::command::{self, Bytes, CommandSpec};
 use super::sys;
 
 extern "C" {
@@ -50,7 +50,7 @@ pub enum Stdio {
 pub struct SpawnRequest {
     pub command: CommandSpec,
     /// `None` inherits the parent's environment.
-    pub env: Option<Vec<(String, String)>>,
+    pub env: Option<Vec<(Bytes, Bytes)>>,
     pub work_dir: Option<PathBuf>,
     pub stdin: Stdio,
     pub stdout: Stdio,
@@ -109,7 +109,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
     let c_env: Option<Vec<CString>> = match &req.env {
         Some(vars) => Some(
             vars.iter()
-                .map(|(k, v)| cstr(format!("{k}={v}").as_bytes(), "environment"))
+                .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat(), "environment"))
                 .collect::<Result<_, _>>()?,
         ),
         None => None,
