@@ -30,10 +30,22 @@ $(BUILD)/luajit/exec.so: $(SOURCES)
 	$(CARGO) build --release --features luajit --target-dir target/luajit
 	mkdir -p $(@D) && cp target/luajit/release/libexec.so $@.tmp && mv -f $@.tmp $@
 
+# Lua 5.3 and 5.1 builds: made by `make test`, and tested when those
+# interpreters are installed (scripts/deps.sh installs them).
+$(BUILD)/lua5.3/exec.so: $(SOURCES)
+	$(CARGO) build --release --features lua53 --target-dir target/lua53
+	mkdir -p $(@D) && cp target/lua53/release/libexec.so $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/lua5.1/exec.so: $(SOURCES)
+	$(CARGO) build --release --features lua51 --target-dir target/lua51
+	mkdir -p $(@D) && cp target/lua51/release/libexec.so $@.tmp && mv -f $@.tmp $@
+
+EXTRA_ABIS := $(BUILD)/lua5.3/exec.so $(BUILD)/lua5.1/exec.so
+
 # Used by the rockspec: `luarocks make` calls this with the interpreter it
 # installs for and copies $(BUILD)/rock/exec.so into its tree.
 rock:
-	@case "$(LUA)" in *luajit*) abi=luajit ;; *) abi=lua5.4 ;; esac; \
+	@case "$(LUA)" in *luajit*) abi=luajit ;; *5.3*) abi=lua5.3 ;; *5.1*) abi=lua5.1 ;; *) abi=lua5.4 ;; esac; \
 	$(MAKE) --no-print-directory $(BUILD)/$$abi/exec.so && \
 	mkdir -p $(BUILD)/rock && cp $(BUILD)/$$abi/exec.so $(BUILD)/rock/exec.so
 
@@ -42,6 +54,7 @@ demo: deps all
 	@sh scripts/run-examples.sh
 
 test: deps all
+	@$(MAKE) --no-print-directory $(EXTRA_ABIS)
 	@sh scripts/test.sh
 
 clean:

@@ -16,7 +16,11 @@ if ! grep -q "^test result:" build/test/cargo.log; then c_fail=$((c_fail + 1)); 
 echo "cargo: $c_pass passed, $c_fail failed"
 passed=$((passed + c_pass)); failed=$((failed + c_fail))
 
-for lua in lua5.4 luajit; do
+interpreters="lua5.4 luajit"
+for extra in lua5.3 lua5.1; do
+  command -v $extra >/dev/null && [ -f build/$extra/exec.so ] && interpreters="$interpreters $extra"
+done
+for lua in $interpreters; do
   echo "== busted under $lua"
   LUA_CPATH="$top/build/$lua/?.so;;" timeout 1500 $lua /usr/bin/busted -o TAP "$@" >build/test/$lua.tap 2>build/test/$lua.err
   rc=$?

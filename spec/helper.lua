@@ -6,7 +6,10 @@ local H = {}
 
 H.exec = exec
 H.is_luajit = rawget(_G, "jit") ~= nil
-H.lua = H.is_luajit and "luajit" or "lua5.4"
+-- The interpreter running the specs, to start more of the same.
+H.lua = H.is_luajit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+-- `local x <close>` exists from Lua 5.4 on.
+H.has_close = _VERSION >= "Lua 5.4" and not H.is_luajit
 H.native = exec.get("process:native")
 
 --- Run `cmd` (string or argv) to completion: stdout, stderr, exit code.
@@ -97,15 +100,22 @@ function H.gone(pid, secs)
   return false
 end
 
---- Number of open descriptors of this interpreter.
+--- Open descriptors of this interpreter: their number, and a listing
+--- (number -> target) for messages.
 function H.fd_count()
   collectgarbage()
   collectgarbage()
-  local p = io.popen("ls /proc/" .. H.own_pid() .. "/fd")
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
+  local p = io.popen("ls -l /proc/" .. H.own_pid() .. "/fd")
+  local n, list = 0, {}
+  for line in p:lines() do
+    local fd, target = line:match("(%d+) %-> (.*)$")
+    if fd then
+      n = n + 1
+      list[#list + 1] = fd .. "->" .. target
+    end
+  end
   p:close()
-  return n
+  return n, table.concat(list, " ")
 end
 
 --- Run a Lua script in a fresh interpreter (same kind as ours, same

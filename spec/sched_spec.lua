@@ -213,6 +213,10 @@ describe("channel", function()
   end)
 
   it("a blocked sender raises when the channel is closed", function()
+    if not exec._internal.sched.yield_across_pcall then
+      pending("Lua 5.1 cannot yield across pcall, so a task cannot catch this error")
+      return
+    end
     local ch = exec.channel.new()
     local result = exec.channel.new(1)
     exec.spawn(function() result:send({ pcall(ch.send, ch, "x") }) end)

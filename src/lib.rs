@@ -1,4 +1,4 @@
 pub mod core;
 
-#[cfg(any(feature = "lua54", feature = "luajit"))]
+#[cfg(any(feature = "lua54", feature = "luajit", feature = "lua53", feature = "lua51"))]
 mod binding;

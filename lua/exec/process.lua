@@ -321,13 +321,13 @@ function Process:wait(d)
     if deadline then
       local left = deadline - sched.now()
       if left <= 0 then return nil, "timeout" end
-      ok, serr = pcall(sched.wait_token_for, token, left, "process:wait")
+      ok, serr = sched.try(sched.wait_token_for, token, left, "process:wait")
       if ok and serr == false and raw:state() == "running" and not raw:code() then
         local c = raw:try_wait()
         if not c then return nil, "timeout" end
       end
     else
-      ok, serr = pcall(sched.wait_token, token, "process:wait")
+      ok, serr = sched.try(sched.wait_token, token, "process:wait")
     end
     if not ok then return nil, "process:wait: " .. tostring(serr) end
   end
@@ -403,7 +403,7 @@ function Process:write_stdin(data)
   while raw.stdin_must_wait(queued) do
     local token = raw:stdin_token()
     if not token then return nil, "process:write_stdin: process is closed" end
-    local ok, serr = pcall(sched.wait_token, token, "process:write_stdin")
+    local ok, serr = sched.try(sched.wait_token, token, "process:write_stdin")
     if not ok then return nil, "process:write_stdin: " .. tostring(serr) end
     queued, err = raw:stdin_queued()
     if not queued then return nil, "process:write_stdin: " .. err end
@@ -439,7 +439,7 @@ local function read_chunk(raw, n)
     local data, err = raw:read(n)
     if data then return data end
     if data == nil then return nil, err end
-    local ok, serr = pcall(sched.wait_token, raw:token(), "stream:read")
+    local ok, serr = sched.try(sched.wait_token, raw:token(), "stream:read")
     if not ok then return nil, tostring(serr) end
     if raw:closed() then return nil, "stream is closed" end
   end
@@ -560,27 +560,27 @@ end
 -- One-call capture and shell quoting
 ----------------------------------------------------------------------------
 
---- executor:run(command, options): start, feed options.input, collect both
---- streams, wait. Returns { code =, stdout =, stderr =, timed_out = }.
-function Executor:run(command, options)
-  local fname = "executor:run"
-  check_self(self, Executor, fname)
+-- The body of executor:run and exec.run; `fname` names the caller in errors.
+local function run(self, fname, command, options)
   local input
   local opts = nil
   if options ~= nil then
-    if type(options) ~= "table" then arg_error(fname, 2, "options", "table expected, got " .. type(options)) end
+    if type(options) ~= "table" then
+      error(string.format("bad argument #2 (options) to '%s': table expected, got %s", fname, type(options)), 3)
+    end
     opts = {}
     for k, v in pairs(options) do opts[k] = v end
     input = opts.input
     opts.input = nil
     if input ~= nil and type(input) ~= "string" then
-      arg_error(fname, 2, "options", "option input must be a string (got " .. type(input) .. ")")
+      error(string.format("bad argument #2 (options) to '%s': option input must be a string (got %s)", fname, type(input)), 3)
     end
   end
+  -- exec and start do not block, so pcall is fine here even on Lua 5.1.
   local ok, p = pcall(self.exec, self, command, opts)
-  if not ok then error((tostring(p):gsub("executor:exec", fname)), 2) end
+  if not ok then error((tostring(p):gsub("executor:exec", fname)), 3) end
   local started, serr = pcall(p.start, p)
-  if not started then error((tostring(serr):gsub("^.-process:start", fname)), 2) end
+  if not started then error((tostring(serr):gsub("^.-process:start", fname)), 3) end
   local parts = { stdout = {}, stderr = {} }
   local done = channel.new(2)
   local readers = 0
@@ -602,7 +602,7 @@ function Executor:run(command, options)
   p:close_stdin()
   local code, werr = p:wait()
   for _ = 1, readers do done:receive() end
-  if not code then error(fname .. ": " .. tostring(werr), 2) end
+  if not code then error(fname .. ": " .. tostring(werr), 3) end
   return {
     code = code,
     stdout = table.concat(parts.stdout),
@@ -611,12 +611,18 @@ function Executor:run(command, options)
   }
 end
 
+--- executor:run(command, options): start, feed options.input, collect both
+--- streams, wait. Returns { code =, stdout =, stderr =, timed_out = }.
+function Executor:run(command, options)
+  check_self(self, Executor, "executor:run")
+  return run(self, "executor:run", command, options)
+end
+
 --- exec.run(command, options): executor:run on process:native.
 function M.run(command, options)
   local ex = M.get("process:native")
-  local ok, r = pcall(ex.run, ex, command, options)
+  local r = run(ex, "exec.run", command, options)
   ex:release()
-  if not ok then error((tostring(r):gsub("executor:run", "exec.run")), 2) end
   return r
 end
 

@@ -188,9 +188,10 @@ end
 local function resume_task(co)
   local ok, res = co_resume(co)
   if not ok then
-    -- The task body runs under xpcall, so this is an error of the scheduler
-    -- itself (or the task was resumed by someone else); never silent.
-    report(res)
+    -- An error ended the task: report it with the task's own traceback.
+    -- (Caught here rather than by xpcall inside the task, because Lua 5.1
+    -- cannot yield across xpcall.)
+    report(debug.traceback(co, tostring(res)))
   end
   if co_status(co) == "dead" then
     if tasks[co] then
@@ -327,10 +328,6 @@ function M.sleep(seconds)
   return M.suspend(w, "time.sleep")
 end
 
-local function traceback_handler(err)
-  return debug.traceback(tostring(err), 2)
-end
-
 --- Schedule `fn(...)` as a task. It starts at the next turn of the loop,
 --- i.e. as soon as the caller blocks (or yields, inside a task).
 function M.spawn(fn, ...)
@@ -342,10 +339,7 @@ function M.spawn(fn, ...)
     end
   end
   local args = { n = select("#", ...), ... }
-  local co = co_create(function()
-    local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback_handler)
-    if not ok then report(err) end
-  end)
+  local co = co_create(function() fn(unpack(args, 1, args.n)) end)
   tasks[co] = true
   live_tasks = live_tasks + 1
   push_ready(co)
@@ -373,6 +367,17 @@ end
 
 function M.stats()
   return { tasks = live_tasks, ready = ready_tail - ready_head + 1, io_waiters = token_waiter_count, timers = heap_n }
+end
+
+-- Lua 5.1 (not LuaJIT) cannot yield across pcall: there, `M.try` calls
+-- directly and errors propagate instead of being returned.
+local yield_across_pcall = not (_VERSION == "Lua 5.1" and rawget(_G, "jit") == nil)
+M.yield_across_pcall = yield_across_pcall
+
+--- pcall where a blocking call inside may yield; a plain call on Lua 5.1.
+function M.try(f, ...)
+  if yield_across_pcall then return pcall(f, ...) end
+  return true, f(...)
 end
 
 M.now = now
