@@ -348,7 +348,7 @@ function Process:signal(sig)
 end
 
 -- Wake everything waiting on this process's tokens: the handle is going away.
-local function wake_waiters(self, raw)
+local function wake_waiters(raw)
   local t = raw:exit_token()
   if t then sched.fire(t) end
   t = raw:stdin_token()
@@ -361,7 +361,7 @@ function Process:close(force)
   if force ~= nil and type(force) ~= "boolean" then
     arg_error("process:close", 1, "force_stop", "boolean expected, got " .. type(force))
   end
-  wake_waiters(self, raw)
+  wake_waiters(raw)
   stop_timer(self)
   raw:close(force == true)
   return true

@@ -154,13 +154,6 @@ impl Driver {
         }
     }
 
-    /// Write what a stdin queue can; called after a push that left data queued.
-    pub fn flush_writer(&mut self, token: Token) {
-        if let Some(Source::Write(p)) = self.sources.get(&token) {
-            p.borrow_mut().flush();
-        }
-    }
-
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
     /// must hear about into `ready`. Returns early with nothing on EINTR.
     pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
@@ -188,14 +181,5 @@ impl Driver {
         }
         ready.extend(self.polled_exits.iter().copied());
         Ok(())
-    }
-
-    /// Number of sources being watched (for tests and leak checks).
-    pub fn len(&self) -> usize {
-        self.sources.len() + self.polled_exits.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

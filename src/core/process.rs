@@ -287,14 +287,12 @@ impl Process {
     /// Queue `data` for the child's stdin. Returns the bytes still queued:
     /// at or above STDIN_HIGH_WATER the caller should wait on the stdin token.
     pub fn write_stdin(&mut self, data: &[u8]) -> Result<usize, String> {
-        let (pipe, token) = self.stdin_pipe()?;
-        pipe.borrow_mut().push(data)?;
-        let queued = pipe.borrow().queued();
-        if queued > 0 {
-            self.driver.borrow_mut().flush_writer(token);
-        }
-        let queued = pipe.borrow().queued();
-        Ok(queued)
+        // push() writes until the pipe is full; the rest is written by the
+        // event loop when the pipe's writable edge comes.
+        let (pipe, _) = self.stdin_pipe()?;
+        let mut p = pipe.borrow_mut();
+        p.push(data)?;
+        Ok(p.queued())
     }
 
     /// Bytes of stdin still queued, or the error that ended the pipe.

@@ -44,10 +44,6 @@ impl StreamState {
         self.fd.is_some()
     }
 
-    pub fn at_eof(&self) -> bool {
-        self.eof
-    }
-
     /// Read everything the pipe holds now into the buffer. Returns true if
     /// anything changed (data, end-of-file, error).
     pub fn fill(&mut self) -> bool {

@@ -16,16 +16,6 @@ pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Like [`cvt`], retrying on `EINTR`.
-pub fn cvt_retry<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<libc::c_int> {
-    loop {
-        match cvt(f()) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
 /// A pipe whose two ends are close-on-exec and numbered 3 or above.
 ///
 /// Ends below 3 happen when the host closed one of its standard streams; a
