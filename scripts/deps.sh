@@ -2,7 +2,7 @@
 # Install the Debian packages lua-exec needs, if any are missing.
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
-need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted lua5.3 lua5.1"
+need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted lua5.3 lua5.1 openssh-client openssh-server"
 [ "${WITH_BENCH:-0}" = 1 ] && need="$need lua-luv"
 missing=""
 for p in $need; do

@@ -12,11 +12,35 @@ local exec = {}
 ---@class exec.registry
 local registry = {}
 
----Define a resource. `config.kind` is required; kind "exec.native" makes a process executor.
+---Configuration of a resource. Kinds "exec.native" and "exec.ssh" make process executors;
+---the connection fields are for "exec.ssh" only (its work dir and env apply on the remote host).
+---@class exec.ResourceConfig
+---@field kind string
+---@field default_work_dir? string
+---@field default_env? table<string, string|number>
+---@field command_whitelist? string[]
+---@field max_processes? integer
+---@field host? string exec.ssh: required
+---@field port? integer
+---@field user? string
+---@field identity_file? string
+---@field known_hosts_file? string also turns on StrictHostKeyChecking
+---@field ssh_config_file? string `ssh -F` (e.g. "/dev/null" to ignore ~/.ssh/config)
+---@field ssh_options? table<string, string|number|boolean> `-o Key=Value`
+---@field multiplex? boolean one shared connection per resource (default true)
+---@field ssh_command? string the ssh program (default "ssh")
+
+---Define a resource. `config.kind` is required.
 ---@param id string `namespace:name`
----@param config { kind: string, default_work_dir?: string, default_env?: table<string, string|number>, command_whitelist?: string[], max_processes?: integer }
+---@param config exec.ResourceConfig
 ---@return true
 function registry.define(id, config) end
+
+---Define every resource a file declares (ids mapped to configurations, in JSON when the
+---name ends in .json, Lua table syntax otherwise). All or nothing; raises on any error.
+---@param path string
+---@return string[] ids the ids defined, sorted
+function registry.load(path) end
 
 ---The kind of a defined resource, or nil.
 ---@param id string

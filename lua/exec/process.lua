@@ -54,6 +54,17 @@ local NATIVE_OPTIONS = {
   command_whitelist = "table", max_processes = "number",
 }
 
+-- exec.ssh: the native options (applied on the remote host) and the
+-- connection's.
+local SSH_OPTIONS = {
+  host = "string", port = "number", user = "string", identity_file = "string",
+  known_hosts_file = "string", ssh_config_file = "string", ssh_options = "table",
+  multiplex = "boolean", ssh_command = "string",
+}
+for k, v in pairs(NATIVE_OPTIONS) do SSH_OPTIONS[k] = v end
+
+local EXECUTOR_KINDS = { ["exec.native"] = NATIVE_OPTIONS, ["exec.ssh"] = SSH_OPTIONS }
+
 -- { k = v } -> flat { k1, v1, ... }, with the semantics' checks.
 local function flatten_env(env, fname, argname)
   local flat = {}
@@ -103,27 +114,36 @@ function registry.define(id, config)
     arg_error(fname, 2, "config", "config.kind must be a non-empty string (got " .. type(kind) .. ")")
   end
   local norm = {}
-  if kind == "exec.native" then
+  local known = EXECUTOR_KINDS[kind]
+  if known then
     for k, v in pairs(config) do
-      local want = NATIVE_OPTIONS[k]
+      local want = known[k]
       if not want then
-        arg_error(fname, 2, "config", "unknown option '" .. tostring(k) .. "' for kind exec.native")
+        arg_error(fname, 2, "config", "unknown option '" .. tostring(k) .. "' for kind " .. kind)
       end
       if want ~= true and type(v) ~= want then
         arg_error(fname, 2, "config", k .. " must be a " .. want .. " (got " .. type(v) .. ")")
       end
+      norm[k] = v
     end
-    norm.default_work_dir = config.default_work_dir
+    norm.kind = nil
     if config.default_env then norm.default_env = flatten_env(config.default_env, fname, "config.default_env") end
     if config.command_whitelist then
       check_string_list(config.command_whitelist, fname, "config.command_whitelist")
-      norm.command_whitelist = config.command_whitelist
     end
     local max = config.max_processes
     if max ~= nil and (max ~= max or max < 1 or max % 1 ~= 0 or max == math.huge) then
       arg_error(fname, 2, "config", "max_processes must be a whole number >= 1 (got " .. tostring(max) .. ")")
     end
-    norm.max_processes = max
+    if kind == "exec.ssh" then
+      if config.host == nil then arg_error(fname, 2, "config", "host is required for kind exec.ssh") end
+      for k, v in pairs(config.ssh_options or {}) do
+        local tv = type(v)
+        if type(k) ~= "string" or not (tv == "string" or tv == "number" or tv == "boolean") then
+          arg_error(fname, 2, "config", "ssh_options must map option names to strings, numbers or booleans")
+        end
+      end
+    end
   end
   local ok, err = core.define(id, kind, norm)
   if not ok then error(fname .. ": " .. err, 2) end
@@ -134,6 +154,70 @@ end
 function registry.kind(id)
   if type(id) ~= "string" then arg_error("exec.registry.kind", 1, "id", "string expected, got " .. type(id)) end
   return core.kind(id)
+end
+
+-- A Lua resource file is a table constructor (with or without `return`),
+-- evaluated with no access to anything: it is data, not a program.
+local function load_lua_table(text, path)
+  local chunk_text = text:match("^%s*return[%s{]") and text or ("return " .. text)
+  local env = {}
+  local chunk, err
+  if setfenv then
+    chunk, err = loadstring(chunk_text, "@" .. path)
+    if chunk then setfenv(chunk, env) end
+  else
+    chunk, err = load(chunk_text, "@" .. path, "t", env)
+  end
+  if not chunk then return nil, err end
+  local ok, v = pcall(chunk)
+  if not ok then return nil, tostring(v) end
+  return v
+end
+
+--- exec.registry.load(path): define every resource a file declares. The
+--- file maps resource ids to configurations, in JSON (a name ending in
+--- .json) or Lua table syntax. All or nothing: on any error, none of the
+--- file's resources stay defined. Returns the ids defined, sorted.
+function registry.load(path)
+  local fname = "exec.registry.load"
+  if type(path) ~= "string" then arg_error(fname, 1, "path", "string expected, got " .. type(path)) end
+  local f, oerr = io.open(path, "rb")
+  if not f then error(fname .. ": cannot open " .. tostring(oerr), 2) end
+  local text = f:read("*a") or ""
+  f:close()
+  local data, perr
+  if path:lower():match("%.json$") then
+    local ok, v, e = pcall(core.json_decode, text)
+    if not ok then data, perr = nil, tostring(v) else data, perr = v, e end
+  else
+    data, perr = load_lua_table(text, path)
+  end
+  if perr then error(fname .. ": " .. path .. ": " .. perr, 2) end
+  if type(data) ~= "table" then
+    error(fname .. ": " .. path .. ": expected a table of resources (got " .. type(data) .. ")", 2)
+  end
+  local ids = {}
+  for id, cfg in pairs(data) do
+    if type(id) ~= "string" then
+      error(fname .. ": " .. path .. ": resource ids must be strings (got " .. type(id) .. ")", 2)
+    end
+    if type(cfg) ~= "table" then
+      error(fname .. ": " .. path .. ": resource '" .. id .. "' must be a table (got " .. type(cfg) .. ")", 2)
+    end
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  local done = {}
+  for _, id in ipairs(ids) do
+    local ok, err = pcall(registry.define, id, data[id])
+    if not ok then
+      for _, d in ipairs(done) do core.undefine(d) end
+      err = tostring(err):gsub("^bad argument #%d+ %(%w+%) to 'exec.registry.define': ", ""):gsub("^exec.registry.define: ", "")
+      error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err, 2)
+    end
+    done[#done + 1] = id
+  end
+  return ids
 end
 
 --- exec.get(id): a process executor from the registry.
@@ -242,8 +326,20 @@ end
 ----------------------------------------------------------------------------
 
 --- process:start(): raises if already started, closed, or the spawn fails.
+-- How often start() looks whether a remote connection is up.
+local CONNECT_POLL = 0.005
+
 function Process:start()
   local raw = check_self(self, Process, "process:start")
+  -- A remote process first needs its host's shared connection (local ones
+  -- are always ready). Other tasks run meanwhile.
+  while true do
+    local ready, cerr = raw:connect()
+    if ready then break end
+    if ready == nil then error("process:start: " .. cerr, 2) end
+    local ok, serr = sched.try(sched.sleep, CONNECT_POLL)
+    if not ok then error("process:start: " .. tostring(serr), 2) end
+  end
   local ok, err = raw:start()
   if not ok then error("process:start: " .. err, 2) end
   if self.timeout then
@@ -576,10 +672,11 @@ local function run(self, fname, command, options)
       error(string.format("bad argument #2 (options) to '%s': option input must be a string (got %s)", fname, type(input)), 3)
     end
   end
-  -- exec and start do not block, so pcall is fine here even on Lua 5.1.
+  -- exec does not block, so pcall is fine here even on Lua 5.1; start
+  -- may wait for a remote connection, so it goes through sched.try.
   local ok, p = pcall(self.exec, self, command, opts)
   if not ok then error((tostring(p):gsub("executor:exec", fname)), 3) end
-  local started, serr = pcall(p.start, p)
+  local started, serr = sched.try(p.start, p)
   if not started then error((tostring(serr):gsub("^.-process:start", fname)), 3) end
   local parts = { stdout = {}, stderr = {} }
   local done = channel.new(2)

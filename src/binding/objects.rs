@@ -12,7 +12,9 @@ use crate::core::command::{Bytes, CommandSpec};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use crate::core::process::{Output, Process, State};
-use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND};
+use crate::core::json::Json;
+use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND, SSH_KIND};
+use crate::core::ssh::{Readiness, SshTarget};
 use crate::core::spawn::Stdio;
 use crate::core::stream::{Stream, StreamRead, MAX_CHUNK};
 
@@ -130,6 +132,69 @@ fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
     })
 }
 
+/// The connection fields of an `exec.ssh` resource (types checked in Lua).
+fn ssh_target(t: &Table) -> Result<SshTarget, String> {
+    let port = match t.raw_get::<Value>("port").map_err(|e| e.to_string())? {
+        Value::Nil => None,
+        Value::Integer(n) if (1..=65535).contains(&n) => Some(n as u16),
+        Value::Number(n) if (1.0..=65535.0).contains(&n) && n.fract() == 0.0 => Some(n as u16),
+        v => return Err(format!("port must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+    };
+    let mut options = Vec::new();
+    if let Value::Table(o) = t.raw_get::<Value>("ssh_options").map_err(|e| e.to_string())? {
+        for pair in o.pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(|e| e.to_string())?;
+            let k = text(k, "ssh_options keys")?;
+            let v = match v {
+                Value::Boolean(b) => Bytes::from(if b { "yes" } else { "no" }),
+                Value::Integer(n) => Bytes::from(n.to_string()),
+                Value::Number(n) => Bytes::from(n.to_string()),
+                v => text(v, &format!("ssh_options.{}", k.to_string_lossy()))?,
+            };
+            options.push((k, v));
+        }
+        // Lua tables have no order; ssh takes the first value of an option.
+        options.sort();
+    }
+    let target = SshTarget {
+        host: opt_text(t, "host")?.ok_or("host is required")?,
+        port,
+        user: opt_text(t, "user")?,
+        identity_file: opt_text(t, "identity_file")?,
+        known_hosts_file: opt_text(t, "known_hosts_file")?,
+        config_file: opt_text(t, "ssh_config_file")?,
+        ssh_options: options,
+        multiplex: t.raw_get::<Option<bool>>("multiplex").map_err(|e| e.to_string())?.unwrap_or(true),
+        program: opt_text(t, "ssh_command")?,
+    };
+    target.validate()?;
+    Ok(target)
+}
+
+fn json_to_lua(lua: &Lua, v: Json) -> mlua::Result<Value> {
+    Ok(match v {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Boolean(b),
+        Json::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::Integer(n as mlua::Integer),
+        Json::Number(n) => Value::Number(n),
+        Json::String(s) => Value::String(lua.create_string(&s)?),
+        Json::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                t.raw_set(i + 1, json_to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+        Json::Object(members) => {
+            let t = lua.create_table_with_capacity(0, members.len())?;
+            for (k, item) in members {
+                t.raw_set(k, json_to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
 fn lua_repr(v: &Value) -> String {
     match v {
         Value::Integer(n) => n.to_string(),
@@ -155,8 +220,8 @@ impl UserData for ExecutorUd {
                 Err(e) => return fail(e),
             };
             match this.ex.prepare(spec, opts) {
-                Ok(req) => {
-                    let p = Process::new(req, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
+                Ok((req, remote)) => {
+                    let p = Process::new(req, remote, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
                     ok(lua, ProcessUd(p))
                 }
                 Err(e) => fail(e),
@@ -185,6 +250,11 @@ impl UserData for ProcessUd {
         m.add_method_mut("start", |lua, this, ()| {
             let r = this.0.start();
             unit(lua, r)
+        });
+        // true (ready) | false (still connecting) | nil, message
+        m.add_method("connect", |lua, this, ()| match this.0.connect() {
+            Ok(r) => ok(lua, r == Readiness::Ready),
+            Err(e) => fail(e),
         });
         m.add_method("pid", |_, this, ()| Ok(this.0.pid()));
         m.add_method("state", |_, this, ()| {
@@ -305,6 +375,11 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
                         Ok(c) => reg.define_native(&id, c),
                         Err(e) => Err(e),
                     }
+                } else if kind == SSH_KIND {
+                    match executor_config(&cfg).and_then(|c| Ok((c, ssh_target(&cfg)?))) {
+                        Ok((c, target)) => reg.define_ssh(&id, c, target),
+                        Err(e) => Err(e),
+                    }
                 } else {
                     reg.define_other(&id, &kind)
                 };
@@ -312,6 +387,23 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
             })?,
         )?;
     }
+    {
+        let ctx = ctx.clone();
+        core.set(
+            "undefine",
+            lua.create_function(move |_, id: String| Ok(ctx.registry.borrow_mut().undefine(&id)))?,
+        )?;
+    }
+    core.set(
+        "json_decode",
+        lua.create_function(|lua, text: mlua::String| {
+            let text = text.to_str()?.to_string();
+            match crate::core::json::parse(&text) {
+                Ok(v) => Ok((json_to_lua(lua, v)?, None)),
+                Err(e) => Ok((Value::Nil, Some(e))),
+            }
+        })?,
+    )?;
     core.set(
         "kind",
         lua.create_function(move |_, id: String| Ok(ctx.registry.borrow().kind(&id).map(|s| s.to_string())))?,

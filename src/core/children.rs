@@ -22,9 +22,15 @@ use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 
+use super::command::{Bytes, CommandSpec};
+use super::spawn::{self, SpawnRequest, Stdio};
+
 /// How long a child that was sent SIGTERM by `close()` or a dropped handle
 /// gets before SIGKILL.
 pub const GRACE: Duration = Duration::from_millis(1000);
+
+/// How long the commands that stop remote processes get at exit.
+const REMOTE_STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// How often the reaper polls children for which the kernel gave no pidfd.
 const FALLBACK_POLL: Duration = Duration::from_millis(20);
@@ -61,6 +67,10 @@ struct Entry {
     live: Option<Arc<AtomicUsize>>,
     /// Set once the handle is gone and the reaper owns the child.
     orphan: Option<Orphan>,
+    /// For the local end of a remote process (an `ssh` client): commands
+    /// that end the remote side, (gently, at once). Ending the local client
+    /// alone would leave the remote command running.
+    remote_stop: Option<(Vec<Bytes>, Vec<Bytes>)>,
 }
 
 struct Orphan {
@@ -79,6 +89,8 @@ static TABLE: Lazy<Mutex<Table>> = Lazy::new(|| Mutex::new(Table { entries: Hash
 /// `sweep_orphans` from the library's own calls instead.
 static REAPER: Mutex<Option<Reaper>> = Mutex::new(None);
 static REAPER_RUNNING: AtomicBool = AtomicBool::new(false);
+/// The reaper's eventfd once it runs (it is never closed after that).
+static REAPER_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 static ATEXIT: Once = Once::new();
 
 fn table() -> MutexGuard<'static, Table> {
@@ -96,7 +108,44 @@ pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Optio
         l.fetch_add(1, Ordering::SeqCst);
     }
     let creator = unsafe { libc::getpid() };
-    table().entries.insert(pid, Entry { owner, creator, process_group, live, orphan: None });
+    table().entries.insert(pid, Entry { owner, creator, process_group, live, orphan: None, remote_stop: None });
+}
+
+/// Mark `pid` as the local end of a remote process: whenever the library
+/// ends it (close, a dropped handle, the state closing, exit) or it dies of
+/// a signal, `gentle` (or `force` when forced) is run to end the remote side.
+pub fn set_remote_stop(pid: libc::pid_t, gentle: Vec<Bytes>, force: Vec<Bytes>) {
+    if let Some(e) = table().entries.get_mut(&pid) {
+        e.remote_stop = Some((gentle, force));
+    }
+}
+
+/// Run `argv` in the background (no stdio), owned by the reaper: used for
+/// the short ssh commands that signal remote processes. It is killed if it
+/// takes longer than 10 s.
+pub fn spawn_detached(argv: Vec<Bytes>, owner: Owner) -> Result<libc::pid_t, String> {
+    let pid = spawn_detached_locked(&mut table(), argv, owner)?;
+    wake_reaper_unlocked();
+    Ok(pid)
+}
+
+fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owner) -> Result<libc::pid_t, String> {
+    let mut req = SpawnRequest::new(CommandSpec::Argv(argv));
+    req.stdin = Stdio::Null;
+    req.stdout = Stdio::Null;
+    req.stderr = Stdio::Null;
+    let s = spawn::spawn(&req)?;
+    ATEXIT.call_once(|| unsafe {
+        libc::atexit(kill_all_at_exit);
+    });
+    let pidfd = super::sys::pidfd_open(s.pid).ok().flatten();
+    let orphan = Orphan { pidfd, kill_at: Some(Instant::now() + Duration::from_secs(10)) };
+    let creator = unsafe { libc::getpid() };
+    t.entries.insert(
+        s.pid,
+        Entry { owner, creator, process_group: false, live: None, orphan: Some(orphan), remote_stop: None },
+    );
+    Ok(s.pid)
 }
 
 /// Reap `pid` if it has exited. `Ok(Some(code))` once, then the entry is gone.
@@ -128,7 +177,16 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
             Err(err)
         }
         _ => {
+            // The local ssh of a remote process was killed (by anyone): the
+            // remote command would go on, so end it too.
+            let stop = t.entries.get_mut(&pid).and_then(|e| e.remote_stop.take());
+            let owner = t.entries.get(&pid).map(|e| e.owner).unwrap_or(0);
             forget(t, pid);
+            if let Some((gentle, _)) = stop {
+                if libc::WIFSIGNALED(status) && spawn_detached_locked(t, gentle, owner).is_ok() {
+                    wake_reaper_unlocked();
+                }
+            }
             Ok(Some(exit_code(status)))
         }
     }
@@ -174,10 +232,13 @@ fn send(pid: libc::pid_t, group: bool, sig: libc::c_int) -> io::Result<()> {
 /// the caller. `pidfd` lets the reaper sleep until the exit.
 pub fn abandon(pid: libc::pid_t, pidfd: Option<OwnedFd>, force: bool) {
     let mut t = table();
-    let group = match t.entries.get(&pid) {
-        Some(e) => e.process_group,
+    let (group, owner, stop) = match t.entries.get_mut(&pid) {
+        Some(e) => (e.process_group, e.owner, e.remote_stop.take()),
         None => return,
     };
+    if let Some((gentle, forced)) = stop {
+        let _ = spawn_detached_locked(&mut t, if force { forced } else { gentle }, owner);
+    }
     let _ = send(pid, group, if force { libc::SIGKILL } else { libc::SIGTERM });
     if !force {
         // A stopped child cannot act on SIGTERM until it runs again.
@@ -201,6 +262,16 @@ pub fn start_reaper() -> bool {
         REAPER_RUNNING.store(r.is_some(), Ordering::SeqCst);
     }
     r.is_some()
+}
+
+/// Wake the reaper thread without taking any lock (callable while the
+/// table is locked). Where no thread runs, orphans are swept by library calls.
+fn wake_reaper_unlocked() {
+    let fd = REAPER_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let one: u64 = 1;
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
 }
 
 fn wake_reaper() {
@@ -251,6 +322,27 @@ pub fn kill_owner(owner: Owner) {
 fn kill_matching(pred: impl Fn(&Entry) -> bool) {
     let me = unsafe { libc::getpid() };
     let mut t = table();
+    // Remote processes first, while their connections still run: start the
+    // commands that stop them and give those a moment to get through.
+    let stops: Vec<_> = t
+        .entries
+        .iter_mut()
+        .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && pred(e))
+        .filter_map(|(_, e)| e.remote_stop.take().map(|s| (e.owner, s.0)))
+        .collect();
+    let mut stoppers = Vec::new();
+    for (owner, argv) in stops {
+        if let Ok(pid) = spawn_detached_locked(&mut t, argv, owner) {
+            stoppers.push(pid);
+        }
+    }
+    let deadline = Instant::now() + REMOTE_STOP_WAIT;
+    while !stoppers.is_empty() && Instant::now() < deadline {
+        stoppers.retain(|&pid| matches!(reap_locked(&mut t, pid, false), Ok(None)));
+        if !stoppers.is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     let pids: Vec<_> = t
         .entries
         .iter()
@@ -292,6 +384,7 @@ impl Reaper {
         // The thread runs for the rest of the process and reads `raw`, so the
         // descriptor is never closed once the thread exists.
         std::thread::Builder::new().name("lua-exec-reaper".into()).spawn(move || reaper_loop(raw))?;
+        REAPER_FD.store(raw, Ordering::SeqCst);
         Ok(Reaper { wake_fd })
     }
 

@@ -4,10 +4,12 @@
 pub mod children;
 pub mod command;
 pub mod driver;
+pub mod json;
 pub mod poller;
 pub mod process;
 pub mod registry;
 pub mod spawn;
+pub mod ssh;
 pub mod stdin;
 pub mod stream;
 pub mod sys;

@@ -14,6 +14,7 @@ use super::children::{self, Owner};
 use super::driver::{SharedDriver, STDIN_HIGH_WATER};
 use super::poller::Token;
 use super::spawn::{self, SpawnRequest, Stdio};
+use super::ssh::{Readiness, RemoteProcess};
 use super::stdin::StdinPipe;
 use super::stream::{Stream, StreamState};
 use std::rc::Weak;
@@ -67,11 +68,23 @@ pub struct Process {
     /// Streams handed out, for read-ahead while `wait()` runs.
     handed: Vec<(Weak<RefCell<StreamState>>, Token)>,
     code: Option<i32>,
+    /// For a remote process: its remote half. The local child is `ssh`.
+    remote: Option<RemoteProcess>,
+    /// Why the outcome is unknown (a remote connection failed).
+    failure: Option<String>,
 }
 
 impl Process {
-    pub fn new(req: SpawnRequest, driver: SharedDriver, owner: Owner, limit: Limit) -> Process {
+    pub fn new(
+        req: SpawnRequest,
+        remote: Option<RemoteProcess>,
+        driver: SharedDriver,
+        owner: Owner,
+        limit: Limit,
+    ) -> Process {
         Process {
+            remote,
+            failure: None,
             req,
             driver,
             owner,
@@ -103,7 +116,19 @@ impl Process {
     }
 
     pub fn command(&self) -> String {
-        self.req.command.describe()
+        match &self.remote {
+            Some(r) => r.describe(),
+            None => self.req.command.describe(),
+        }
+    }
+
+    /// Bring up what a remote process needs before `start` (the shared
+    /// connection). Always ready for a local process.
+    pub fn connect(&self) -> Result<Readiness, String> {
+        match (&self.remote, self.state) {
+            (Some(r), State::Created) => r.connection().connect(self.owner),
+            _ => Ok(Readiness::Ready),
+        }
     }
 
     pub fn exit_token(&self) -> Option<Token> {
@@ -133,6 +158,9 @@ impl Process {
         // From here on the child exists: register it before anything can fail,
         // so that every path below still ends with it reaped.
         children::register(spawned.pid, self.owner, self.req.process_group, Some(self.limit.live.clone()));
+        if let Some(r) = &self.remote {
+            children::set_remote_stop(spawned.pid, r.stop_argv(false), r.stop_argv(true));
+        }
         self.pid = spawned.pid;
         self.state = State::Running;
         if let Err(e) = self.watch(spawned) {
@@ -166,11 +194,24 @@ impl Process {
         if let Some(c) = self.code {
             return Ok(Some(c));
         }
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
         match self.state {
             State::Created => Err("process not started".into()),
             State::Closed => Err("process is closed".into()),
             State::Running => match children::try_reap(self.pid) {
                 Ok(Some(c)) => {
+                    let c = match &self.remote {
+                        Some(r) => match r.interpret(c) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                self.failure = Some(e.clone());
+                                return Err(e);
+                            }
+                        },
+                        None => c,
+                    };
                     self.code = Some(c);
                     Ok(Some(c))
                 }
@@ -222,6 +263,12 @@ impl Process {
         // finished (its code stays available to wait()).
         if self.try_wait()?.is_some() {
             return Err("process has already finished".into());
+        }
+        if let Some(r) = &self.remote {
+            // Delivered by a short ssh of its own; returns once it is sent.
+            return children::spawn_detached(r.signal_argv(sig), self.owner)
+                .map(|_| ())
+                .map_err(|e| format!("signal {sig} to the remote process failed: {e}"));
         }
         match children::signal(self.pid, sig) {
             Ok(()) => Ok(()),

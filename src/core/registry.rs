@@ -13,8 +13,10 @@ use std::sync::Arc;
 use super::command::{self, Bytes, CommandSpec};
 use super::process::Limit;
 use super::spawn::{SpawnRequest, Stdio};
+use super::ssh::{Connection, RemoteProcess, SshTarget};
 
 pub const NATIVE_KIND: &str = "exec.native";
+pub const SSH_KIND: &str = "exec.ssh";
 pub const NATIVE_ID: &str = "process:native";
 
 /// Configuration of an `exec.native` resource.
@@ -29,6 +31,9 @@ pub struct ExecutorConfig {
 
 enum Resource {
     Native { config: Arc<ExecutorConfig>, live: Arc<AtomicUsize> },
+    /// An `exec.ssh` host: the same configuration, applied remotely, and
+    /// the one connection every executor acquired from it shares.
+    Ssh { config: Arc<ExecutorConfig>, live: Arc<AtomicUsize>, conn: Arc<Connection> },
     Other { kind: String },
 }
 
@@ -65,6 +70,8 @@ pub struct Executor {
     id: String,
     config: Arc<ExecutorConfig>,
     live: Arc<AtomicUsize>,
+    /// Set for remote executors.
+    remote: Option<Arc<Connection>>,
     released: bool,
 }
 
@@ -101,15 +108,24 @@ impl Registry {
     }
 
     pub fn define_native(&mut self, id: &str, config: ExecutorConfig) -> Result<(), String> {
-        if let Some(env) = &config.default_env {
-            for (k, v) in env {
-                command::validate_env_entry(k, v).map_err(|e| format!("default_{e}"))?;
-            }
-        }
-        if config.max_processes == Some(0) {
-            return Err("max_processes must be at least 1".into());
-        }
+        check_config(&config)?;
         self.insert(id, Resource::Native { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    pub fn define_ssh(&mut self, id: &str, config: ExecutorConfig, target: SshTarget) -> Result<(), String> {
+        check_config(&config)?;
+        validate_id(id)?;
+        if self.resources.contains_key(id) {
+            return Err(format!("resource '{id}' is already defined"));
+        }
+        let conn = Arc::new(Connection::new(target)?);
+        self.insert(id, Resource::Ssh { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)), conn })
+    }
+
+    /// Remove a resource (used to undo a partly applied `registry.load`).
+    /// Executors already acquired keep working.
+    pub fn undefine(&mut self, id: &str) -> bool {
+        id != NATIVE_ID && self.resources.remove(id).is_some()
     }
 
     pub fn define_other(&mut self, id: &str, kind: &str) -> Result<(), String> {
@@ -123,6 +139,7 @@ impl Registry {
     pub fn kind(&self, id: &str) -> Option<&str> {
         self.resources.get(id).map(|r| match r {
             Resource::Native { .. } => NATIVE_KIND,
+            Resource::Ssh { .. } => SSH_KIND,
             Resource::Other { kind } => kind.as_str(),
         })
     }
@@ -134,29 +151,48 @@ impl Registry {
             Some(Resource::Other { kind }) => {
                 Err(format!("resource '{id}' is not a process executor (its kind is '{kind}')"))
             }
-            Some(Resource::Native { config, live }) => {
-                if let Some(dir) = &config.default_work_dir {
-                    match std::fs::metadata(dir) {
-                        Ok(m) if m.is_dir() => {}
-                        Ok(_) => {
-                            return Err(format!(
-                                "cannot acquire '{id}': default_work_dir '{}': Not a directory",
-                                dir.display()
-                            ))
-                        }
-                        Err(e) => {
-                            return Err(format!(
-                                "cannot acquire '{id}': default_work_dir '{}': {}",
-                                dir.display(),
-                                super::sys::describe(&e)
-                            ))
-                        }
-                    }
-                }
-                Ok(Executor { id: id.to_string(), config: config.clone(), live: live.clone(), released: false })
+            // The remote default_work_dir can only be checked by running.
+            Some(Resource::Ssh { config, live, conn }) => Ok(Executor {
+                id: id.to_string(),
+                config: config.clone(),
+                live: live.clone(),
+                remote: Some(conn.clone()),
+                released: false,
+            }),
+            Some(Resource::Native { config, live }) => acquire_native(id, config, live),
+        }
+    }
+}
+
+fn check_config(config: &ExecutorConfig) -> Result<(), String> {
+    if let Some(env) = &config.default_env {
+        for (k, v) in env {
+            command::validate_env_entry(k, v).map_err(|e| format!("default_{e}"))?;
+        }
+    }
+    if config.max_processes == Some(0) {
+        return Err("max_processes must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn acquire_native(id: &str, config: &Arc<ExecutorConfig>, live: &Arc<AtomicUsize>) -> Result<Executor, String> {
+    if let Some(dir) = &config.default_work_dir {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(format!("cannot acquire '{id}': default_work_dir '{}': Not a directory", dir.display()))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot acquire '{id}': default_work_dir '{}': {}",
+                    dir.display(),
+                    super::sys::describe(&e)
+                ))
             }
         }
     }
+    Ok(Executor { id: id.to_string(), config: config.clone(), live: live.clone(), remote: None, released: false })
 }
 
 impl Executor {
@@ -177,8 +213,14 @@ impl Executor {
         Limit { executor: self.id.clone(), live: self.live.clone(), max: self.config.max_processes }
     }
 
-    /// Check `command` against this executor and build the spawn request.
-    pub fn prepare(&self, command: CommandSpec, opts: ExecOptions) -> Result<SpawnRequest, String> {
+    /// The connection of a remote executor.
+    pub fn remote(&self) -> Option<&Arc<Connection>> {
+        self.remote.as_ref()
+    }
+
+    /// Check `command` against this executor and build the spawn request
+    /// (for a remote executor: the local ssh, and its remote half).
+    pub fn prepare(&self, command: CommandSpec, opts: ExecOptions) -> Result<(SpawnRequest, Option<RemoteProcess>), String> {
         if self.released {
             return Err(format!("executor '{}' has been released", self.id));
         }
@@ -195,14 +237,24 @@ impl Executor {
         if opts.stdout != Stdio::Pipe && opts.stdout == Stdio::Stdout {
             return Err("stdout cannot be set to \"stdout\"".into());
         }
+        let env = command::merge_env(self.config.default_env.as_deref(), opts.env.as_deref());
+        let work_dir = opts.work_dir.or_else(|| self.config.default_work_dir.clone());
+        if let Some(conn) = &self.remote {
+            let (mut req, remote) =
+                conn.prepare(&command, work_dir.as_deref(), env.as_deref(), opts.stdin, opts.stdout, opts.stderr)?;
+            // The local ssh leads its own group so that a group-wide signal
+            // there never reaches us; the remote side is always a group.
+            req.process_group = opts.process_group;
+            return Ok((req, Some(remote)));
+        }
         let mut req = SpawnRequest::new(command);
-        req.env = command::merge_env(self.config.default_env.as_deref(), opts.env.as_deref());
-        req.work_dir = opts.work_dir.or_else(|| self.config.default_work_dir.clone());
+        req.env = env;
+        req.work_dir = work_dir;
         req.stdin = opts.stdin;
         req.stdout = opts.stdout;
         req.stderr = opts.stderr;
         req.process_group = opts.process_group;
-        Ok(req)
+        Ok((req, None))
     }
 }
 
@@ -277,7 +329,7 @@ mod tests {
         r.define_native("e:v", cfg).unwrap();
         let ex = r.acquire("e:v").unwrap();
         let opts = ExecOptions { env: Some(vec![("B".into(), "3".into())]), ..Default::default() };
-        let req = ex.prepare(CommandSpec::Shell("env".into()), opts).unwrap();
+        let (req, _) = ex.prepare(CommandSpec::Shell("env".into()), opts).unwrap();
         assert_eq!(req.env.unwrap(), vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
     }
 }
