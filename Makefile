@@ -13,7 +13,7 @@ ROCKTREE  := $(BUILD)/rocks
 ROCKSPEC  := rockspec/lua-exec-scm-1.rockspec
 SOURCES   := Cargo.toml $(shell find src lua -type f)
 
-.PHONY: all deps demo test stress valgrind bench clean rock rock-install
+.PHONY: all deps demo test stress valgrind bench bench-ssh clean rock rock-install
 
 all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
 
@@ -84,3 +84,12 @@ bench: all
 	@mkdir -p bench/out
 	@for c in spawn_loop pipe_read pipe_write; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
 	@LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
+
+# 50 short remote commands with and without multiplexing (needs root or the
+# current user's sshd rights: starts a throwaway sshd on 127.0.0.1).
+bench-ssh: all
+	@sh scripts/deps.sh
+	@d=$$(mktemp -d /tmp/lua-exec-bench-sshd.XXXXXX); \
+	sh scripts/sshd.sh start $$d >/dev/null && \
+	LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/ssh.lua $$d $(or $(REPEAT),3); rc=$$?; \
+	sh scripts/sshd.sh stop $$d; rm -rf $$d; exit $$rc

@@ -179,6 +179,27 @@ describe("exec.ssh executors", function()
     assert.is_true(remote_gone(ex, pid))
   end)
 
+  it("deliver a signal or close() sent right after start()", function()
+    local ex = remote()
+    local p = ex:exec("sleep 300")
+    p:start()
+    p:signal(15)
+    assert.equals(143, p:wait())
+    local mark = H.tmpname(".remote-pid")
+    p = ex:exec("sleep 300 & echo $! >" .. mark .. "; wait")
+    p:start()
+    p:close()
+    -- If the command got to start at all, its sleep must be gone.
+    local pid
+    local deadline = exec.time.now() + 3
+    repeat
+      pid = ex:run("cat " .. mark .. " 2>/dev/null").stdout:match("%d+")
+      if not pid then exec.time.sleep(0.05) end
+    until pid or exec.time.now() > deadline
+    if pid then assert.is_true(remote_gone(ex, pid), "close() right after start() missed " .. pid) end
+    os.remove(mark)
+  end)
+
   it("end the remote command when the local ssh client is killed", function()
     local ex = remote()
     local p, pid = remote_sleeper(ex)

@@ -323,7 +323,24 @@ fn kill_matching(pred: impl Fn(&Entry) -> bool) {
     let me = unsafe { libc::getpid() };
     let mut t = table();
     // Remote processes first, while their connections still run: start the
-    // commands that stop them and give those a moment to get through.
+    // commands that stop them and give those a moment to get through. A
+    // local end that has already exited needs no stop.
+    let ended: Vec<_> = t
+        .entries
+        .iter()
+        .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && e.orphan.is_none() && pred(e))
+        .map(|(p, _)| *p)
+        .collect();
+    for pid in ended {
+        if let Some(e) = t.entries.get_mut(&pid) {
+            let stop = e.remote_stop.take();
+            if !matches!(reap_locked(&mut t, pid, false), Ok(Some(_))) {
+                if let Some(e) = t.entries.get_mut(&pid) {
+                    e.remote_stop = stop;
+                }
+            }
+        }
+    }
     let stops: Vec<_> = t
         .entries
         .iter_mut()
@@ -360,6 +377,11 @@ fn kill_matching(pred: impl Fn(&Entry) -> bool) {
 /// How many children are in the table (live or awaiting the reaper).
 pub fn count() -> usize {
     table().entries.len()
+}
+
+/// Kill and reap every child this process started (exit handlers).
+pub fn kill_all() {
+    kill_matching(|_| true);
 }
 
 extern "C" fn kill_all_at_exit() {

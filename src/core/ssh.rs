@@ -142,9 +142,9 @@ fn scratch_dir() -> Result<PathBuf, String> {
 
 extern "C" fn remove_scratch_dir() {
     let _ = std::panic::catch_unwind(|| {
-        // Runs after the child table's own exit handler (atexit order is
-        // reversed, and this one is registered later), so every ssh using
-        // these files is gone.
+        // Whichever of the exit handlers runs first, remote processes are
+        // stopped (through the control sockets here) before the files go.
+        children::kill_all();
         if let Ok(d) = scratch_dir() {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -486,6 +486,15 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The master is ended with its owner; its socket file may remain.
+        if let Some(c) = &self.control {
+            let _ = std::fs::remove_file(c);
+        }
+    }
+}
+
 /// The remote half of one process: how to signal it and how to read ssh's
 /// exit status.
 pub struct RemoteProcess {
@@ -506,9 +515,17 @@ impl RemoteProcess {
         format!("{}: {}", self.conn.target.describe(), self.shown)
     }
 
+    /// A remote script that runs `body` with `$p` set to the process group.
+    /// A command started a moment ago may not have written its pid file
+    /// yet, so wait for it up to 2 s (a command that already ended has
+    /// removed it: then there is nothing to do).
     fn with_pid(&self, body: &str) -> Vec<u8> {
         let f = PIDFILE.replace("$1", &self.token);
-        format!("f={f}; p=$(cat \"$f\" 2>/dev/null) || exit 0; {body}").into_bytes()
+        format!(
+            "f={f}; i=0; while [ ! -s \"$f\" ] && [ $i -lt 40 ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; \
+             p=$(cat \"$f\" 2>/dev/null) || exit 0; {body}"
+        )
+        .into_bytes()
     }
 
     /// The local command that delivers `sig` to the remote process group.
@@ -518,7 +535,9 @@ impl RemoteProcess {
             Some(n) => format!("-s {n}"),
             None => format!("-{sig}"),
         };
-        self.conn.side_argv(&self.with_pid(&format!("kill {s} -- -$p")))
+        // SIGKILL ends the wrapper too, before it can remove its pid file.
+        let tidy = if sig == libc::SIGKILL { "; rm -f \"$f\"" } else { "" };
+        self.conn.side_argv(&self.with_pid(&format!("kill {s} -- -$p{tidy}")))
     }
 
     /// The local command that ends the remote process group: SIGTERM (and
