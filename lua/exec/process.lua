@@ -329,17 +329,22 @@ end
 -- How often start() looks whether a remote connection is up.
 local CONNECT_POLL = 0.005
 
-function Process:start()
-  local raw = check_self(self, Process, "process:start")
-  -- A remote process first needs its host's shared connection (local ones
-  -- are always ready). Other tasks run meanwhile.
+-- A remote process first needs its host's shared connection (local ones
+-- are always ready at once). Other tasks run meanwhile. nil or a message.
+local function await_connection(raw)
   while true do
     local ready, cerr = raw:connect()
-    if ready then break end
-    if ready == nil then error("process:start: " .. cerr, 2) end
+    if ready then return nil end
+    if ready == nil then return cerr end
     local ok, serr = sched.try(sched.sleep, CONNECT_POLL)
-    if not ok then error("process:start: " .. tostring(serr), 2) end
+    if not ok then return tostring(serr) end
   end
+end
+
+function Process:start()
+  local raw = check_self(self, Process, "process:start")
+  local cerr = await_connection(raw)
+  if cerr then error("process:start: " .. cerr, 2) end
   local ok, err = raw:start()
   if not ok then error("process:start: " .. err, 2) end
   if self.timeout then
@@ -672,11 +677,13 @@ local function run(self, fname, command, options)
       error(string.format("bad argument #2 (options) to '%s': option input must be a string (got %s)", fname, type(input)), 3)
     end
   end
-  -- exec does not block, so pcall is fine here even on Lua 5.1; start
-  -- may wait for a remote connection, so it goes through sched.try.
+  -- exec and start do not block once the connection is up (waiting for it
+  -- may yield, so it happens outside pcall: Lua 5.1 cannot yield across it).
   local ok, p = pcall(self.exec, self, command, opts)
   if not ok then error((tostring(p):gsub("executor:exec", fname)), 3) end
-  local started, serr = sched.try(p.start, p)
+  local cerr = await_connection(rawget(p, RAW))
+  if cerr then error(fname .. ": " .. cerr, 3) end
+  local started, serr = pcall(p.start, p)
   if not started then error((tostring(serr):gsub("^.-process:start", fname)), 3) end
   local parts = { stdout = {}, stderr = {} }
   local done = channel.new(2)

@@ -111,10 +111,11 @@ pub fn quote(s: &[u8]) -> Vec<u8> {
 
 /// The per-process private directory for control sockets and ssh logs,
 /// made on first use (mode 0700) and removed at exit.
+static SCRATCH: Lazy<Mutex<Option<(PathBuf, libc::pid_t)>>> = Lazy::new(|| Mutex::new(None));
+
 fn scratch_dir() -> Result<PathBuf, String> {
-    static DIR: Lazy<Mutex<Option<PathBuf>>> = Lazy::new(|| Mutex::new(None));
-    let mut d = DIR.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = d.as_ref() {
+    let mut d = SCRATCH.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((p, _)) = d.as_ref() {
         return Ok(p.clone());
     }
     // Control socket paths must fit in sockaddr_un (108 bytes): prefer a
@@ -128,7 +129,7 @@ fn scratch_dir() -> Result<PathBuf, String> {
         let p = base.join(format!("lua-exec-{pid}-{:08x}", random_u64() as u32));
         let c = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
         if unsafe { libc::mkdir(c.as_ptr(), 0o700) } == 0 {
-            *d = Some(p.clone());
+            *d = Some((p.clone(), pid));
             unsafe { libc::atexit(remove_scratch_dir) };
             return Ok(p);
         }
@@ -145,8 +146,13 @@ extern "C" fn remove_scratch_dir() {
         // Whichever of the exit handlers runs first, remote processes are
         // stopped (through the control sockets here) before the files go.
         children::kill_all();
-        if let Ok(d) = scratch_dir() {
-            let _ = std::fs::remove_dir_all(d);
+        // A forked copy of the host inherits this handler: only the process
+        // that made the directory removes it.
+        let d = SCRATCH.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((d, creator)) = d {
+            if creator == unsafe { libc::getpid() } {
+                let _ = std::fs::remove_dir_all(d);
+            }
         }
     });
 }
