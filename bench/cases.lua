@@ -102,9 +102,9 @@ local function dd(mib)
   return { "dd", "if=/dev/zero", "bs=1M", "count=" .. mib, "status=none" }
 end
 
-function cases.exec_read(mib)
+function cases.exec_read(mib, opts)
   local exec = require("exec")
-  local p = exec.get("process:native"):exec(dd(mib))
+  local p = exec.get("process:native"):exec(dd(mib), opts)
   local t0 = now()
   p:start()
   local s = p:stdout_stream()
@@ -167,9 +167,13 @@ end
 ---------------------------------------------------------------- stdin write
 local BLOCK = string.rep("x", 65536)
 
-function cases.exec_write(mib)
+-- The same two with the opt-in socket pair instead of a pipe.
+function cases.exec_read_socket(mib) return cases.exec_read(mib, { stdout = "socket" }) end
+function cases.exec_write_socket(mib) return cases.exec_write(mib, { stdin = "socket" }) end
+
+function cases.exec_write(mib, opts)
   local exec = require("exec")
-  local p = exec.get("process:native"):exec("cat > /dev/null")
+  local p = exec.get("process:native"):exec("cat > /dev/null", opts)
   local t0 = now()
   p:start()
   for _ = 1, mib * 16 do assert(p:write_stdin(BLOCK)) end

@@ -116,6 +116,45 @@ describe("redirections", function()
     assert.equals("inherited\n", text)
   end)
 
+  it("'socket' carries stdin, stdout and stderr over socket pairs, in order and intact", function()
+    local data = {}
+    for i = 1, 4096 do data[i] = string.format("%07d ", i) .. string.rep(string.char(i % 256), 249) end
+    data = table.concat(data) -- 1 MiB, every byte value
+    local p = ex:exec("cat; echo done >&2", { stdin = "socket", stdout = "socket", stderr = "socket" })
+    p:start()
+    local got, err_text
+    exec.spawn(function() got = H.read_all(p:stdout_stream()) end)
+    exec.spawn(function() err_text = H.read_all(p:stderr_stream()) end)
+    assert.is_true(p:write_stdin(data))
+    assert.is_true(p:close_stdin())
+    assert.equals(0, p:wait())
+    exec.wait_tasks()
+    assert.equals(#data, #got)
+    assert.is_true(got == data)
+    assert.equals("done\n", err_text)
+    -- merged in order
+    local r = exec.run("echo 1; echo 2 >&2; echo 3", { stdout = "socket", stderr = "stdout" })
+    assert.equals("1\n2\n3\n", r.stdout)
+  end)
+
+  it("'socket': a child that stops reading gives EPIPE, never SIGPIPE", function()
+    local p = ex:exec("exec 0<&-; sleep 0.2", { stdin = "socket" })
+    p:start()
+    exec.time.sleep(0.05)
+    local ok, err = p:write_stdin(string.rep("x", 4 * 1024 * 1024))
+    if ok then ok, err = p:write_stdin("more") end
+    assert.is_nil(ok)
+    assert.matches("Broken pipe", err)
+    assert.equals(0, p:wait())
+  end)
+
+  it("'socket' cannot be opened as /dev/stdin by the child (the documented trade-off)", function()
+    local r = exec.run("cat /dev/stdin", { stdin = "socket", input = "x" })
+    assert.are_not.equal(0, r.code)
+    assert.matches("No such device or address", r.stderr)
+    assert.equals("x", exec.run("cat /dev/stdin", { input = "x" }).stdout)
+  end)
+
   it("rejects unknown modes", function()
     local ok, err = pcall(ex.exec, ex, "true", { stdout = "file" })
     assert.is_false(ok)

@@ -74,9 +74,9 @@ function exec.wait_tasks() end
 ---@class exec.ExecOptions
 ---@field work_dir? string
 ---@field env? table<string, string|number>
----@field stdin? "pipe"|"null"|"inherit"
----@field stdout? "pipe"|"null"|"inherit"
----@field stderr? "pipe"|"null"|"inherit"|"stdout"
+---@field stdin? "pipe"|"socket"|"null"|"inherit"
+---@field stdout? "pipe"|"socket"|"null"|"inherit"
+---@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"
 ---@field process_group? boolean
 ---@field timeout? string|number
 

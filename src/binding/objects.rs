@@ -74,8 +74,9 @@ fn stdio(t: &Table, key: &str) -> Result<Stdio, String> {
         None | Some("pipe") => Stdio::Pipe,
         Some("null") => Stdio::Null,
         Some("inherit") => Stdio::Inherit,
+        Some("socket") => Stdio::Socket,
         Some("stdout") if key == "stderr" => Stdio::Stdout,
-        Some(other) => return Err(format!("option {key} must be \"pipe\", \"null\" or \"inherit\"{} (got \"{other}\")",
+        Some(other) => return Err(format!("option {key} must be \"pipe\", \"socket\", \"null\" or \"inherit\"{} (got \"{other}\")",
             if key == "stderr" { " or \"stdout\"" } else { "" })),
     })
 }

@@ -176,7 +176,7 @@ impl Process {
         let mut d = self.driver.borrow_mut();
         self.exit_token = Some(d.add_exit(self.pidfd.as_ref().map(|f| f.as_raw_fd())).map_err(fail)?);
         if let Some(fd) = spawned.stdin {
-            let pipe = Rc::new(RefCell::new(StdinPipe::new(fd)));
+            let pipe = Rc::new(RefCell::new(StdinPipe::new(fd, self.req.stdin == Stdio::Socket)));
             let t = d.add_writer(pipe.clone()).map_err(fail)?;
             self.stdin = Some((pipe, t));
         }
@@ -318,7 +318,7 @@ impl Process {
             State::Running => {}
         }
         let mode = if which == Output::Stdout { self.req.stdout } else { self.req.stderr };
-        if mode != Stdio::Pipe {
+        if mode != Stdio::Pipe && mode != Stdio::Socket {
             return Err(format!("{} is not a pipe (it was set to {:?})", which.name(), mode));
         }
         match self.outputs[which as usize].take() {

@@ -22,11 +22,14 @@ pub struct StdinPipe {
     close_requested: bool,
     /// The pipe was given a bulk-sized buffer (tried once, when it first filled).
     grown: bool,
+    /// A socket (stdin = "socket"): written with send(MSG_NOSIGNAL).
+    socket: bool,
 }
 
 impl StdinPipe {
-    pub fn new(fd: OwnedFd) -> StdinPipe {
+    pub fn new(fd: OwnedFd, socket: bool) -> StdinPipe {
         StdinPipe {
+            socket,
             fd: Some(fd),
             queue: VecDeque::new(),
             offset: 0,
@@ -71,7 +74,7 @@ impl StdinPipe {
             written = self.write_now(data)?;
         }
         if written < data.len() {
-            if !self.grown {
+            if !self.grown && !self.socket {
                 // The pipe filled up: this is bulk input.
                 self.grown = true;
                 if let Some(fd) = self.raw_fd() {
@@ -98,7 +101,7 @@ impl StdinPipe {
                 Some(fd) => fd.as_raw_fd(),
                 None => break,
             };
-            match sys::write_nosigpipe(fd, chunk) {
+            match self.write_fd(fd, chunk) {
                 Ok(Some(n)) => {
                     progressed = true;
                     self.queued -= n;
@@ -140,11 +143,19 @@ impl StdinPipe {
         self.fd = None;
     }
 
+    fn write_fd(&self, fd: RawFd, data: &[u8]) -> std::io::Result<Option<usize>> {
+        if self.socket {
+            sys::send_nosignal(fd, data)
+        } else {
+            sys::write_nosigpipe(fd, data)
+        }
+    }
+
     fn write_now(&mut self, data: &[u8]) -> Result<usize, String> {
         let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).ok_or("stdin is closed")?;
         let mut done = 0;
         while done < data.len() {
-            match sys::write_nosigpipe(fd, &data[done..]) {
+            match self.write_fd(fd, &data[done..]) {
                 Ok(Some(n)) => done += n,
                 Ok(None) => break,
                 Err(e) => {
@@ -191,7 +202,7 @@ mod tests {
         let (r, w) = pipe().unwrap();
         set_nonblocking(r.as_raw_fd()).unwrap();
         set_nonblocking(w.as_raw_fd()).unwrap();
-        let mut p = StdinPipe::new(w);
+        let mut p = StdinPipe::new(w, false);
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         p.push(&data[..600_000]).unwrap();
         p.push(&data[600_000..]).unwrap();
@@ -216,7 +227,7 @@ mod tests {
         let (r, w) = pipe().unwrap();
         set_nonblocking(w.as_raw_fd()).unwrap();
         drop(r);
-        let mut p = StdinPipe::new(w);
+        let mut p = StdinPipe::new(w, false);
         let e = p.push(b"hello").unwrap_err();
         assert!(e.contains("Broken pipe"), "{e}");
         assert!(p.push(b"again").is_err());
@@ -225,7 +236,7 @@ mod tests {
     #[test]
     fn writes_after_close_are_refused() {
         let (_r, w) = pipe().unwrap();
-        let mut p = StdinPipe::new(w);
+        let mut p = StdinPipe::new(w, false);
         p.close();
         p.close();
         assert_eq!(p.push(b"x").unwrap_err(), "stdin is closed");

@@ -28,6 +28,31 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
+/// A connected Unix stream socket pair, close-on-exec, both ends above 2.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(a)?, above_stdio(b)?))
+}
+
+/// `send` on a socket without SIGPIPE (MSG_NOSIGNAL): the socket
+/// counterpart of `write_nosigpipe`, with no signal mask to juggle.
+pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    loop {
+        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(None),
+            _ => return Err(err),
+        }
+    }
+}
+
 /// Return `fd` unchanged if it is 3 or above, else a CLOEXEC duplicate that is.
 pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
@@ -114,9 +139,14 @@ pub fn write_nosigpipe(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
         libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        // While SIGPIPE was unblocked in this thread none can be pending for
+        // it (it would have been delivered), so only a thread that already
+        // blocked it needs to ask (saves a syscall on every write).
+        let was_pending = libc::sigismember(&old, libc::SIGPIPE) == 1 && {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            libc::sigismember(&pending, libc::SIGPIPE) == 1
+        };
 
         let result = loop {
             let n = libc::write(fd, buf.as_ptr().cast(), buf.len());
@@ -204,6 +234,21 @@ mod tests {
             assert!(fd > 2);
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
             assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        }
+    }
+
+    #[test]
+    fn send_to_closed_socket_returns_epipe_without_killing_us() {
+        let (a, b) = socketpair().unwrap();
+        assert!(a.as_raw_fd() > 2 && b.as_raw_fd() > 2);
+        assert_eq!(send_nosignal(a.as_raw_fd(), b"hi").unwrap(), Some(2));
+        drop(b);
+        let err = send_nosignal(a.as_raw_fd(), b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        unsafe {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            assert_eq!(libc::sigismember(&pending, libc::SIGPIPE), 0);
         }
     }
 
