@@ -14,7 +14,7 @@ LUA_CPATH="$top/build/lua5.4/?.so;;" valgrind --tool=memcheck --error-exitcode=9
   --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
   --log-file=build/test/valgrind.%p.log \
   lua5.4 /usr/bin/busted -o TAP spec/registry_spec.lua spec/process_spec.lua spec/streams_spec.lua \
-  spec/sched_spec.lua >build/test/valgrind.tap 2>&1
+  spec/sched_spec.lua spec/ssh_spec.lua >build/test/valgrind.tap 2>&1
 rc=$?
 main_log=$(grep -l "Command: lua5.4 /usr/bin/busted" build/test/valgrind.*.log | head -1)
 grep -E "ERROR SUMMARY|definitely lost|in use at exit" "$main_log"

@@ -198,6 +198,29 @@ describe("process:wait", function()
     for _ = 1, 3 do assert.equals(5, (results:receive())) end
   end)
 
+  it("wakes other waiters when one of them reaps the child (no lost wake-up)", function()
+    -- The task waits on the exit; the child then exits while no loop runs,
+    -- and the main chunk reaps it. The task must still be woken. Run in a
+    -- separate interpreter under `timeout`: the failure mode is a hang.
+    local script = [[
+      local exec = require("exec")
+      local p = exec.get("process:native"):exec("sleep 0.1; exit 4")
+      p:start()
+      local got
+      exec.spawn(function() got = p:wait() end)
+      exec.time.sleep(0.02)
+      os.execute("sleep 0.3")
+      local main = p:wait()
+      exec.wait_tasks()
+      print("main=" .. tostring(main) .. " task=" .. tostring(got))
+    ]]
+    for _, prefix in ipairs({ "timeout 10 ", "LUA_EXEC_NO_PIDFD=1 timeout 10 " }) do
+      local out, status = H.run_script(script, prefix)
+      assert.equals(0, status, prefix .. out)
+      assert.matches("main=4 task=4", out)
+    end
+  end)
+
   it("returns nil and a message after close()", function()
     local p = ex:exec("sleep 5")
     p:start()

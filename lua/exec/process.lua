@@ -378,6 +378,14 @@ local function stop_timer(self)
   end
 end
 
+-- Wake everything waiting on this process's tokens: the handle is going away.
+local function wake_waiters(raw)
+  local t = raw:exit_token()
+  if t then sched.fire(t) end
+  t = raw:stdin_token()
+  if t then sched.fire(t) end
+end
+
 --- process:wait([d]): exit_code, nil; or nil, message. Never raises. With a
 --- duration `d`, waits at most that long and returns nil, "timeout" if the
 --- child is still running (it keeps running).
@@ -407,6 +415,10 @@ function Process:wait(d)
   while true do
     local code, werr = raw:try_wait()
     if code then
+      -- Other coroutines may be waiting on the exit token, which finish()
+      -- retires: wake them, they find the code. (Without this a waiter that
+      -- registered after the token's last report would sleep forever.)
+      wake_waiters(raw)
       raw:finish()
       stop_timer(self)
       return code, nil
@@ -414,6 +426,7 @@ function Process:wait(d)
     if code == nil then
       local c = raw:code()
       if c then return c, nil end -- another waiter finished it meanwhile
+      wake_waiters(raw) -- they get the same message
       return nil, "process:wait: " .. werr
     end
     local token = raw:exit_token()
@@ -446,14 +459,6 @@ function Process:signal(sig)
   local ok, err = raw:signal(sig)
   if not ok then return nil, "process:signal: " .. err end
   return true, nil
-end
-
--- Wake everything waiting on this process's tokens: the handle is going away.
-local function wake_waiters(raw)
-  local t = raw:exit_token()
-  if t then sched.fire(t) end
-  t = raw:stdin_token()
-  if t then sched.fire(t) end
 end
 
 --- process:close(force): always true; idempotent.
