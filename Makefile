@@ -82,7 +82,7 @@ valgrind: deps all
 bench: all
 	@WITH_BENCH=1 sh scripts/deps.sh
 	@mkdir -p bench/out
-	@for c in spawn_loop pipe_read pipe_write; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
+	@for c in spawn_loop pipe_read pipe_write spawn_sleep; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
 	@LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
 
 # 50 short remote commands with and without multiplexing (needs root or the

@@ -66,7 +66,8 @@ local rows = {
       { "luv", function() return run_case("luv_write", 1024) / GiB end } } },
   { "500 concurrent `sleep 1`: wall", "s (lower is better)", {
       { "lua-exec", function() return run_case("exec_concurrent_wall", 500) end },
-      { "luv", function() return run_case("luv_concurrent_wall", 500) end } } },
+      { "luv", function() return run_case("luv_concurrent_wall", 500) end },
+      { "C posix_spawn loop", function() return run_c("spawn_sleep", 500) end } } },
   { "1,000 ping-pongs through cat", "round trips/s", {
       { "lua-exec", function() return run_case("exec_pingpong", 1000) end },
       { "luv", function() return run_case("luv_pingpong", 1000) end } } },
