@@ -299,7 +299,7 @@ describe("exec.ssh executors", function()
 
   it("check their configuration when defined", function()
     local bad = {
-      { host = 5 }, { host = "-oProxyCommand=x" }, { port = 0 }, { port = 70000 },
+      { host = 5 }, { host = "-oProxyCommand=x" }, { host = "deploy@h" }, { port = 0 }, { port = 70000 },
       { user = "-x" }, { ssh_options = { ["Proxy Command"] = "x" } }, { ssh_options = { A = {} } },
       { multiplex = "yes" }, { frobnicate = true },
     }

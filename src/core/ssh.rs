@@ -58,6 +58,12 @@ impl SshTarget {
         if host[0] == b'-' || host.iter().any(|b| b.is_ascii_whitespace() || *b == 0) {
             return Err(format!("host '{}' is not a host name", self.host.to_string_lossy()));
         }
+        if host.contains(&b'@') {
+            return Err(format!(
+                "host '{}' contains '@': give the user name as the field user",
+                self.host.to_string_lossy()
+            ));
+        }
         if self.port == Some(0) {
             return Err("port must be between 1 and 65535".into());
         }
@@ -658,7 +664,7 @@ mod tests {
     fn targets_are_checked() {
         let ok = SshTarget { host: "example.org".into(), ..Default::default() };
         assert!(ok.validate().is_ok());
-        for bad in ["", "-oProxyCommand=x", "a b"] {
+        for bad in ["", "-oProxyCommand=x", "a b", "deploy@10.0.0.5"] {
             assert!(SshTarget { host: bad.into(), ..Default::default() }.validate().is_err(), "{bad}");
         }
         let t = SshTarget { host: "h".into(), user: Some("-l".into()), ..Default::default() };
