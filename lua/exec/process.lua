@@ -325,7 +325,6 @@ end
 -- Process
 ----------------------------------------------------------------------------
 
---- process:start(): raises if already started, closed, or the spawn fails.
 -- How often start() looks whether a remote connection is up.
 local CONNECT_POLL = 0.005
 
@@ -341,6 +340,8 @@ local function await_connection(raw)
   end
 end
 
+--- process:start(): raises if already started, closed, the remote
+--- connection cannot be made, or the spawn fails.
 function Process:start()
   local raw = check_self(self, Process, "process:start")
   local cerr = await_connection(raw)

@@ -100,10 +100,15 @@ fn table() -> MutexGuard<'static, Table> {
 }
 
 /// Enter a freshly spawned child.
-pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Option<Arc<AtomicUsize>>) {
+/// Install the exit handler that ends our children, once, with the first child.
+fn arm_exit_handler() {
     ATEXIT.call_once(|| unsafe {
         libc::atexit(kill_all_at_exit);
     });
+}
+
+pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Option<Arc<AtomicUsize>>) {
+    arm_exit_handler();
     if let Some(l) = &live {
         l.fetch_add(1, Ordering::SeqCst);
     }
@@ -135,9 +140,7 @@ fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owner) -> Resul
     req.stdout = Stdio::Null;
     req.stderr = Stdio::Null;
     let s = spawn::spawn(&req)?;
-    ATEXIT.call_once(|| unsafe {
-        libc::atexit(kill_all_at_exit);
-    });
+    arm_exit_handler();
     let pidfd = super::sys::pidfd_open(s.pid).ok().flatten();
     let orphan = Orphan { pidfd, kill_at: Some(Instant::now() + Duration::from_secs(10)) };
     let creator = unsafe { libc::getpid() };
@@ -217,10 +220,8 @@ fn send(pid: libc::pid_t, group: bool, sig: libc::c_int) -> io::Result<()> {
         let err = io::Error::last_os_error();
         // A group whose members all exited: fall back to the leader (a zombie
         // still counts as our child).
-        if group && err.raw_os_error() == Some(libc::ESRCH) {
-            if unsafe { libc::kill(pid, sig) } == 0 {
-                return Ok(());
-            }
+        if group && err.raw_os_error() == Some(libc::ESRCH) && unsafe { libc::kill(pid, sig) } == 0 {
+            return Ok(());
         }
         return Err(err);
     }

@@ -98,11 +98,17 @@ impl Registry {
         Registry { resources }
     }
 
-    fn insert(&mut self, id: &str, r: Resource) -> Result<(), String> {
+    /// `id` is well formed and not yet taken.
+    fn check_free(&self, id: &str) -> Result<(), String> {
         validate_id(id)?;
         if self.resources.contains_key(id) {
             return Err(format!("resource '{id}' is already defined"));
         }
+        Ok(())
+    }
+
+    fn insert(&mut self, id: &str, r: Resource) -> Result<(), String> {
+        self.check_free(id)?;
         self.resources.insert(id.to_string(), r);
         Ok(())
     }
@@ -114,10 +120,8 @@ impl Registry {
 
     pub fn define_ssh(&mut self, id: &str, config: ExecutorConfig, target: SshTarget) -> Result<(), String> {
         check_config(&config)?;
-        validate_id(id)?;
-        if self.resources.contains_key(id) {
-            return Err(format!("resource '{id}' is already defined"));
-        }
+        // Before the connection is made: that creates our scratch directory.
+        self.check_free(id)?;
         let conn = Arc::new(Connection::new(target)?);
         self.insert(id, Resource::Ssh { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)), conn })
     }

@@ -340,9 +340,8 @@ impl Connection {
     fn ssh_argv(&self, log: &OsStr, extra: &[&str]) -> Vec<Bytes> {
         let t = &self.target;
         let mut a: Vec<Bytes> = vec![t.program.clone().unwrap_or_else(|| "ssh".into())];
-        let mut push = |s: &str| a.push(s.into());
         if let Some(f) = &t.config_file {
-            push("-F");
+            a.push("-F".into());
             a.push(f.clone());
         }
         let o = |a: &mut Vec<Bytes>, k: &str, v: &OsStr| {

@@ -73,14 +73,12 @@ impl StdinPipe {
         if self.queue.is_empty() {
             written = self.write_now(data)?;
         }
-        if written < data.len() {
-            if !self.grown && !self.socket {
-                // The pipe filled up: this is bulk input.
-                self.grown = true;
-                if let Some(fd) = self.raw_fd() {
-                    sys::grow_pipe(fd);
-                    written += self.write_now(&data[written..])?;
-                }
+        if written < data.len() && !self.grown && !self.socket {
+            // The pipe filled up: this is bulk input.
+            self.grown = true;
+            if let Some(fd) = self.raw_fd() {
+                sys::grow_pipe(fd);
+                written += self.write_now(&data[written..])?;
             }
         }
         if written < data.len() {

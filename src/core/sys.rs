@@ -39,8 +39,16 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// `send` on a socket without SIGPIPE (MSG_NOSIGNAL): the socket
 /// counterpart of `write_nosigpipe`, with no signal mask to juggle.
 pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    nonblocking_write(|| unsafe {
+        libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+    })
+}
+
+/// Run one nonblocking write system call, retried on EINTR: the bytes
+/// written, `None` when the descriptor is full (EAGAIN), or the error.
+fn nonblocking_write(mut op: impl FnMut() -> isize) -> io::Result<Option<usize>> {
     loop {
-        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        let n = op();
         if n >= 0 {
             return Ok(Some(n as usize));
         }
@@ -148,18 +156,7 @@ pub fn write_nosigpipe(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
             libc::sigismember(&pending, libc::SIGPIPE) == 1
         };
 
-        let result = loop {
-            let n = libc::write(fd, buf.as_ptr().cast(), buf.len());
-            if n >= 0 {
-                break Ok(Some(n as usize));
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => break Ok(None),
-                _ => break Err(err),
-            }
-        };
+        let result = nonblocking_write(|| libc::write(fd, buf.as_ptr().cast(), buf.len()));
 
         if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) && !was_pending {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
