@@ -29,6 +29,20 @@ if not exec then
                   Executor = process.Executor, Channel = channel.Channel },
   }
   reg[cache_key] = exec
+
+  -- Finalized when the state closes, before the library's own finalizers
+  -- (finalizers run in the reverse order of creation): from then on every
+  -- entry point raises "exec: the Lua state is closing" instead of calling
+  -- into code that is being torn down (a finalizer of the host's that was
+  -- created before require("exec") runs after ours).
+  local sentinel
+  if newproxy then
+    sentinel = newproxy(true)
+    getmetatable(sentinel).__gc = function() sched.set_closing() end
+  else
+    sentinel = setmetatable({}, { __gc = function() sched.set_closing() end })
+  end
+  reg["lua-exec.sentinel"] = sentinel
 end
 
 -- Install the globals the spec's examples rely on, never replacing what a

@@ -9,6 +9,9 @@ local core, sched, time, channel = ...
 local M = {}
 
 local RAW = setmetatable({}, { __tostring = function() return "exec.raw" end })
+-- A stream's process: a stream (and a lines() iterator) keeps it alive.
+local OWNER = setmetatable({}, { __tostring = function() return "exec.owner" end })
+local check_open = sched.check_open
 local floor = math.floor
 
 local Executor, Process, Stream = {}, {}, {}
@@ -27,6 +30,7 @@ end
 -- Raise unless `self` is an object of class `mt` (a method called with `.`
 -- instead of `:`, or on the wrong object).
 local function check_self(self, mt, name)
+  check_open()
   if getmetatable(self) ~= mt or rawget(self, RAW) == nil then
     error(name .. ": self must be an " .. mt.__name .. " (got " .. describe(self) .. "); call it with ':'", 3)
   end
@@ -35,6 +39,7 @@ end
 
 -- Same check for functions that must never raise (wait): returns nil, message.
 local function soft_self(self, mt, name)
+  check_open()
   if getmetatable(self) ~= mt or rawget(self, RAW) == nil then
     return nil, name .. ": self must be an " .. mt.__name .. " (got " .. describe(self) .. ")"
   end
@@ -105,6 +110,7 @@ M.registry = registry
 
 --- exec.registry.define(id, config): config.kind is required.
 function registry.define(id, config)
+  check_open()
   local fname = "exec.registry.define"
   if type(id) ~= "string" then arg_error(fname, 1, "id", "string expected, got " .. type(id)) end
   if id == "" then arg_error(fname, 1, "id", "must not be empty") end
@@ -152,6 +158,7 @@ end
 
 --- The kind of a defined resource, or nil.
 function registry.kind(id)
+  check_open()
   if type(id) ~= "string" then arg_error("exec.registry.kind", 1, "id", "string expected, got " .. type(id)) end
   return core.kind(id)
 end
@@ -179,6 +186,7 @@ end
 --- .json) or Lua table syntax. All or nothing: on any error, none of the
 --- file's resources stay defined. Returns the ids defined, sorted.
 function registry.load(path)
+  check_open()
   local fname = "exec.registry.load"
   if type(path) ~= "string" then arg_error(fname, 1, "path", "string expected, got " .. type(path)) end
   local f, oerr = io.open(path, "rb")
@@ -222,6 +230,7 @@ end
 
 --- exec.get(id): a process executor from the registry.
 function M.get(id)
+  check_open()
   local fname = "exec.get"
   if type(id) ~= "string" then arg_error(fname, 1, "resource_id", "string expected, got " .. type(id)) end
   if id == "" then arg_error(fname, 1, "resource_id", "must not be empty") end
@@ -236,11 +245,11 @@ end
 
 local EXEC_OPTIONS = {
   work_dir = "string", env = "table", stdin = "string", stdout = "string", stderr = "string",
-  process_group = "boolean", timeout = true,
+  process_group = "boolean", timeout = true, buffer_limit = "number",
 }
 
 -- A child that outlives its `timeout` gets SIGTERM, then SIGKILL this much later.
-local KILL_GRACE = 1
+local KILL_GRACE = core.kill_grace
 
 local function check_command(cmd, fname)
   local t = type(cmd)
@@ -290,6 +299,17 @@ local function normalize_options(opts, fname)
     end
   end
   if norm.stdout == "stdout" then arg_error(fname, 2, "options", "option stdout cannot be \"stdout\"") end
+  local limit = norm.buffer_limit
+  if limit ~= nil and (limit ~= limit or limit < 1 or limit % 1 ~= 0 or limit == math.huge) then
+    arg_error(fname, 2, "options", "option buffer_limit must be a whole number of bytes >= 1 (got " .. tostring(limit) .. ")")
+  end
+  -- A timeout bounds the whole command: it gets a process group of its
+  -- own, so that what it started ends with it. Not when it reads our
+  -- terminal: a child outside the terminal's foreground group would be
+  -- stopped (SIGTTIN) as soon as it read.
+  if norm.timeout and norm.process_group == nil and not (norm.stdin == "inherit" and core.stdin_is_tty()) then
+    norm.process_group = true
+  end
   return norm
 end
 
@@ -302,7 +322,8 @@ function Executor:exec(command, options)
   if raw:released() then error(fname .. ": executor '" .. raw:id() .. "' has been released", 2) end
   local praw, err = raw:exec(command, norm)
   if not praw then error(fname .. ": " .. err, 2) end
-  return setmetatable({ [RAW] = praw, streams = {}, timeout = norm and norm.timeout }, Process)
+  return setmetatable({ [RAW] = praw, streams = {}, timeout = norm and norm.timeout,
+                        process_group = norm and norm.process_group }, Process)
 end
 
 --- executor:release(): always true; later exec calls raise.
@@ -335,9 +356,18 @@ local function await_connection(raw)
     local ready, cerr = raw:connect()
     if ready then return nil end
     if ready == nil then return cerr end
-    local ok, serr = sched.try(sched.sleep, CONNECT_POLL)
-    if not ok then return tostring(serr) end
+    sched.sleep(CONNECT_POLL)
   end
+end
+
+-- Send `sig` to whatever of the command still runs: the child (its group
+-- with it), or what is left of its group after it exited. True if
+-- anything was there to get it.
+local function signal_command(raw, sig)
+  if raw:state() == "running" and raw:try_wait() == false and raw:signal(sig) then
+    return true
+  end
+  return raw:signal_rest(sig)
 end
 
 --- process:start(): raises if already started, closed, the remote
@@ -350,16 +380,16 @@ function Process:start()
   if not ok then error("process:start: " .. err, 2) end
   if self.timeout then
     -- Enforced by the event loop, i.e. while the program waits in a
-    -- blocking call. The timer holds the raw handle only.
+    -- blocking call: SIGTERM (and SIGCONT, for a stopped child) to all that
+    -- is left of the command, SIGKILL after the grace period.
     self._timer = sched.at(sched.now() + self.timeout, function()
-      if raw:state() ~= "running" or raw:try_wait() then return end
+      if not signal_command(raw, 15) then return end
       self._timed_out = true
-      raw:signal(15)
-      self._timer = sched.at(sched.now() + KILL_GRACE, function()
-        if raw:state() == "running" and not raw:try_wait() then raw:signal(9) end
-      end)
+      signal_command(raw, 18)
+      self._timer = sched.at(sched.now() + KILL_GRACE, function() signal_command(raw, 9) end)
     end)
   end
+  return true
 end
 
 --- True once the `timeout` option ended the child.
@@ -421,7 +451,8 @@ function Process:wait(d)
       -- registered after the token's last report would sleep forever.)
       wake_waiters(raw)
       raw:finish()
-      stop_timer(self)
+      -- A group may outlive its leader: its timeout still ends it then.
+      if not (self.process_group and raw:signal_rest(0)) then stop_timer(self) end
       return code, nil
     end
     if code == nil then
@@ -432,19 +463,17 @@ function Process:wait(d)
     end
     local token = raw:exit_token()
     if not token then return nil, "process:wait: process is closed" end
-    local ok, serr
     if deadline then
       local left = deadline - sched.now()
       if left <= 0 then return nil, "timeout" end
-      ok, serr = sched.try(sched.wait_token_for, token, left, "process:wait")
-      if ok and serr == false and raw:state() == "running" and not raw:code() then
+      local fired = sched.wait_token_for(token, left, "process:wait")
+      if not fired and raw:state() == "running" and not raw:code() then
         local c = raw:try_wait()
         if not c then return nil, "timeout" end
       end
     else
-      ok, serr = sched.try(sched.wait_token, token, "process:wait")
+      sched.wait_token(token, "process:wait")
     end
-    if not ok then return nil, "process:wait: " .. tostring(serr) end
   end
 end
 
@@ -483,7 +512,7 @@ local function get_stream(self, which, fname)
   if s then return s end
   local sraw, err = raw:stream(which)
   if not sraw then error(fname .. ": " .. err, 3) end
-  s = setmetatable({ [RAW] = sraw, buffer = "" }, Stream)
+  s = setmetatable({ [RAW] = sraw, buffer = "", [OWNER] = self }, Stream)
   self.streams[which] = s
   return s
 end
@@ -510,8 +539,7 @@ function Process:write_stdin(data)
   while raw.stdin_must_wait(queued) do
     local token = raw:stdin_token()
     if not token then return nil, "process:write_stdin: process is closed" end
-    local ok, serr = sched.try(sched.wait_token, token, "process:write_stdin")
-    if not ok then return nil, "process:write_stdin: " .. tostring(serr) end
+    sched.wait_token(token, "process:write_stdin")
     queued, err = raw:stdin_queued()
     if not queued then return nil, "process:write_stdin: " .. err end
     if raw:state() ~= "running" then return nil, "process:write_stdin: process is closed" end
@@ -546,8 +574,7 @@ local function read_chunk(raw, n)
     local data, err = raw:read(n)
     if data then return data end
     if data == nil then return nil, err end
-    local ok, serr = sched.try(sched.wait_token, raw:token(), "stream:read")
-    if not ok then return nil, tostring(serr) end
+    sched.wait_token(raw:token(), "stream:read")
     if raw:closed() then return nil, "stream is closed" end
   end
 end
@@ -667,6 +694,11 @@ end
 -- One-call capture and shell quoting
 ----------------------------------------------------------------------------
 
+-- After a timed command's kill grace, how long `run` still waits for its
+-- output to end before it stops reading: a process outside the command's
+-- group (one that started its own session) may hold the pipes for ever.
+local RUN_LINGER = 0.1
+
 -- The body of executor:run and exec.run; `fname` names the caller in errors.
 local function run(self, fname, command, options)
   local input
@@ -692,26 +724,60 @@ local function run(self, fname, command, options)
   local started, serr = pcall(p.start, p)
   if not started then error((tostring(serr):gsub("^.-process:start", fname)), 3) end
   local parts = { stdout = {}, stderr = {} }
+  local streams = {}
   local done = channel.new(2)
-  local readers = 0
+  local readers, finished = 0, 0
   for _, which in ipairs({ "stdout", "stderr" }) do
     local got, s = pcall(p[which .. "_stream"], p)
     if got then
       readers = readers + 1
+      streams[#streams + 1] = s
       sched.spawn(function()
         while true do
           local chunk = s:read()
           if not chunk then break end
           parts[which][#parts[which] + 1] = chunk
         end
+        finished = finished + 1
         done:send(true)
       end)
     end
   end
-  if input and input ~= "" then p:write_stdin(input) end
-  p:close_stdin()
-  local code, werr = p:wait()
-  for _ = 1, readers do done:receive() end
+  local function stop_reading()
+    for _, s in ipairs(streams) do s:close() end
+  end
+  local timers = {}
+  if p.timeout then
+    -- The whole call is bounded: output still open at the deadline means
+    -- something of the command still runs; past the kill grace, what holds
+    -- the pipes is not ours to wait for.
+    local deadline = sched.now() + p.timeout
+    timers[1] = sched.at(deadline, function()
+      if finished < readers then p._timed_out = true end
+    end)
+    timers[2] = sched.at(deadline + KILL_GRACE + RUN_LINGER, stop_reading)
+  end
+  local function body()
+    if input and input ~= "" then p:write_stdin(input) end
+    p:close_stdin()
+    local code, werr = p:wait()
+    for _ = 1, readers do done:receive() end
+    return code, werr
+  end
+  local fine, code, werr
+  if sched.yield_across_pcall or not sched.current_task() then
+    fine, code, werr = pcall(body)
+  else
+    fine, code, werr = true, body() -- Lua 5.1 in a task: cannot pcall here
+  end
+  for _, t in ipairs(timers) do sched.cancel_timer(t) end
+  if not fine then
+    -- Not ours (Ctrl-C, memory): end what the call started, then let the
+    -- error go on unchanged.
+    stop_reading()
+    p:close(true)
+    error(code, 0)
+  end
   if not code then error(fname .. ": " .. tostring(werr), 3) end
   return {
     code = code,
@@ -730,6 +796,7 @@ end
 
 --- exec.run(command, options): executor:run on process:native.
 function M.run(command, options)
+  check_open()
   local ex = M.get("process:native")
   local r = run(ex, "exec.run", command, options)
   ex:release()

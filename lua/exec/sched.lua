@@ -8,6 +8,12 @@
 --     it runs the loop in place until the waiter is done, so that every task
 --     keeps running meanwhile.
 -- If nothing could ever wake the caller, the call raises "deadlock: ...".
+--
+-- Errors that are not the library's own (Ctrl-C's "interrupted!", which the
+-- interpreter raises from a hook wherever Lua code runs, a memory error)
+-- leave a blocking call as they are, at once. So every step here keeps the
+-- loop consistent at every instruction: queues are consumed one entry at a
+-- time, and a waiter that an error takes away is cancelled on the way out.
 local core = ...
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
@@ -18,6 +24,16 @@ local now = core.now
 local poll = core.poll
 
 local M = {}
+
+-- Set when the Lua state closes (see init.lua): from then on, every entry
+-- point raises instead of calling into a library that is being torn down.
+local closing = false
+local CLOSING = "exec: the Lua state is closing"
+function M.set_closing() closing = true end
+function M.check_open()
+  if closing then error(CLOSING, 3) end
+end
+function M.is_closing() return closing end
 
 -- Yielded by a task that suspends on a waiter; any other yield of a task is
 -- a cooperative "let others run" and the task is simply queued again.
@@ -36,6 +52,17 @@ end
 
 local function ready_empty()
   return ready_head > ready_tail
+end
+
+-- Take the next ready task (nil when none). Safe against nested loops (a
+-- blocking call in a user's coroutine inside a task runs the loop in place).
+local function pop_ready()
+  if ready_head > ready_tail then return nil end
+  local co = ready[ready_head]
+  ready[ready_head] = nil
+  ready_head = ready_head + 1
+  if ready_head > ready_tail then ready_head, ready_tail = 1, 0 end
+  return co
 end
 
 -- Waiters registered on tokens of the Rust loop: token -> { waiter, ... }
@@ -149,6 +176,7 @@ local fire = M.fire
 --- Call `fn(now)` at monotonic time `at` (seconds). Returns the timer, which
 --- `cancel_timer` disarms.
 function M.at(at, fn)
+  if closing then error(CLOSING, 2) end
   timer_seq = timer_seq + 1
   local t = { at = at, seq = timer_seq, fn = fn }
   heap_push(t)
@@ -163,12 +191,13 @@ local function fire_timers()
   if heap_n == 0 then return end
   local t = now()
   while heap_n > 0 and heap[1].at <= t do
-    local timer = heap_pop()
+    -- Disarm, then call, then pop: an error inside fn (an interrupt) leaves
+    -- the heap whole, and the timer is not called twice.
+    local timer = heap[1]
     local fn = timer.fn
-    if fn then
-      timer.fn = nil
-      fn(t)
-    end
+    timer.fn = nil
+    if heap[1] == timer then heap_pop() end
+    if fn then fn(t) end
   end
 end
 
@@ -179,49 +208,94 @@ local function next_deadline()
   return nil
 end
 
-local function report(err)
+-- An error object as text, even if its __tostring fails.
+local function describe_error(err)
+  local ok, text = pcall(tostring, err)
+  if ok and type(text) == "string" then return text end
+  return "(error object is a " .. type(err) .. " value whose __tostring failed: " .. tostring(text) .. ")"
+end
+
+local function report(co, err)
   local out = io.stderr
-  out:write("exec: error in task: ", tostring(err), "\n")
+  out:write("exec: error in task: ", debug.traceback(co, describe_error(err)), "\n")
   out:flush()
+end
+
+-- Errors that end the program, not a task: an interrupt (LuaJIT runs the
+-- interpreter's Ctrl-C hook in whatever coroutine is running) or memory.
+local function fatal(err)
+  return type(err) == "string" and (err:find("interrupted!$") or err == "not enough memory")
+end
+
+local function retire(co)
+  if tasks[co] then
+    tasks[co] = nil
+    live_tasks = live_tasks - 1
+  end
 end
 
 local function resume_task(co)
   local ok, res = co_resume(co)
+  if co_status(co) == "dead" then retire(co) end
   if not ok then
     -- An error ended the task: report it with the task's own traceback.
     -- (Caught here rather than by xpcall inside the task, because Lua 5.1
-    -- cannot yield across xpcall.)
-    report(debug.traceback(co, tostring(res)))
-  end
-  if co_status(co) == "dead" then
-    if tasks[co] then
-      tasks[co] = nil
-      live_tasks = live_tasks - 1
-    end
-  elseif res ~= SUSPEND then
+    -- cannot yield across xpcall.) Interrupts go on to the program.
+    if fatal(res) then error(res, 0) end
+    report(co, res)
+  elseif res ~= SUSPEND and co_status(co) == "suspended" then
     push_ready(co) -- a plain coroutine.yield() inside a task: run it again later
   end
 end
 
 local function run_ready()
-  local last = ready_tail
-  while ready_head <= last do
-    local co = ready[ready_head]
-    ready[ready_head] = nil
-    ready_head = ready_head + 1
-    if co_status(co) == "suspended" then resume_task(co) end
-  end
-  if ready_head > ready_tail then
-    ready_head, ready_tail = 1, 0
+  -- Only the tasks ready now: those they wake run at the next turn.
+  for _ = 1, ready_tail - ready_head + 1 do
+    local co = pop_ready()
+    if co == nil then break end
+    local st = co_status(co)
+    if st == "suspended" then
+      resume_task(co)
+    elseif st == "dead" then
+      retire(co) -- closed with coroutine.close while it waited
+    end
   end
 end
 
-local polled = {}
+-- Tasks that died without the loop noticing (coroutine.close, or closed
+-- by a host) no longer count.
+local function sweep_dead_tasks()
+  for co in pairs(tasks) do
+    if co_status(co) == "dead" then retire(co) end
+  end
+end
+
+-- Tokens the Rust loop reported, consumed one at a time so that an error
+-- half-way leaves the rest for the next turn.
+local polled, polled_head, polled_n = {}, 1, 0
+
+local function fire_polled()
+  while polled_head <= polled_n do
+    local token = polled[polled_head]
+    polled[polled_head] = nil
+    polled_head = polled_head + 1
+    fire(token)
+  end
+end
+
+local function poll_now(timeout)
+  fire_polled()
+  local n, err = poll(timeout, polled)
+  if not n then error("exec: " .. err, 0) end
+  polled_head, polled_n = 1, n
+  fire_polled()
+end
 
 -- One turn of the loop: run ready tasks, then wait for I/O or a timer.
 -- Waits for waiter `w`, or (without one) for every task to finish. Raises
 -- "deadlock: ..." naming `what` if nothing at all could make progress.
 local function turn(w, what)
+  if closing then error(CLOSING, 0) end
   run_ready()
   if w then
     if w.done then return end
@@ -240,21 +314,13 @@ local function turn(w, what)
     elseif token_waiter_count > 0 then
       timeout = -1
     else
-      if w then
-        w.done = true -- cancelled: channel queues skip it from now on
-        if w.cleanup then w.cleanup(w) end
-      end
+      sweep_dead_tasks()
+      if not w and live_tasks == 0 then return end
       error("deadlock: " .. (what or "waiting") ..
         " can never finish: every task is blocked and no timer, stream or child is pending", 0)
     end
   end
-  local n, err = poll(timeout, polled)
-  if not n then error(err, 0) end
-  for i = 1, n do
-    local token = polled[i]
-    polled[i] = nil
-    fire(token)
-  end
+  poll_now(timeout)
   fire_timers()
 end
 
@@ -267,14 +333,7 @@ local function settle()
     if ready_empty() then
       -- Nothing waits on I/O: no system call needed to know nothing is ready.
       if token_waiter_count == 0 and heap_n == 0 then return end
-      local n = poll(0, polled)
-      if n then
-        for i = 1, n do
-          local token = polled[i]
-          polled[i] = nil
-          fire(token)
-        end
-      end
+      poll_now(0)
       fire_timers()
       if ready_empty() then return end
     end
@@ -282,16 +341,40 @@ local function settle()
   end
 end
 
+-- A waiter that an error took away: nothing may wake it, deliver to it or
+-- count it any more.
+local function cancel(w)
+  if not w.done then
+    w.done = true
+    w.cancelled = true
+    if w.cleanup then w.cleanup(w) end
+  end
+end
+
+local function loop_until(w, what)
+  while not w.done do turn(w, what) end
+  settle()
+end
+
+local isyieldable = coroutine.isyieldable
+
 --- Suspend the caller until `w` is woken; returns the values it was woken with.
 --- `what` names the operation for the deadlock message.
 function M.suspend(w, what)
   if not w.done then
-    if w.co then
+    if w.co and (not isyieldable or isyieldable()) then
       co_yield(SUSPEND)
       -- Only wake() resumes a task suspended here.
     else
-      while not w.done do turn(w, what) end
-      settle()
+      -- Not a task, or a task that cannot yield here (a finalizer, a C
+      -- call): run the loop in place. This pcall does not swallow
+      -- anything: it cancels the waiter and rethrows the same error.
+      w.co = nil
+      local ok, err = pcall(loop_until, w, what)
+      if not ok then
+        cancel(w)
+        error(err, 0)
+      end
     end
   end
   local r = w.results
@@ -351,6 +434,7 @@ function M.run_all()
   if current_task() then
     error("exec.wait_tasks: cannot be called from inside a task", 2)
   end
+  sweep_dead_tasks()
   while live_tasks > 0 do
     turn(nil, "exec.wait_tasks")
   end
@@ -369,16 +453,11 @@ function M.stats()
   return { tasks = live_tasks, ready = ready_tail - ready_head + 1, io_waiters = token_waiter_count, timers = heap_n }
 end
 
--- Lua 5.1 (not LuaJIT) cannot yield across pcall: there, `M.try` calls
--- directly and errors propagate instead of being returned.
-local yield_across_pcall = not (_VERSION == "Lua 5.1" and rawget(_G, "jit") == nil)
-M.yield_across_pcall = yield_across_pcall
+-- Lua 5.1 (not LuaJIT) cannot yield across pcall.
+M.yield_across_pcall = not (_VERSION == "Lua 5.1" and rawget(_G, "jit") == nil)
 
---- pcall where a blocking call inside may yield; a plain call on Lua 5.1.
-function M.try(f, ...)
-  if yield_across_pcall then return pcall(f, ...) end
-  return true, f(...)
+function M.now()
+  if closing then error(CLOSING, 2) end
+  return now()
 end
-
-M.now = now
 return M

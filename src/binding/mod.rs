@@ -83,6 +83,9 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("now", lua.create_function(|_, ()| Ok(sys::monotonic_seconds()))?)?;
     core.set("live_children", lua.create_function(|_, ()| Ok(children::count()))?)?;
     core.set("version", env!("CARGO_PKG_VERSION"))?;
+    // The one home of the kill grace: close() and timeouts both use it.
+    core.set("kill_grace", children::GRACE.as_secs_f64())?;
+    core.set("stdin_is_tty", lua.create_function(|_, ()| Ok(sys::is_tty(0)))?)?;
     {
         let ctx = ctx.clone();
         let mut ready = Vec::new();

@@ -16,12 +16,7 @@ use crate::core::json::Json;
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND, SSH_KIND};
 use crate::core::ssh::{Readiness, SshTarget};
 use crate::core::spawn::Stdio;
-use crate::core::stream::{Stream, StreamRead, MAX_CHUNK};
-
-thread_local! {
-    /// One read buffer for every stream of this thread's Lua states.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_CHUNK]);
-}
+use crate::core::stream::{with_scratch, Stream, StreamRead, MAX_CHUNK};
 
 type Fail = (Value, Option<String>);
 
@@ -108,6 +103,12 @@ fn exec_options(v: Value) -> Result<ExecOptions, String> {
         stdout: stdio(&t, "stdout")?,
         stderr: stdio(&t, "stderr")?,
         process_group: t.raw_get::<Option<bool>>("process_group").map_err(|e| e.to_string())?.unwrap_or(false),
+        buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(|e| e.to_string())? {
+            Value::Nil => None,
+            Value::Integer(n) if n >= 1 => Some(n as usize),
+            Value::Number(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => Some(n as usize),
+            v => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
+        },
     })
 }
 
@@ -221,8 +222,11 @@ impl UserData for ExecutorUd {
                 Err(e) => return fail(e),
             };
             match this.ex.prepare(spec, opts) {
-                Ok((req, remote)) => {
-                    let p = Process::new(req, remote, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
+                Ok((req, remote, buffer_limit)) => {
+                    let mut p = Process::new(req, remote, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
+                    if let Some(b) = buffer_limit {
+                        p.set_buffer_limit(b);
+                    }
                     ok(lua, ProcessUd(p))
                 }
                 Err(e) => fail(e),
@@ -279,6 +283,8 @@ impl UserData for ProcessUd {
             this.0.begin_wait();
             Ok(())
         });
+        // Signal what is left of a process group after its leader exited.
+        m.add_method_mut("signal_rest", |_, this, sig: i64| Ok(this.0.signal_rest(sig.clamp(0, 64) as i32)));
         m.add_method_mut("finish", |_, this, ()| {
             this.0.finish();
             Ok(())
@@ -321,20 +327,22 @@ pub struct StreamUd(Stream);
 impl UserData for StreamUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         // string | false (would block) | nil (end) | nil, message
+        // string | false (would block) | nil (end) | nil, message
         m.add_method_mut("read", |lua, this, max: usize| {
-            let mut out = MultiValue::new();
             let want = max.clamp(1, MAX_CHUNK);
-            let r = SCRATCH.with_borrow_mut(|buf| match this.0.read(&mut buf[..want]) {
-                Ok(StreamRead::Data(n)) => lua.create_string(&buf[..n]).map(|s| Ok(Some(Value::String(s)))),
-                Ok(other) => Ok(Ok(match other {
-                    StreamRead::WouldBlock => Some(Value::Boolean(false)),
-                    _ => None,
-                })),
+            let r = with_scratch(|buf| match this.0.read(&mut buf[..want]) {
+                Ok(StreamRead::Data(n)) => lua.create_string(&buf[..n]).map(|s| Ok(Value::String(s))),
+                Ok(StreamRead::WouldBlock) => Ok(Ok(Value::Boolean(false))),
+                Ok(StreamRead::Eof) => Ok(Ok(Value::Nil)),
+                Ok(StreamRead::Dropped(n)) => Ok(Err(format!(
+                    "{n} bytes of output were dropped: more than the buffer_limit of {} bytes waited unread",
+                    this.0.buffer_limit()
+                ))),
                 Err(e) => Ok(Err(e)),
             })?;
+            let mut out = MultiValue::new();
             match r {
-                Ok(Some(v)) => out.push_back(v),
-                Ok(None) => out.push_back(Value::Nil),
+                Ok(v) => out.push_back(v),
                 Err(e) => {
                     out.push_back(Value::Nil);
                     out.push_back(Value::String(lua.create_string(e)?));

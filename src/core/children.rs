@@ -2,16 +2,37 @@
 //!
 //! Every child we start is entered here until it is reaped, and reaping
 //! (`waitpid`) happens only through this table, under its lock. That gives
-//! three guarantees:
-//! - a pid is signalled only while it is still our unreaped child, so a
-//!   signal can never hit an unrelated process that reused the pid;
+//! these guarantees:
+//! - a child is signalled through its pidfd where the kernel has them, and
+//!   by number only while it is still our unreaped child: a signal never
+//!   hits an unrelated process that reused the pid;
 //! - a child whose handle was closed or collected before it exited is handed
 //!   to a background reaper thread, which sends SIGKILL after a grace period
 //!   and reaps it, whether or not Lua ever runs again: no zombies;
+//! - a child started as the leader of a process group stays reachable as a
+//!   group until the group is empty, also after the leader was reaped (see
+//!   "Process groups" below);
 //! - when the Lua state closes, or the process exits without closing it
-//!   (`os.exit(code)`), every child still running is killed and reaped.
+//!   (`os.exit(code)`), every child and group still running is killed;
+//! - after a fork of the host, the copy of this table in the new process
+//!   never touches the parent's children (every entry records its creator).
 //!
 //! No SIGCHLD handler is ever installed: the host owns its signal handlers.
+//!
+//! # Process groups, and why a group id is never reused under us
+//! A group's id is its leader's pid. Linux keeps a pid number allocated as
+//! long as any process uses it as a pid, a process group id or a session id,
+//! so the number cannot be handed to a new process while the group has a
+//! member (the leader, even as a zombie, or any other process).
+//! - With pidfd group signals (Linux 6.9+, `PIDFD_SIGNAL_PROCESS_GROUP`) the
+//!   leader is reaped as usual and the group is signalled through the
+//!   leader's pidfd, which names the kernel's pid object, not the number:
+//!   once the group is empty the signal reaches nobody (ESRCH), even if the
+//!   number was reused meanwhile.
+//! - Elsewhere the exited leader is left a zombie (its status is read with
+//!   `waitid(WNOWAIT)`, so `wait()` still returns at once) for as long as
+//!   other members run, which keeps the number reserved, and the group is
+//!   signalled with `kill(-pgid)`. It is reaped once /proc shows no member.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,6 +45,7 @@ use once_cell::sync::Lazy;
 
 use super::command::{Bytes, CommandSpec};
 use super::spawn::{self, SpawnRequest, Stdio};
+use super::sys;
 
 /// How long a child that was sent SIGTERM by `close()` or a dropped handle
 /// gets before SIGKILL.
@@ -32,7 +54,8 @@ pub const GRACE: Duration = Duration::from_millis(1000);
 /// How long the commands that stop remote processes get at exit.
 const REMOTE_STOP_WAIT: Duration = Duration::from_secs(3);
 
-/// How often the reaper polls children for which the kernel gave no pidfd.
+/// How often the reaper polls children for which the kernel gave no pidfd,
+/// and groups whose exited leader is kept as a zombie.
 const FALLBACK_POLL: Duration = Duration::from_millis(20);
 
 /// Identifies the owner (a Lua state) of a child.
@@ -57,14 +80,28 @@ pub fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
+fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
+}
+
 struct Entry {
     owner: Owner,
     /// The pid that registered the entry: after a fork of the host, the copy
     /// of this table in the forked process must not touch our children.
     creator: libc::pid_t,
     process_group: bool,
-    /// Live-process counter of the executor that started it.
+    /// Signals go through it where the kernel has pidfds.
+    pidfd: Option<Arc<OwnedFd>>,
+    /// The child was gone before we could watch it (a host that ignores
+    /// SIGCHLD makes the kernel reap it): never signal its number.
+    vanished: bool,
+    /// Live-process counter of the executor that started it; taken (and
+    /// decremented) when the child is known to have exited.
     live: Option<Arc<AtomicUsize>>,
+    /// A group leader that exited, kept as a zombie while its group has
+    /// other members (no pidfd group signals here): its status.
+    pinned: Option<libc::c_int>,
     /// Set once the handle is gone and the reaper owns the child.
     orphan: Option<Orphan>,
     /// For the local end of a remote process (an `ssh` client): commands
@@ -74,16 +111,26 @@ struct Entry {
 }
 
 struct Orphan {
-    pidfd: Option<OwnedFd>,
     /// When to escalate to SIGKILL; `None` once SIGKILL was sent.
+    kill_at: Option<Instant>,
+}
+
+/// A process group whose leader was reaped while members still ran
+/// (pidfd group signals only). Dropped once a signal finds it empty.
+struct Group {
+    owner: Owner,
+    creator: libc::pid_t,
+    pidfd: Arc<OwnedFd>,
     kill_at: Option<Instant>,
 }
 
 struct Table {
     entries: HashMap<libc::pid_t, Entry>,
+    /// Keyed by the group id (the leader's former pid).
+    groups: HashMap<libc::pid_t, Group>,
 }
 
-static TABLE: Lazy<Mutex<Table>> = Lazy::new(|| Mutex::new(Table { entries: HashMap::new() }));
+static TABLE: Lazy<Mutex<Table>> = Lazy::new(|| Mutex::new(Table { entries: HashMap::new(), groups: HashMap::new() }));
 /// The reaper thread, once it could be started. Starting a thread can fail
 /// (RLIMIT_NPROC counts threads too); until it runs, orphans are swept by
 /// `sweep_orphans` from the library's own calls instead.
@@ -99,21 +146,47 @@ fn table() -> MutexGuard<'static, Table> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Enter a freshly spawned child.
 /// Install the exit handler that ends our children, once, with the first child.
 fn arm_exit_handler() {
-    ATEXIT.call_once(|| unsafe {
-        libc::atexit(kill_all_at_exit);
+    ATEXIT.call_once(|| {
+        // SAFETY: registers a plain extern "C" function that never unwinds.
+        unsafe { libc::atexit(kill_all_at_exit) };
     });
 }
 
-pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Option<Arc<AtomicUsize>>) {
+/// What `register` is told about a freshly spawned child.
+pub struct Child {
+    pub pid: libc::pid_t,
+    pub owner: Owner,
+    pub process_group: bool,
+    pub live: Option<Arc<AtomicUsize>>,
+    pub pidfd: Option<Arc<OwnedFd>>,
+    pub vanished: bool,
+}
+
+/// Enter a freshly spawned child.
+pub fn register_child(c: Child) {
     arm_exit_handler();
-    if let Some(l) = &live {
+    if let Some(l) = &c.live {
         l.fetch_add(1, Ordering::SeqCst);
     }
-    let creator = unsafe { libc::getpid() };
-    table().entries.insert(pid, Entry { owner, creator, process_group, live, orphan: None, remote_stop: None });
+    let entry = Entry {
+        owner: c.owner,
+        creator: getpid(),
+        process_group: c.process_group,
+        pidfd: c.pidfd,
+        vanished: c.vanished,
+        live: c.live,
+        pinned: None,
+        orphan: None,
+        remote_stop: None,
+    };
+    table().entries.insert(c.pid, entry);
+}
+
+/// Enter a child that is watched by polling (no pidfd, no group).
+pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Option<Arc<AtomicUsize>>) {
+    register_child(Child { pid, owner, process_group, live, pidfd: None, vanished: false });
 }
 
 /// Mark `pid` as the local end of a remote process: whenever the library
@@ -141,29 +214,74 @@ fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owner) -> Resul
     req.stderr = Stdio::Null;
     let s = spawn::spawn(&req)?;
     arm_exit_handler();
-    let pidfd = super::sys::pidfd_open(s.pid).ok().flatten();
-    let orphan = Orphan { pidfd, kill_at: Some(Instant::now() + Duration::from_secs(10)) };
-    let creator = unsafe { libc::getpid() };
-    t.entries.insert(
-        s.pid,
-        Entry { owner, creator, process_group: false, live: None, orphan: Some(orphan), remote_stop: None },
-    );
+    let pidfd = sys::pidfd_open(s.pid).ok().flatten().map(Arc::new);
+    let entry = Entry {
+        owner,
+        creator: getpid(),
+        process_group: false,
+        pidfd,
+        vanished: false,
+        live: None,
+        pinned: None,
+        orphan: Some(Orphan { kill_at: Some(Instant::now() + Duration::from_secs(10)) }),
+        remote_stop: None,
+    };
+    t.entries.insert(s.pid, entry);
     Ok(s.pid)
 }
 
-/// Reap `pid` if it has exited. `Ok(Some(code))` once, then the entry is gone.
+/// Reap `pid` if it has exited: `Ok(Some(code))` once. A group leader whose
+/// group still has members lives on as a group (see the module comment).
 pub fn try_reap(pid: libc::pid_t) -> io::Result<Option<i32>> {
     let mut t = table();
-    if !t.entries.contains_key(&pid) {
-        return Err(io::Error::new(io::ErrorKind::NotFound, "not a live child of this library"));
+    match t.entries.get(&pid) {
+        Some(e) if e.creator == getpid() => {}
+        _ => return Err(io::Error::new(io::ErrorKind::NotFound, "not a live child of this library")),
     }
     reap_locked(&mut t, pid, false)
 }
 
+/// Whether the group of `e` is signalled through the leader's pidfd.
+fn pidfd_group(e: &Entry) -> Option<&Arc<OwnedFd>> {
+    if e.process_group && sys::pidfd_group_signals() {
+        e.pidfd.as_ref()
+    } else {
+        None
+    }
+}
+
 fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Option<i32>> {
+    let (pin_leader, pinned) = match t.entries.get(&pid) {
+        Some(e) => (e.process_group && pidfd_group(e).is_none() && !e.vanished, e.pinned),
+        None => return Err(io::Error::from_raw_os_error(libc::ECHILD)),
+    };
+    if pin_leader && !block {
+        // Keep an exited leader as a zombie while its group has members.
+        let status = match pinned {
+            Some(s) => s,
+            None => match sys::peek_exit(pid) {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    forget(t, pid);
+                    return Err(e);
+                }
+            },
+        };
+        if sys::group_has_members(pid, pid) {
+            if let Some(e) = t.entries.get_mut(&pid) {
+                e.pinned = Some(status);
+                if let Some(l) = e.live.take() {
+                    l.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            return Ok(Some(exit_code(status)));
+        }
+    }
     let mut status = 0;
     let flags = if block { 0 } else { libc::WNOHANG };
     let r = loop {
+        // SAFETY: waitpid on a pid of ours with a valid status pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, flags) };
         if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
@@ -173,8 +291,8 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
     match r {
         0 => Ok(None),
         -1 => {
-            // ECHILD: someone else in this process reaped it (a host that calls
-            // waitpid(-1)). The exit code is lost; forget the entry.
+            // ECHILD: someone else reaped it (a host that calls waitpid(-1),
+            // or one that ignores SIGCHLD). The exit code is lost.
             let err = io::Error::last_os_error();
             forget(t, pid);
             Err(err)
@@ -184,13 +302,27 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
             // remote command would go on, so end it too.
             let stop = t.entries.get_mut(&pid).and_then(|e| e.remote_stop.take());
             let owner = t.entries.get(&pid).map(|e| e.owner).unwrap_or(0);
+            // A group that outlives its leader stays reachable.
+            if let Some(e) = t.entries.get(&pid) {
+                if let Some(fd) = pidfd_group(e) {
+                    if sys::pidfd_signal(fd, 0, true).is_ok() {
+                        let g = Group {
+                            owner: e.owner,
+                            creator: e.creator,
+                            pidfd: fd.clone(),
+                            kill_at: e.orphan.as_ref().and_then(|o| o.kill_at),
+                        };
+                        t.groups.insert(pid, g);
+                    }
+                }
+            }
             forget(t, pid);
             if let Some((gentle, _)) = stop {
                 if libc::WIFSIGNALED(status) && spawn_detached_locked(t, gentle, owner).is_ok() {
                     wake_reaper_unlocked();
                 }
             }
-            Ok(Some(exit_code(status)))
+            Ok(Some(exit_code(pinned.unwrap_or(status))))
         }
     }
 }
@@ -203,53 +335,127 @@ fn forget(t: &mut Table, pid: libc::pid_t) {
     }
 }
 
-/// Send `sig` to the child (to its whole group if it leads one). Fails with
-/// ESRCH if the child was already reaped.
-pub fn signal(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
-    let t = table();
-    match t.entries.get(&pid) {
-        Some(e) => send(pid, e.process_group, sig),
-        None => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+/// Send `sig` to one unreaped child of ours (to its whole group if it leads
+/// one and `group`).
+fn send(pid: libc::pid_t, e: &Entry, sig: libc::c_int, group: bool) -> io::Result<()> {
+    if e.vanished {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
-}
-
-fn send(pid: libc::pid_t, group: bool, sig: libc::c_int) -> io::Result<()> {
-    let target = if group { -pid } else { pid };
-    let r = unsafe { libc::kill(target, sig) };
-    if r == -1 {
-        let err = io::Error::last_os_error();
-        // A group whose members all exited: fall back to the leader (a zombie
-        // still counts as our child).
-        if group && err.raw_os_error() == Some(libc::ESRCH) && unsafe { libc::kill(pid, sig) } == 0 {
-            return Ok(());
+    if group && e.process_group {
+        if let Some(fd) = pidfd_group(e) {
+            return sys::pidfd_signal(fd, sig, true);
         }
-        return Err(err);
+        // The entry exists, so the leader is unreaped (alive, or a zombie we
+        // keep): the group id cannot have been reused.
+        return sys::kill(-pid, sig);
     }
-    Ok(())
+    match &e.pidfd {
+        Some(fd) => sys::pidfd_signal(fd, sig, false),
+        // Unreaped (we reap only through this table), so the number is ours.
+        None => sys::kill(pid, sig),
+    }
 }
 
-/// The handle of a child is gone before the child was reaped: send SIGTERM
-/// (SIGKILL when `force`) and let the reaper finish it off without blocking
-/// the caller. `pidfd` lets the reaper sleep until the exit.
-pub fn abandon(pid: libc::pid_t, pidfd: Option<OwnedFd>, force: bool) {
+/// Whether anything of the group led by `pid` other than the leader runs.
+fn group_alive(t: &mut Table, pid: libc::pid_t) -> bool {
+    if let Some(g) = t.groups.get(&pid) {
+        if g.creator == getpid() && sys::pidfd_signal(&g.pidfd, 0, true).is_ok() {
+            return true;
+        }
+        t.groups.remove(&pid);
+        return false;
+    }
+    matches!(t.entries.get(&pid), Some(e) if e.pinned.is_some() && e.creator == getpid())
+        && sys::group_has_members(pid, pid)
+}
+
+/// Send `sig` to the child `pid` (to its whole group if it leads one).
+/// ESRCH once nothing of it is left to signal. A child whose status was
+/// read but whose group lives on is reached through its group.
+pub fn signal(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
     let mut t = table();
-    let (group, owner, stop) = match t.entries.get_mut(&pid) {
-        Some(e) => (e.process_group, e.owner, e.remote_stop.take()),
-        None => return,
+    let me = getpid();
+    if let Some(e) = t.entries.get(&pid) {
+        if e.creator != me {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        if e.pinned.is_none() {
+            return send(pid, e, sig, true);
+        }
+    }
+    signal_group_locked(&mut t, pid, sig)
+}
+
+/// Signal what is left of the group that `pid` led, once the leader has
+/// exited: true if any member was there to get it.
+pub fn signal_group(pid: libc::pid_t, sig: libc::c_int) -> bool {
+    signal_group_locked(&mut table(), pid, sig).is_ok()
+}
+
+fn signal_group_locked(t: &mut Table, pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    if !group_alive(t, pid) {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    let r = match (t.groups.get(&pid), t.entries.get(&pid)) {
+        (Some(g), _) => sys::pidfd_signal(&g.pidfd, sig, true),
+        // A pinned zombie leader keeps the id reserved.
+        (None, Some(_)) => sys::kill(-pid, sig),
+        (None, None) => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+    };
+    if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::ESRCH)) {
+        t.groups.remove(&pid);
+    }
+    r
+}
+
+/// The handle of a child is gone (or closed) before the child and its group
+/// ended: send SIGTERM (SIGKILL when `force`) to it and its group, and let
+/// the reaper finish them off without blocking the caller.
+pub fn abandon(pid: libc::pid_t, force: bool) {
+    let mut t = table();
+    let me = getpid();
+    let sig = if force { libc::SIGKILL } else { libc::SIGTERM };
+    let kill_at = if force { None } else { Some(Instant::now() + GRACE) };
+    let (owner, stop) = match t.entries.get_mut(&pid) {
+        Some(e) if e.creator == me => (e.owner, e.remote_stop.take()),
+        Some(_) => return, // a forked copy's table: not ours to touch
+        None => {
+            // The leader is gone; its group may not be.
+            if signal_group_locked(&mut t, pid, sig).is_ok() {
+                if !force {
+                    let _ = signal_group_locked(&mut t, pid, libc::SIGCONT);
+                }
+                if let Some(g) = t.groups.get_mut(&pid) {
+                    g.kill_at = kill_at;
+                } else if let Some(e) = t.entries.get_mut(&pid) {
+                    e.orphan = Some(Orphan { kill_at });
+                }
+                drop(t);
+                wake_reaper();
+            }
+            return;
+        }
     };
     if let Some((gentle, forced)) = stop {
         let _ = spawn_detached_locked(&mut t, if force { forced } else { gentle }, owner);
     }
-    let _ = send(pid, group, if force { libc::SIGKILL } else { libc::SIGTERM });
-    if !force {
-        // A stopped child cannot act on SIGTERM until it runs again.
-        let _ = send(pid, group, libc::SIGCONT);
+    if let Some(e) = t.entries.get(&pid) {
+        let signals: &[libc::c_int] = if force { &[libc::SIGKILL] } else { &[libc::SIGTERM, libc::SIGCONT] };
+        // (SIGCONT: a stopped child cannot act on SIGTERM until it runs again.)
+        for &s in signals {
+            let _ = if e.pinned.is_some() { sys::kill(-pid, s) } else { send(pid, e, s, true) };
+        }
     }
     if let Ok(Some(_)) = reap_locked(&mut t, pid, false) {
-        return;
-    }
-    if let Some(e) = t.entries.get_mut(&pid) {
-        e.orphan = Some(Orphan { pidfd, kill_at: if force { None } else { Some(Instant::now() + GRACE) } });
+        if let Some(g) = t.groups.get_mut(&pid) {
+            g.kill_at = kill_at;
+        } else if let Some(e) = t.entries.get_mut(&pid) {
+            e.orphan = Some(Orphan { kill_at }); // a pinned leader
+        } else {
+            return;
+        }
+    } else if let Some(e) = t.entries.get_mut(&pid) {
+        e.orphan = Some(Orphan { kill_at });
     }
     drop(t);
     wake_reaper();
@@ -270,16 +476,13 @@ pub fn start_reaper() -> bool {
 fn wake_reaper_unlocked() {
     let fd = REAPER_FD.load(Ordering::SeqCst);
     if fd >= 0 {
-        let one: u64 = 1;
-        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        sys::eventfd_signal(fd);
     }
 }
 
 fn wake_reaper() {
     if start_reaper() {
-        if let Some(r) = REAPER.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            r.wake();
-        }
+        wake_reaper_unlocked();
     } else {
         sweep_orphans();
     }
@@ -296,19 +499,39 @@ pub fn sweep_orphans() {
 }
 
 fn sweep(t: &mut Table, now: Instant) {
-    let orphans: Vec<_> = t.entries.iter().filter(|(_, e)| e.orphan.is_some()).map(|(p, _)| *p).collect();
+    let me = getpid();
+    let orphans: Vec<_> = t
+        .entries
+        .iter()
+        .filter(|(_, e)| e.creator == me && (e.orphan.is_some() || e.pinned.is_some()))
+        .map(|(p, _)| *p)
+        .collect();
     for pid in orphans {
-        if let Ok(Some(_)) | Err(_) = reap_locked(t, pid, false) {
-            continue;
-        }
-        if let Some(e) = t.entries.get_mut(&pid) {
-            let group = e.process_group;
-            if let Some(o) = e.orphan.as_mut() {
-                if o.kill_at.is_some_and(|at| at <= now) {
+        let due = t.entries.get(&pid).and_then(|e| e.orphan.as_ref()).and_then(|o| o.kill_at).is_some_and(|at| at <= now);
+        if due {
+            if let Some(e) = t.entries.get_mut(&pid) {
+                if let Some(o) = e.orphan.as_mut() {
                     o.kill_at = None;
-                    let _ = send(pid, group, libc::SIGKILL);
                 }
             }
+            if let Some(e) = t.entries.get(&pid) {
+                let _ = if e.pinned.is_some() { sys::kill(-pid, libc::SIGKILL) } else { send(pid, e, libc::SIGKILL, true) };
+            }
+        }
+        // Reaping a leader whose group lives on moves the escalation to
+        // the group record (see reap_locked).
+        let _ = reap_locked(t, pid, false);
+    }
+    let groups: Vec<_> = t.groups.keys().copied().collect();
+    for pgid in groups {
+        let due = t.groups.get(&pgid).is_some_and(|g| g.creator == me && g.kill_at.is_some_and(|at| at <= now));
+        if due {
+            if let Some(g) = t.groups.get_mut(&pgid) {
+                g.kill_at = None;
+            }
+            let _ = signal_group_locked(t, pgid, libc::SIGKILL);
+        } else {
+            group_alive(t, pgid); // forgets an empty group
         }
     }
 }
@@ -317,11 +540,11 @@ fn sweep(t: &mut Table, now: Instant) {
 /// `owner` started. Used when a Lua state closes. Blocks only for as long as
 /// the kernel takes to deliver SIGKILL.
 pub fn kill_owner(owner: Owner) {
-    kill_matching(|e| e.owner == owner);
+    kill_matching(|o| o == owner);
 }
 
-fn kill_matching(pred: impl Fn(&Entry) -> bool) {
-    let me = unsafe { libc::getpid() };
+fn kill_matching(pred: impl Fn(Owner) -> bool) {
+    let me = getpid();
     let mut t = table();
     // Remote processes first, while their connections still run: start the
     // commands that stop them and give those a moment to get through. A
@@ -329,7 +552,7 @@ fn kill_matching(pred: impl Fn(&Entry) -> bool) {
     let ended: Vec<_> = t
         .entries
         .iter()
-        .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && e.orphan.is_none() && pred(e))
+        .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && e.orphan.is_none() && pred(e.owner))
         .map(|(p, _)| *p)
         .collect();
     for pid in ended {
@@ -345,7 +568,7 @@ fn kill_matching(pred: impl Fn(&Entry) -> bool) {
     let stops: Vec<_> = t
         .entries
         .iter_mut()
-        .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && pred(e))
+        .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && pred(e.owner))
         .filter_map(|(_, e)| e.remote_stop.take().map(|s| (e.owner, s.0)))
         .collect();
     let mut stoppers = Vec::new();
@@ -361,23 +584,34 @@ fn kill_matching(pred: impl Fn(&Entry) -> bool) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    let pids: Vec<_> = t
-        .entries
-        .iter()
-        .filter(|(_, e)| e.creator == me && pred(e))
-        .map(|(p, e)| (*p, e.process_group))
-        .collect();
-    for &(pid, group) in &pids {
-        let _ = send(pid, group, libc::SIGKILL);
+    let groups: Vec<_> = t.groups.iter().filter(|(_, g)| g.creator == me && pred(g.owner)).map(|(p, _)| *p).collect();
+    for pgid in groups {
+        if let Some(g) = t.groups.remove(&pgid) {
+            let _ = sys::pidfd_signal(&g.pidfd, libc::SIGKILL, true);
+        }
     }
-    for &(pid, _) in &pids {
+    let pids: Vec<_> = t.entries.iter().filter(|(_, e)| e.creator == me && pred(e.owner)).map(|(p, _)| *p).collect();
+    for &pid in &pids {
+        if let Some(e) = t.entries.get(&pid) {
+            let _ = if e.pinned.is_some() { sys::kill(-pid, libc::SIGKILL) } else { send(pid, e, libc::SIGKILL, true) };
+        }
+    }
+    for &pid in &pids {
+        // Blocking: SIGKILL was sent, so this returns as soon as it lands.
+        // A group whose leader is reaped here was sent SIGKILL as a whole.
         let _ = reap_locked(&mut t, pid, true);
+        t.groups.remove(&pid);
     }
 }
 
-/// How many children are in the table (live or awaiting the reaper).
+/// How many children and groups the table holds (live or awaiting the reaper).
 pub fn count() -> usize {
-    table().entries.len()
+    let mut t = table();
+    let groups: Vec<_> = t.groups.keys().copied().collect();
+    for pgid in groups {
+        group_alive(&mut t, pgid);
+    }
+    t.entries.len() + t.groups.len()
 }
 
 /// Kill and reap every child this process started (exit handlers).
@@ -392,33 +626,30 @@ extern "C" fn kill_all_at_exit() {
 }
 
 /// The background thread that reaps abandoned children.
-struct Reaper {
-    wake_fd: OwnedFd,
-}
+struct Reaper;
 
 impl Reaper {
     fn start() -> io::Result<Reaper> {
+        // SAFETY: eventfd has no pointer arguments; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: `fd` was just created and is owned by nobody else.
         let wake_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let raw = wake_fd.as_raw_fd();
+        std::thread::Builder::new().name("lua-exec-reaper".into()).spawn(move || reaper_loop(raw))?;
         // The thread runs for the rest of the process and reads `raw`, so the
         // descriptor is never closed once the thread exists.
-        std::thread::Builder::new().name("lua-exec-reaper".into()).spawn(move || reaper_loop(raw))?;
+        std::mem::forget(wake_fd);
         REAPER_FD.store(raw, Ordering::SeqCst);
-        Ok(Reaper { wake_fd })
-    }
-
-    fn wake(&self) {
-        let one: u64 = 1;
-        unsafe { libc::write(self.wake_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        Ok(Reaper)
     }
 }
 
 fn reaper_loop(wake_fd: libc::c_int) {
     // This thread must never take a signal meant for the host's main thread.
+    // SAFETY: a local, fully initialised signal set.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -427,25 +658,38 @@ fn reaper_loop(wake_fd: libc::c_int) {
     loop {
         let mut fds = vec![libc::pollfd { fd: wake_fd, events: libc::POLLIN, revents: 0 }];
         let mut timeout: Option<Duration> = None;
+        let mut wait_at_most = |d: Duration| timeout = Some(timeout.map_or(d, |t: Duration| t.min(d)));
         {
             let t = table();
             let now = Instant::now();
-            for o in t.entries.values().filter_map(|e| e.orphan.as_ref()) {
-                match &o.pidfd {
-                    Some(fd) => fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }),
-                    None => timeout = Some(timeout.map_or(FALLBACK_POLL, |t| t.min(FALLBACK_POLL))),
+            for e in t.entries.values() {
+                if e.pinned.is_some() {
+                    wait_at_most(FALLBACK_POLL);
+                }
+                let Some(o) = &e.orphan else { continue };
+                match &e.pidfd {
+                    Some(fd) if e.pinned.is_none() => {
+                        fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+                    }
+                    _ => wait_at_most(FALLBACK_POLL),
                 }
                 if let Some(at) = o.kill_at {
-                    let left = at.saturating_duration_since(now);
-                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
+                    wait_at_most(at.saturating_duration_since(now));
+                }
+            }
+            for g in t.groups.values() {
+                if let Some(at) = g.kill_at {
+                    wait_at_most(at.saturating_duration_since(now));
                 }
             }
         }
         let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32 + 1);
+        // SAFETY: `fds` is a live Vec of initialised pollfd structs. Its
+        // pidfds may be closed by another thread meanwhile: poll then
+        // reports POLLNVAL, or an unrelated fd's event; either only causes
+        // one more sweep, which checks everything under the lock.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        let mut buf = 0u64; // clear the eventfd
-        unsafe { libc::read(wake_fd, (&mut buf as *mut u64).cast(), 8) };
-
+        sys::eventfd_clear(wake_fd);
         sweep(&mut table(), Instant::now());
     }
 }
@@ -509,7 +753,9 @@ mod tests {
     #[test]
     fn abandoned_children_are_reaped_in_the_background() {
         let pid = start("sleep 30");
-        abandon(pid, crate::core::sys::pidfd_open(pid).unwrap(), false);
+        let pidfd = crate::core::sys::pidfd_open(pid).unwrap().map(Arc::new);
+        table().entries.get_mut(&pid).unwrap().pidfd = pidfd;
+        abandon(pid, false);
         assert!(eventually(|| gone(pid)), "child {pid} still present");
     }
 
@@ -517,7 +763,7 @@ mod tests {
     fn abandoned_children_that_ignore_sigterm_get_sigkill() {
         let pid = start("trap '' TERM; sleep 30");
         std::thread::sleep(Duration::from_millis(100)); // let the trap install
-        abandon(pid, None, false);
+        abandon(pid, false);
         assert!(eventually(|| gone(pid)), "child {pid} survived SIGTERM + grace");
     }
 
@@ -532,7 +778,7 @@ mod tests {
         kill_owner(owner);
         assert!(gone(s.pid));
         assert!(!gone(other));
-        abandon(other, None, true);
+        abandon(other, true);
     }
 
     #[test]

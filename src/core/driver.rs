@@ -3,8 +3,8 @@
 //!
 //! Some work is done here, without Lua, because nobody is waiting for it:
 //! - queued stdin data is written as the child makes room;
-//! - output of a stream that was never obtained is drained and discarded
-//!   once `wait()` runs, so a chatty child cannot block its own exit.
+//! - output streams in read-ahead or discard mode (see `stream.rs`) are
+//!   taken in as it arrives, so a child never blocks on output nobody reads.
 //!
 //! Everything else is reported to the Lua scheduler as a token that became
 //! ready: a readable stream, a stdin queue that has room again, a child that
@@ -13,13 +13,12 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use super::poller::{Interest, Poller, Token};
 use super::stdin::StdinPipe;
-use super::stream::SharedStream;
-use super::sys::{self, ReadOutcome};
+use super::stream::SharedOutputs;
 
 /// Stdin data queued beyond this makes `write_stdin` wait for room.
 pub const STDIN_HIGH_WATER: usize = 16 << 20;
@@ -28,12 +27,8 @@ pub const STDIN_HIGH_WATER: usize = 16 << 20;
 const FALLBACK_POLL_MS: i32 = 10;
 
 enum Source {
-    /// A stream the Lua side reads; the fd belongs to the stream.
-    Read,
-    /// An unobtained stream being discarded; the fd belongs to the driver.
-    Drain(OwnedFd),
-    /// A handed-out stream read ahead into its buffer while `wait()` runs.
-    ReadAhead(SharedStream),
+    /// Output stream `.1` of a process; the fds belong to the outputs.
+    Output(SharedOutputs, usize),
     /// A child's stdin queue.
     Write(Rc<RefCell<StdinPipe>>),
     /// A child's pidfd; the fd belongs to the process.
@@ -48,7 +43,8 @@ pub struct Driver {
     /// every poll, after at most FALLBACK_POLL_MS, and the Lua side calls
     /// `try_wait`, a cheap `waitpid(WNOHANG)`.
     polled_exits: HashSet<Token>,
-    scratch: Vec<u8>,
+    /// Output sources whose last fill stopped before the pipe was empty.
+    again: Vec<Token>,
 }
 
 pub type SharedDriver = Rc<RefCell<Driver>>;
@@ -60,7 +56,7 @@ impl Driver {
             next: 1,
             sources: HashMap::new(),
             polled_exits: HashSet::new(),
-            scratch: Vec::new(),
+            again: Vec::new(),
         })
     }
 
@@ -74,11 +70,19 @@ impl Driver {
         t
     }
 
-    pub fn add_reader(&mut self, fd: RawFd) -> io::Result<Token> {
+    /// Watch output stream `which` of `outputs`.
+    pub fn add_output(&mut self, outputs: SharedOutputs, which: usize) -> io::Result<Token> {
         let t = self.token();
-        self.poller.add(fd, Interest::Read, t)?;
-        self.sources.insert(t, Source::Read);
+        if let Some(fd) = outputs.raw_fd(which) {
+            self.poller.add(fd, Interest::Read, t)?;
+        }
+        self.sources.insert(t, Source::Output(outputs, which));
         Ok(t)
+    }
+
+    /// A fill that stopped early (`Filled::more`) continues at the next poll.
+    pub fn fill_again(&mut self, token: Token) {
+        self.again.push(token);
     }
 
     pub fn add_writer(&mut self, pipe: Rc<RefCell<StdinPipe>>) -> io::Result<Token> {
@@ -116,58 +120,31 @@ impl Driver {
         self.sources.remove(&token);
     }
 
-    /// Turn the reader `token` into a drain that owns `fd` and discards
-    /// everything until end-of-file. Whatever is already buffered is
-    /// discarded right away (its edge may have been reported long ago).
-    pub fn drain(&mut self, token: Token, fd: OwnedFd) {
-        self.sources.insert(token, Source::Drain(fd));
-        self.drain_now(token);
-    }
-
-    /// Turn the reader `token` of a handed-out stream into a read-ahead: the
-    /// loop reads whatever arrives into the stream's buffer (and still
-    /// reports the token, so that a waiting reader wakes up).
-    pub fn read_ahead(&mut self, token: Token, stream: SharedStream) {
-        if let Some(Source::Read) = self.sources.get(&token) {
-            stream.borrow_mut().fill();
-            self.sources.insert(token, Source::ReadAhead(stream));
-        }
-    }
-
-    fn drain_now(&mut self, token: Token) {
-        let fd = match self.sources.get(&token) {
-            Some(Source::Drain(fd)) => fd.as_raw_fd(),
-            _ => return,
-        };
-        if self.scratch.len() < 65536 {
-            self.scratch.resize(65536, 0);
-        }
-        loop {
-            match sys::read_nonblocking(fd, &mut self.scratch) {
-                Ok(ReadOutcome::Data(_)) => continue,
-                Ok(ReadOutcome::WouldBlock) => return,
-                Ok(ReadOutcome::Eof) | Err(_) => {
-                    self.remove(token);
-                    return;
-                }
-            }
-        }
-    }
-
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
     /// must hear about into `ready`. Returns early with nothing on EINTR.
     pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
         if !self.polled_exits.is_empty() && (timeout_ms < 0 || timeout_ms > FALLBACK_POLL_MS) {
             timeout_ms = FALLBACK_POLL_MS;
         }
-        let mut fired = Vec::new();
+        let mut fired = std::mem::take(&mut self.again);
+        if !fired.is_empty() {
+            timeout_ms = 0;
+        }
         self.poller.wait(timeout_ms, |t| fired.push(t))?;
         for t in fired {
             match self.sources.get(&t) {
-                Some(Source::Read) | Some(Source::Exit) => ready.push(t),
-                Some(Source::Drain(_)) => self.drain_now(t),
-                Some(Source::ReadAhead(stream)) => {
-                    stream.borrow_mut().fill();
+                Some(Source::Exit) => ready.push(t),
+                Some(Source::Output(outs, which)) => {
+                    let f = outs.fill(*which);
+                    if f.finished {
+                        // A discarded stream at its end: nothing left to do.
+                        outs.close(*which);
+                        self.sources.remove(&t);
+                        continue;
+                    }
+                    if f.more {
+                        self.again.push(t);
+                    }
                     ready.push(t);
                 }
                 Some(Source::Write(p)) => {

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc as SyncArc;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,8 +17,7 @@ use super::poller::Token;
 use super::spawn::{self, SpawnRequest, Stdio};
 use super::ssh::{Readiness, RemoteProcess};
 use super::stdin::StdinPipe;
-use super::stream::{Stream, StreamState};
-use std::rc::Weak;
+use super::stream::{Outputs, SharedOutputs, Stream, DEFAULT_BUFFER_LIMIT};
 use super::sys;
 
 /// The executor's cap on live processes, shared by every process it starts.
@@ -58,15 +58,17 @@ pub struct Process {
     limit: Limit,
     state: State,
     pid: libc::pid_t,
-    pidfd: Option<OwnedFd>,
+    /// Shared with the child table, which signals through it.
+    pidfd: Option<SyncArc<OwnedFd>>,
     exit_token: Option<Token>,
     stdin: Option<(Rc<RefCell<StdinPipe>>, Token)>,
-    /// Output pipes not yet handed out as streams, with their reader tokens.
-    outputs: [Option<(OwnedFd, Token)>; 2],
-    /// Tokens of unobtained outputs that `wait()` turned into drains.
-    drains: Vec<Token>,
-    /// Streams handed out, for read-ahead while `wait()` runs.
-    handed: Vec<(Weak<RefCell<StreamState>>, Token)>,
+    /// The output pipes (see stream.rs), their tokens, and which of them
+    /// were handed out as streams.
+    outputs: Option<SharedOutputs>,
+    out_tokens: [Option<Token>; 2],
+    taken: [bool; 2],
+    /// Read-ahead limit for this process's output, in bytes.
+    buffer_limit: usize,
     code: Option<i32>,
     /// For a remote process: its remote half. The local child is `ssh`.
     remote: Option<RemoteProcess>,
@@ -94,11 +96,17 @@ impl Process {
             pidfd: None,
             exit_token: None,
             stdin: None,
-            outputs: [None, None],
-            drains: Vec::new(),
-            handed: Vec::new(),
+            outputs: None,
+            out_tokens: [None, None],
+            taken: [false, false],
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
             code: None,
         }
+    }
+
+    /// Read-ahead limit (`buffer_limit`), set before `start`.
+    pub fn set_buffer_limit(&mut self, bytes: usize) {
+        self.buffer_limit = bytes;
     }
 
     pub fn state(&self) -> State {
@@ -156,12 +164,26 @@ impl Process {
         }
         let spawned = spawn::spawn(&self.req)?;
         // From here on the child exists: register it before anything can fail,
-        // so that every path below still ends with it reaped.
-        children::register(spawned.pid, self.owner, self.req.process_group, Some(self.limit.live.clone()));
+        // so that every path below still ends with it reaped. Its pidfd is
+        // taken first: signals go through it. ESRCH means the child is gone
+        // already (a host that ignores SIGCHLD had the kernel reap it).
+        let (pidfd, vanished) = match sys::pidfd_open(spawned.pid) {
+            Ok(fd) => (fd.map(SyncArc::new), false),
+            Err(_) => (None, true),
+        };
+        children::register_child(children::Child {
+            pid: spawned.pid,
+            owner: self.owner,
+            process_group: self.req.process_group,
+            live: Some(self.limit.live.clone()),
+            pidfd: pidfd.clone(),
+            vanished,
+        });
         if let Some(r) = &self.remote {
             children::set_remote_stop(spawned.pid, r.stop_argv(false), r.stop_argv(true));
         }
         self.pid = spawned.pid;
+        self.pidfd = pidfd;
         self.state = State::Running;
         if let Err(e) = self.watch(spawned) {
             self.close(true);
@@ -172,7 +194,6 @@ impl Process {
 
     fn watch(&mut self, spawned: spawn::Spawned) -> Result<(), String> {
         let fail = |e: std::io::Error| format!("cannot watch '{}': {}", self.req.command.describe(), sys::describe(&e));
-        self.pidfd = sys::pidfd_open(spawned.pid).map_err(fail)?;
         let mut d = self.driver.borrow_mut();
         self.exit_token = Some(d.add_exit(self.pidfd.as_ref().map(|f| f.as_raw_fd())).map_err(fail)?);
         if let Some(fd) = spawned.stdin {
@@ -180,10 +201,11 @@ impl Process {
             let t = d.add_writer(pipe.clone()).map_err(fail)?;
             self.stdin = Some((pipe, t));
         }
-        for (i, fd) in [spawned.stdout, spawned.stderr].into_iter().enumerate() {
-            if let Some(fd) = fd {
-                let t = d.add_reader(fd.as_raw_fd()).map_err(fail)?;
-                self.outputs[i] = Some((fd, t));
+        let outputs = Outputs::new([spawned.stdout, spawned.stderr], self.buffer_limit);
+        self.outputs = Some(outputs.clone());
+        for which in 0..2 {
+            if outputs.has(which) {
+                self.out_tokens[which] = Some(d.add_output(outputs.clone(), which).map_err(fail)?);
             }
         }
         Ok(())
@@ -222,21 +244,16 @@ impl Process {
     }
 
     /// `wait()` has begun: no output may hold the child up any more. Output
-    /// nobody asked for is discarded; streams handed out are read ahead into
-    /// their buffers, so that whoever holds them can still read everything.
+    /// nobody obtained is discarded (it can never be read once `wait()`
+    /// returns); streams handed out are read ahead, so that whoever holds
+    /// them can still read everything (up to the buffer limit).
     pub fn begin_wait(&mut self) {
-        let mut d = self.driver.borrow_mut();
-        for slot in self.outputs.iter_mut() {
-            if let Some((fd, token)) = slot.take() {
-                d.drain(token, fd);
-                self.drains.push(token);
-            }
-        }
-        for (weak, token) in self.handed.drain(..) {
-            if let Some(state) = weak.upgrade() {
-                if state.borrow().is_open() {
-                    d.read_ahead(token, state);
-                }
+        let Some(outs) = self.outputs.clone() else { return };
+        for which in 0..2 {
+            let Some(token) = self.out_tokens[which] else { continue };
+            let f = if self.taken[which] { outs.read_ahead(which) } else { outs.discard(which) };
+            if f.more {
+                self.driver.borrow_mut().fill_again(token);
             }
         }
     }
@@ -246,6 +263,16 @@ impl Process {
     pub fn finish(&mut self) {
         self.release_resources();
         self.state = State::Closed;
+    }
+
+    /// Signal what is left of the command after its leader exited (a
+    /// process group): true if anything was there to get it. Used by the
+    /// `timeout` option, which bounds the whole command.
+    pub fn signal_rest(&mut self, sig: i32) -> bool {
+        if self.pid == 0 || !self.req.process_group || self.remote.is_some() {
+            return false;
+        }
+        children::signal_group(self.pid, sig)
     }
 
     /// Send signal `sig` to the running child.
@@ -280,8 +307,9 @@ impl Process {
     /// End the handle: a running child gets SIGTERM (SIGKILL when `force`)
     /// and is reaped in the background. Idempotent.
     pub fn close(&mut self, force: bool) {
-        if self.state == State::Running && self.code.is_none() {
-            children::abandon(self.pid, self.pidfd.take(), force);
+        // A group may outlive its leader: closing the handle ends it too.
+        if self.pid != 0 && ((self.state == State::Running && self.code.is_none()) || self.req.process_group) {
+            children::abandon(self.pid, force);
         }
         self.release_resources();
         self.state = State::Closed;
@@ -297,16 +325,16 @@ impl Process {
             d.remove(t);
             pipe.borrow_mut().discard();
         }
-        for slot in self.outputs.iter_mut() {
-            if let Some((_, t)) = slot.take() {
-                d.remove(t);
+        // Outputs nobody obtained end with the handle: nobody can read them.
+        if let Some(outs) = self.outputs.take() {
+            for which in 0..2 {
+                if let Some(t) = self.out_tokens[which].take() {
+                    if !self.taken[which] {
+                        d.remove(t);
+                        outs.close(which);
+                    }
+                }
             }
-        }
-        // Drains started by wait() end with the handle: whatever a grandchild
-        // still writes there is of no use to anyone, and the descriptor must
-        // not outlive the handle.
-        for t in self.drains.drain(..) {
-            d.remove(t);
         }
     }
 
@@ -321,13 +349,13 @@ impl Process {
         if mode != Stdio::Pipe && mode != Stdio::Socket {
             return Err(format!("{} is not a pipe (it was set to {:?})", which.name(), mode));
         }
-        match self.outputs[which as usize].take() {
-            Some((fd, token)) => {
-                let stream = Stream::new(fd, token, self.driver.clone());
-                self.handed.push((Rc::downgrade(&stream.shared()), token));
-                Ok(stream)
+        let i = which as usize;
+        match (&self.outputs, self.out_tokens[i]) {
+            (Some(outs), Some(token)) if !self.taken[i] => {
+                self.taken[i] = true;
+                Ok(Stream::new(outs.clone(), i, token, self.driver.clone()))
             }
-            None => Err(format!("{} stream was already taken", which.name())),
+            _ => Err(format!("{} stream was already taken", which.name())),
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Registry {
 }
 
 /// Options of one `executor:exec` call, already type-checked.
+/// What `Executor::prepare` returns.
+pub type Prepared = (SpawnRequest, Option<RemoteProcess>, Option<usize>);
+
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub work_dir: Option<PathBuf>,
@@ -50,6 +53,8 @@ pub struct ExecOptions {
     pub stdout: Stdio,
     pub stderr: Stdio,
     pub process_group: bool,
+    /// Read-ahead limit per process, in bytes (`None`: the default).
+    pub buffer_limit: Option<usize>,
 }
 
 impl Default for ExecOptions {
@@ -61,6 +66,7 @@ impl Default for ExecOptions {
             stdout: Stdio::Pipe,
             stderr: Stdio::Pipe,
             process_group: false,
+            buffer_limit: None,
         }
     }
 }
@@ -224,7 +230,10 @@ impl Executor {
 
     /// Check `command` against this executor and build the spawn request
     /// (for a remote executor: the local ssh, and its remote half).
-    pub fn prepare(&self, command: CommandSpec, opts: ExecOptions) -> Result<(SpawnRequest, Option<RemoteProcess>), String> {
+    /// Check a command and its options against this executor and build
+    /// what starts it: the spawn request, the remote half (exec.ssh) and
+    /// the read-ahead limit.
+    pub fn prepare(&self, command: CommandSpec, opts: ExecOptions) -> Result<Prepared, String> {
         if self.released {
             return Err(format!("executor '{}' has been released", self.id));
         }
@@ -249,7 +258,7 @@ impl Executor {
             // The local ssh leads its own group so that a group-wide signal
             // there never reaches us; the remote side is always a group.
             req.process_group = opts.process_group;
-            return Ok((req, Some(remote)));
+            return Ok((req, Some(remote), opts.buffer_limit));
         }
         let mut req = SpawnRequest::new(command);
         req.env = env;
@@ -258,7 +267,7 @@ impl Executor {
         req.stdout = opts.stdout;
         req.stderr = opts.stderr;
         req.process_group = opts.process_group;
-        Ok((req, None))
+        Ok((req, None, opts.buffer_limit))
     }
 }
 
@@ -333,7 +342,7 @@ mod tests {
         r.define_native("e:v", cfg).unwrap();
         let ex = r.acquire("e:v").unwrap();
         let opts = ExecOptions { env: Some(vec![("B".into(), "3".into())]), ..Default::default() };
-        let (req, _) = ex.prepare(CommandSpec::Shell("env".into()), opts).unwrap();
+        let (req, _, _) = ex.prepare(CommandSpec::Shell("env".into()), opts).unwrap();
         assert_eq!(req.env.unwrap(), vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
     }
 }

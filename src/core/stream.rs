@@ -1,13 +1,21 @@
-//! The parent's reading end of a child's stdout or stderr.
+//! The parent's reading ends of a child's stdout and stderr.
 //!
 //! Normally a stream is read straight from its pipe, so a slow reader slows
-//! the child down (backpressure, flat memory). While `wait()` runs, though,
-//! a stream that was handed out but is not being read would block the child
-//! on a full pipe and `wait()` forever; so for the duration the event loop
-//! reads it into the stream's own buffer, which later reads return first.
-//! Output is never lost by waiting before reading, and never deadlocks.
+//! the child down (backpressure, flat memory). But a child writes to both of
+//! its outputs, and a program usually reads one at a time: while it is
+//! blocked on one stream of a process, or on `wait()`, a full pipe on the
+//! other would stop the child, and the program would wait forever. So from
+//! the moment a program blocks like that, the event loop takes in the other
+//! streams ("read-ahead") into a buffer that later reads return first.
+//!
+//! Read-ahead is bounded per process (`buffer_limit`, 16 MiB by default):
+//! past it the oldest unread bytes of the stream being filled are dropped,
+//! and the next read of that stream reports how many. The child never
+//! stalls on output nobody reads, and memory never grows without bound.
+//! Output of a stream nobody obtained is discarded once `wait()` runs: it
+//! can never be read after that.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
@@ -18,116 +26,259 @@ use super::sys::{self, ReadOutcome};
 /// Largest chunk one `read` returns.
 pub const MAX_CHUNK: usize = 64 * 1024;
 
+/// Read-ahead allowed per process unless `buffer_limit` says otherwise.
+pub const DEFAULT_BUFFER_LIMIT: usize = 16 << 20;
+
+/// Reads one fill may do before the event loop turns again, so that an
+/// endless writer cannot keep the loop in one fill forever.
+const FILL_READS: usize = 64;
+
+thread_local! {
+    /// One read buffer for every stream of this thread: a stream keeps no
+    /// buffer of its own until read-ahead needs one.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_CHUNK]);
+}
+
+/// Run `f` with the thread's scratch buffer (MAX_CHUNK bytes).
+pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|b| f(b))
+}
+
 pub enum StreamRead {
     /// This many bytes were copied into the caller's buffer.
     Data(usize),
     Eof,
     WouldBlock,
+    /// This many bytes were dropped since the last read (buffer_limit).
+    Dropped(u64),
 }
 
-/// What a stream and the event loop share.
-pub struct StreamState {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read only by whoever holds the stream.
+    Direct,
+    /// Also read by the event loop into the buffer.
+    Ahead,
+    /// Nobody can read it any more: the event loop throws it away.
+    Discard,
+}
+
+struct StreamState {
     fd: Option<OwnedFd>,
     eof: bool,
     error: Option<String>,
-    /// Output read ahead by the event loop (see the module comment).
     buffer: Vec<u8>,
+    /// Bytes of `buffer` already consumed.
     pos: usize,
     /// The pipe was given a bulk-sized buffer (tried once).
     grown: bool,
+    mode: Mode,
+    /// Bytes dropped past the limit and not reported yet.
+    dropped: u64,
 }
 
-pub type SharedStream = Rc<RefCell<StreamState>>;
-
 impl StreamState {
-    pub fn is_open(&self) -> bool {
-        self.fd.is_some()
-    }
-
-    /// Read everything the pipe holds now into the buffer. Returns true if
-    /// anything changed (data, end-of-file, error).
-    pub fn fill(&mut self) -> bool {
-        let fd = match &self.fd {
-            Some(fd) if !self.eof && self.error.is_none() => fd.as_raw_fd(),
-            _ => return false,
-        };
-        if self.pos > 0 && self.pos * 2 >= self.buffer.len() {
-            self.buffer.drain(..self.pos);
-            self.pos = 0;
-        }
-        let mut progressed = false;
-        loop {
-            let len = self.buffer.len();
-            self.buffer.resize(len + MAX_CHUNK, 0);
-            let r = sys::read_nonblocking(fd, &mut self.buffer[len..]);
-            let n = match &r {
-                Ok(ReadOutcome::Data(n)) => *n,
-                _ => 0,
-            };
-            self.buffer.truncate(len + n);
-            match r {
-                Ok(ReadOutcome::Data(_)) => progressed = true,
-                Ok(ReadOutcome::WouldBlock) => return progressed,
-                Ok(ReadOutcome::Eof) => {
-                    self.eof = true;
-                    return true;
-                }
-                Err(e) => {
-                    self.error = Some(format!("read failed: {}", sys::describe(&e)));
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// Bytes held in the buffer.
-    pub fn buffered(&self) -> usize {
+    fn buffered(&self) -> usize {
         self.buffer.len() - self.pos
     }
 }
 
-pub struct Stream {
-    state: SharedStream,
-    token: Token,
-    driver: SharedDriver,
+/// What `fill` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Filled {
+    /// Anything changed that a reader must see (data, end, error).
+    pub news: bool,
+    /// The pipe may hold more: fill again at the next turn of the loop.
+    pub more: bool,
+    /// The stream reached its end while discarding: it can be forgotten.
+    pub finished: bool,
 }
 
-impl Stream {
-    pub fn new(fd: OwnedFd, token: Token, driver: SharedDriver) -> Stream {
-        let state = StreamState { fd: Some(fd), eof: false, error: None, buffer: Vec::new(), pos: 0, grown: false };
-        Stream { state: Rc::new(RefCell::new(state)), token, driver }
+/// The output pipes of one process and the read-ahead budget they share.
+pub struct Outputs {
+    streams: [RefCell<Option<StreamState>>; 2],
+    limit: usize,
+    used: Cell<usize>,
+}
+
+pub type SharedOutputs = Rc<Outputs>;
+
+impl Outputs {
+    pub fn new(fds: [Option<OwnedFd>; 2], limit: usize) -> SharedOutputs {
+        let [a, b] = fds.map(|fd| {
+            RefCell::new(fd.map(|fd| StreamState {
+                fd: Some(fd),
+                eof: false,
+                error: None,
+                buffer: Vec::new(),
+                pos: 0,
+                grown: false,
+                mode: Mode::Direct,
+                dropped: 0,
+            }))
+        });
+        Rc::new(Outputs { streams: [a, b], limit, used: Cell::new(0) })
     }
 
-    pub fn token(&self) -> Token {
-        self.token
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
-    /// The state shared with the event loop (for read-ahead during wait).
-    pub fn shared(&self) -> SharedStream {
-        self.state.clone()
+    pub fn has(&self, which: usize) -> bool {
+        self.streams[which].borrow().is_some()
     }
 
-    pub fn is_closed(&self) -> bool {
-        !self.state.borrow().is_open()
+    pub fn raw_fd(&self, which: usize) -> Option<i32> {
+        self.streams[which].borrow().as_ref().and_then(|s| s.fd.as_ref().map(|f| f.as_raw_fd()))
     }
 
-    /// One nonblocking read into `buf` (the caller's: a stream keeps no read
-    /// buffer of its own, so thousands of idle streams cost no memory).
-    pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, String> {
-        let mut st = self.state.borrow_mut();
+    /// Bytes held in read-ahead buffers, all streams together.
+    pub fn buffered(&self) -> usize {
+        self.used.get()
+    }
+
+    fn consume(&self, st: &mut StreamState, n: usize) {
+        st.pos += n;
+        self.used.set(self.used.get() - n);
+        if st.pos == st.buffer.len() {
+            st.buffer = Vec::new();
+            st.pos = 0;
+        }
+    }
+
+    /// Let the event loop take in stream `which` from now on (it is not
+    /// being read while the program waits on something else), and take in
+    /// what its pipe holds already: its last edge may be long gone.
+    pub fn read_ahead(&self, which: usize) -> Filled {
+        let changed = match self.streams[which].borrow_mut().as_mut() {
+            Some(st) if st.mode == Mode::Direct => {
+                st.mode = Mode::Ahead;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.fill(which)
+        } else {
+            Filled::default()
+        }
+    }
+
+    /// Stream `which` can never be read again: discard what it holds and
+    /// whatever still arrives, so that the child never blocks on it.
+    pub fn discard(&self, which: usize) -> Filled {
+        if let Some(st) = self.streams[which].borrow_mut().as_mut() {
+            let held = st.buffered();
+            self.consume(st, held);
+            st.mode = Mode::Discard;
+        }
+        self.fill(which)
+    }
+
+    /// Take in what the pipe of `which` holds, as its mode says.
+    pub fn fill(&self, which: usize) -> Filled {
+        let mut guard = self.streams[which].borrow_mut();
+        let st = match guard.as_mut() {
+            Some(st) if st.mode != Mode::Direct && !st.eof && st.error.is_none() => st,
+            _ => return Filled::default(),
+        };
         let fd = match &st.fd {
             Some(fd) => fd.as_raw_fd(),
-            None => return Err("stream is closed".into()),
+            None => return Filled::default(),
         };
+        let mut filled = Filled::default();
+        for _ in 0..FILL_READS {
+            let r = if st.mode == Mode::Discard {
+                with_scratch(|buf| sys::read_nonblocking(fd, buf))
+            } else {
+                self.read_into_buffer(st, fd)
+            };
+            match r {
+                Ok(ReadOutcome::Data(n)) => {
+                    if st.mode == Mode::Ahead {
+                        filled.news = true;
+                        self.used.set(self.used.get() + n);
+                        self.enforce_limit(st);
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => return filled,
+                Ok(ReadOutcome::Eof) => {
+                    st.eof = true;
+                    filled.news = true;
+                    filled.finished = st.mode == Mode::Discard;
+                    return filled;
+                }
+                Err(e) => {
+                    st.error = Some(format!("read failed: {}", sys::describe(&e)));
+                    filled.news = true;
+                    filled.finished = st.mode == Mode::Discard;
+                    return filled;
+                }
+            }
+        }
+        filled.more = true;
+        filled
+    }
+
+    /// One read appended to the stream's buffer. Memory is reserved with
+    /// `try_reserve`: running out fails the stream, never the process.
+    fn read_into_buffer(&self, st: &mut StreamState, fd: i32) -> std::io::Result<ReadOutcome> {
+        if st.pos > 0 && st.pos * 2 >= st.buffer.len() {
+            st.buffer.drain(..st.pos);
+            st.pos = 0;
+        }
+        if st.buffer.capacity() - st.buffer.len() < MAX_CHUNK && st.buffer.try_reserve(MAX_CHUNK).is_err() {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
+        }
+        let len = st.buffer.len();
+        let spare = st.buffer.spare_capacity_mut();
+        // SAFETY: `spare` is the Vec's unused capacity (at least MAX_CHUNK
+        // bytes); read() writes at most that many and reports how many.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), MAX_CHUNK) };
+        if n > 0 {
+            // SAFETY: the first `n` bytes of the spare capacity were written.
+            unsafe { st.buffer.set_len(len + n as usize) };
+            return Ok(ReadOutcome::Data(n as usize));
+        }
+        if n == 0 {
+            return Ok(ReadOutcome::Eof);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => self.read_into_buffer(st, fd),
+            Some(libc::EAGAIN) => Ok(ReadOutcome::WouldBlock),
+            _ => Err(err),
+        }
+    }
+
+    /// Past the limit, drop the oldest bytes of `st` (the stream that grew).
+    fn enforce_limit(&self, st: &mut StreamState) {
+        let used = self.used.get();
+        if used <= self.limit {
+            return;
+        }
+        let take = (used - self.limit).min(st.buffered());
+        st.dropped += take as u64;
+        self.consume(st, take);
+    }
+
+    /// One read of stream `which` into `buf`: read-ahead data first, then
+    /// the pipe. Reports dropped bytes once, before the data that follows.
+    pub fn read(&self, which: usize, buf: &mut [u8]) -> Result<StreamRead, String> {
+        let mut guard = self.streams[which].borrow_mut();
+        let st = match guard.as_mut() {
+            Some(st) if st.fd.is_some() => st,
+            _ => return Err("stream is closed".into()),
+        };
+        if st.dropped > 0 {
+            let n = st.dropped;
+            st.dropped = 0;
+            return Ok(StreamRead::Dropped(n));
+        }
         if st.buffered() > 0 {
             let n = st.buffered().min(buf.len());
-            let from = st.pos;
-            buf[..n].copy_from_slice(&st.buffer[from..from + n]);
-            st.pos += n;
-            if st.pos == st.buffer.len() {
-                st.buffer = Vec::new();
-                st.pos = 0;
-            }
+            buf[..n].copy_from_slice(&st.buffer[st.pos..st.pos + n]);
+            self.consume(st, n);
             return Ok(StreamRead::Data(n));
         }
         if let Some(e) = &st.error {
@@ -136,6 +287,7 @@ impl Stream {
         if st.eof {
             return Ok(StreamRead::Eof);
         }
+        let fd = st.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
         match sys::read_nonblocking(fd, buf) {
             Ok(ReadOutcome::Data(n)) => {
                 if n == MAX_CHUNK && !st.grown {
@@ -149,16 +301,26 @@ impl Stream {
                 st.eof = true;
                 Ok(StreamRead::Eof)
             }
-            Ok(ReadOutcome::WouldBlock) => Ok(StreamRead::WouldBlock),
+            Ok(ReadOutcome::WouldBlock) => {
+                drop(guard);
+                // The program is about to block on this stream: the other
+                // one must not hold the child up meanwhile.
+                self.read_ahead(1 - which);
+                Ok(StreamRead::WouldBlock)
+            }
             Err(e) => Err(format!("read failed: {}", sys::describe(&e))),
         }
     }
 
-    /// Close the stream. Idempotent.
-    pub fn close(&mut self) {
-        let mut st = self.state.borrow_mut();
-        if st.fd.is_some() {
-            self.driver.borrow_mut().remove(self.token);
+    pub fn is_open(&self, which: usize) -> bool {
+        matches!(self.streams[which].borrow().as_ref(), Some(st) if st.fd.is_some())
+    }
+
+    /// Close stream `which` and free what it buffered. Idempotent.
+    pub fn close(&self, which: usize) {
+        if let Some(st) = self.streams[which].borrow_mut().as_mut() {
+            let held = st.buffered();
+            self.used.set(self.used.get() - held);
             st.fd = None;
             st.buffer = Vec::new();
             st.pos = 0;
@@ -166,8 +328,121 @@ impl Stream {
     }
 }
 
+/// A stream handed out to the program.
+pub struct Stream {
+    outputs: SharedOutputs,
+    which: usize,
+    token: Token,
+    driver: SharedDriver,
+}
+
+impl Stream {
+    pub fn new(outputs: SharedOutputs, which: usize, token: Token, driver: SharedDriver) -> Stream {
+        Stream { outputs, which, token, driver }
+    }
+
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    pub fn is_closed(&self) -> bool {
+        !self.outputs.is_open(self.which)
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, String> {
+        self.outputs.read(self.which, buf)
+    }
+
+    /// The read-ahead limit of the process this stream belongs to.
+    pub fn buffer_limit(&self) -> usize {
+        self.outputs.limit()
+    }
+
+    /// Close the stream. Idempotent.
+    pub fn close(&mut self) {
+        if self.outputs.is_open(self.which) {
+            self.driver.borrow_mut().remove(self.token);
+            self.outputs.close(self.which);
+        }
+    }
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe_outputs(limit: usize) -> (SharedOutputs, OwnedFd) {
+        let (r, w) = sys::pipe().unwrap();
+        sys::set_nonblocking(r.as_raw_fd()).unwrap();
+        sys::set_nonblocking(w.as_raw_fd()).unwrap();
+        (Outputs::new([Some(r), None], limit), w)
+    }
+
+    fn write_all(fd: &OwnedFd, data: &[u8]) {
+        let mut off = 0;
+        while off < data.len() {
+            if let Some(n) = sys::write_nosigpipe(fd.as_raw_fd(), &data[off..]).unwrap() {
+                off += n;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn read_ahead_keeps_output_within_the_limit_and_reports_the_drop() {
+        let (outs, w) = pipe_outputs(1000);
+        outs.read_ahead(0);
+        write_all(&w, &[b'a'; 800]);
+        outs.fill(0);
+        write_all(&w, &[b'b'; 800]);
+        outs.fill(0);
+        assert_eq!(outs.buffered(), 1000);
+        let mut buf = vec![0; MAX_CHUNK];
+        assert!(matches!(outs.read(0, &mut buf), Ok(StreamRead::Dropped(600))));
+        match outs.read(0, &mut buf) {
+            Ok(StreamRead::Data(n)) => {
+                assert_eq!(n, 1000);
+                assert_eq!(&buf[..200], &[b'a'; 200][..]);
+                assert_eq!(&buf[200..1000], &[b'b'; 800][..]);
+            }
+            _ => panic!("expected data"),
+        }
+        assert_eq!(outs.buffered(), 0);
+        drop(w);
+        assert!(matches!(outs.read(0, &mut buf), Ok(StreamRead::Eof)));
+    }
+
+    #[test]
+    fn direct_streams_are_not_taken_in_and_discarded_ones_are_thrown_away() {
+        let (outs, w) = pipe_outputs(1 << 20);
+        write_all(&w, b"hello");
+        assert_eq!(outs.fill(0), Filled::default());
+        assert_eq!(outs.buffered(), 0);
+        outs.discard(0);
+        drop(w);
+        let f = outs.fill(0);
+        assert!(f.finished || outs.buffered() == 0);
+    }
+
+    #[test]
+    fn a_blocked_read_turns_on_read_ahead_for_the_other_stream() {
+        let (r1, w1) = sys::pipe().unwrap();
+        let (r2, w2) = sys::pipe().unwrap();
+        for fd in [&r1, &r2] {
+            sys::set_nonblocking(fd.as_raw_fd()).unwrap();
+        }
+        let outs = Outputs::new([Some(r1), Some(r2)], 1 << 20);
+        write_all(&w2, b"on stderr");
+        let mut buf = vec![0; 64];
+        assert!(matches!(outs.read(0, &mut buf), Ok(StreamRead::WouldBlock)));
+        assert_eq!(outs.buffered(), 9, "stderr was taken in while stdout blocked");
+        drop((w1, w2));
     }
 }
