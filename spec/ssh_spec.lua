@@ -225,6 +225,32 @@ describe("exec.ssh executors", function()
     assert.is_true(remote_gone(remote(), pid), "exit left the remote command running")
   end)
 
+  -- A remote command is gone (checked on the remote side) after every kind
+  -- of state end, as native children are: the stop command the handle's
+  -- finalizer starts must not be killed by the state's own teardown.
+  local endings = {
+    ["the script ends normally"] = "",
+    ["the script ends with an error"] = "error('script failed')",
+    ["the handle was collected first"] = "p = nil; collectgarbage(); collectgarbage()",
+    ["os.exit(0, true) closes the state"] = "os.exit(0, true)",
+  }
+  for name, ending in pairs(endings) do
+    it("end remote commands when " .. name, function()
+      local out = H.run_script(string.format([[
+        local exec = require("exec")
+        exec.registry.define("h:x", %s)
+        local p = exec.get("h:x"):exec("sleep 300 & echo $!; wait")
+        p:start()
+        print("PID=" .. p:stdout_stream():read("l"))
+        io.stdout:flush()
+      ]], string.format("{ kind = 'exec.ssh', host = '127.0.0.1', port = %d, user = %q, identity_file = %q, known_hosts_file = %q, ssh_config_file = '/dev/null' }",
+        port, user, dir .. "/user_key", dir .. "/known_hosts")) .. ending, "timeout -s KILL 30 ")
+      local pid = out:match("PID=(%d+)")
+      assert.is_truthy(pid, out)
+      assert.is_true(remote_gone(remote(), pid), name .. ": the remote command was left running")
+    end)
+  end
+
   it("report connection failures as such, at start() or wait()", function()
     -- a port where nothing listens: the one sshd.sh would try after ours
     local closed = 1

@@ -77,8 +77,9 @@ function exec.wait_tasks() end
 ---@field stdin? "pipe"|"socket"|"null"|"inherit"
 ---@field stdout? "pipe"|"socket"|"null"|"inherit"
 ---@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"
----@field process_group? boolean
----@field timeout? string|number
+---@field process_group? boolean Lead a new process group; signals, close() and timeouts reach the whole group until it is empty. Default: true with `timeout` (unless stdin is an inherited terminal), else false.
+---@field timeout? string|number SIGTERM to all of the command when it passes, SIGKILL 1 s later.
+---@field buffer_limit? integer Bytes of unread output taken in per process while the program waits on something else of it (default 16 MiB); past it the oldest are dropped and the next read says so.
 
 ---@class exec.RunOptions: exec.ExecOptions
 ---@field input? string

@@ -363,8 +363,10 @@ local isyieldable = coroutine.isyieldable
 function M.suspend(w, what)
   if not w.done then
     if w.co and (not isyieldable or isyieldable()) then
-      co_yield(SUSPEND)
-      -- Only wake() resumes a task suspended here.
+      -- Only wake() resumes a task suspended here. A stale waiter of the
+      -- same task (left by a yield that failed, on Lua 5.1 where a finalizer
+      -- cannot be told from a task) may wake it early: it waits on.
+      repeat co_yield(SUSPEND) until w.done
     else
       -- Not a task, or a task that cannot yield here (a finalizer, a C
       -- call): run the loop in place. This pcall does not swallow

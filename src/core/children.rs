@@ -104,6 +104,9 @@ struct Entry {
     pinned: Option<libc::c_int>,
     /// Set once the handle is gone and the reaper owns the child.
     orphan: Option<Orphan>,
+    /// A short command of the library's own (the ssh that stops or signals
+    /// a remote process): at state end it is waited for, not killed.
+    helper: bool,
     /// For the local end of a remote process (an `ssh` client): commands
     /// that end the remote side, (gently, at once). Ending the local client
     /// alone would leave the remote command running.
@@ -179,6 +182,7 @@ pub fn register_child(c: Child) {
         live: c.live,
         pinned: None,
         orphan: None,
+        helper: false,
         remote_stop: None,
     };
     table().entries.insert(c.pid, entry);
@@ -224,6 +228,7 @@ fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owner) -> Resul
         live: None,
         pinned: None,
         orphan: Some(Orphan { kill_at: Some(Instant::now() + Duration::from_secs(10)) }),
+        helper: true,
         remote_stop: None,
     };
     t.entries.insert(s.pid, entry);
@@ -571,7 +576,11 @@ fn kill_matching(pred: impl Fn(Owner) -> bool) {
         .filter(|(_, e)| e.creator == me && e.remote_stop.is_some() && pred(e.owner))
         .filter_map(|(_, e)| e.remote_stop.take().map(|s| (e.owner, s.0)))
         .collect();
-    let mut stoppers = Vec::new();
+    // Stop commands already under way (started by a handle's finalizer, a
+    // close() or a signal()) must get through too: the ssh master they use
+    // is among the children killed below.
+    let mut stoppers: Vec<_> =
+        t.entries.iter().filter(|(_, e)| e.helper && e.creator == me && pred(e.owner)).map(|(p, _)| *p).collect();
     for (owner, argv) in stops {
         if let Ok(pid) = spawn_detached_locked(&mut t, argv, owner) {
             stoppers.push(pid);
@@ -791,5 +800,76 @@ mod tests {
         assert_eq!(live.load(Ordering::SeqCst), 1);
         assert!(eventually(|| try_reap(s.pid).unwrap().is_some()));
         assert_eq!(live.load(Ordering::SeqCst), 0);
+    }
+
+    fn start_group(cmd: &str) -> libc::pid_t {
+        let mut req = SpawnRequest::new(CommandSpec::Shell(cmd.into()));
+        req.stdin = Stdio::Null;
+        req.stdout = Stdio::Null;
+        req.stderr = Stdio::Null;
+        req.process_group = true;
+        let s = spawn(&req).unwrap();
+        let pidfd = sys::pidfd_open(s.pid).unwrap().map(Arc::new);
+        register_child(Child { pid: s.pid, owner: 0, process_group: true, live: None, pidfd, vanished: false });
+        s.pid
+    }
+
+    #[test]
+    fn a_group_stays_reachable_after_its_leader_was_reaped_and_never_after_it_emptied() {
+        let pid = start_group("sleep 30 & exit 7");
+        let mut code = None;
+        assert!(eventually(|| {
+            code = try_reap(pid).unwrap();
+            code.is_some()
+        }));
+        assert_eq!(code, Some(7));
+        assert!(sys::group_has_members(pid, pid), "the background sleep is still in the group");
+        assert!(signal_group(pid, libc::SIGKILL), "the group was reachable");
+        // Once the killed member is reaped by its new parent, the group is
+        // empty, and nothing is signalled any more.
+        assert!(eventually(|| !signal_group(pid, 0)));
+        assert!(!signal_group(pid, libc::SIGTERM), "an empty group is never signalled");
+    }
+
+    #[test]
+    fn abandoning_a_group_kills_members_that_ignore_sigterm() {
+        let pid = start_group("(trap '' TERM; sleep 30) & wait");
+        std::thread::sleep(Duration::from_millis(200)); // let the trap install
+        abandon(pid, false);
+        assert!(eventually(|| !sys::group_has_members(pid, pid) && gone(pid)), "group {pid} survived");
+    }
+
+    #[test]
+    fn a_forked_copy_never_signals_the_parents_children() {
+        let pid = start("sleep 30");
+        // The child of fork() may find the table's lock held by another test
+        // thread at the moment of the fork (and wait for ever): then try again.
+        let mut done = false;
+        for _ in 0..5 {
+            // SAFETY: the child only calls into this module and _exit.
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                abandon(pid, true);
+                let _ = signal(pid, libc::SIGKILL);
+                kill_all();
+                // SAFETY: ends the forked copy without running exit handlers.
+                unsafe { libc::_exit(0) };
+            }
+            let finished = eventually(|| {
+                let mut status = 0;
+                // SAFETY: waits for our own forked child.
+                unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) == child }
+            });
+            if finished {
+                done = true;
+                break;
+            }
+            let _ = sys::kill(child, libc::SIGKILL);
+            // SAFETY: reaps the forked child we just killed.
+            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+        }
+        assert!(done, "the forked copy never finished");
+        assert!(!gone(pid) && try_reap(pid).unwrap().is_none(), "the forked copy ended the parent's child");
+        abandon(pid, true);
     }
 }
