@@ -18,7 +18,9 @@ local registry = {}
 ---@field kind string
 ---@field default_work_dir? string
 ---@field default_env? table<string, string|number>
----@field command_whitelist? string[]
+---@field command_whitelist? string[] exact commands; whitelisted programs are resolved with the resource's own PATH
+---@field allowed_env? string[] the only variable names a caller's `env` may set
+---@field work_dir_within? string a caller's `work_dir` must resolve (symlinks followed) inside this directory
 ---@field max_processes? integer
 ---@field host? string exec.ssh: required
 ---@field port? integer
@@ -36,11 +38,16 @@ local registry = {}
 ---@return true
 function registry.define(id, config) end
 
+---@class exec.LoadOptions
+---@field trust? boolean allow options that run local programs (ssh_command, ssh_config_file, ssh_options.ProxyCommand, ...)
+
 ---Define every resource a file declares (ids mapped to configurations, in JSON when the
----name ends in .json, Lua table syntax otherwise). All or nothing; raises on any error.
+---name ends in .json, Lua table syntax otherwise: data, evaluated with no access to anything and
+---an instruction budget). All or nothing; raises on any error.
 ---@param path string
+---@param options? exec.LoadOptions
 ---@return string[] ids the ids defined, sorted
-function registry.load(path) end
+function registry.load(path, options) end
 
 ---The kind of a defined resource, or nil.
 ---@param id string

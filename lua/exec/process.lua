@@ -1,49 +1,75 @@
 -- The public executor, process and stream objects.
 --
--- Each object is a table holding its raw Rust userdata under a private key.
+-- Each object is an empty table with a metatable of its own, locked
+-- (`__metatable`), that holds its state: the raw Rust userdata and the
+-- object's fields. So nothing internal is reachable from a handle: `pairs`
+-- shows nothing, `getmetatable` returns the class name, and the shared
+-- class tables cannot be patched by code that holds a handle.
 -- The raw layer never blocks and never raises for operational errors; this
 -- file turns its results into the spec's conventions (raise, or return
 -- nil + message) and does the waiting through the scheduler.
 local core, sched, time, channel = ...
 
 local M = {}
+local unpack = table.unpack or unpack
 
-local RAW = setmetatable({}, { __tostring = function() return "exec.raw" end })
--- A stream's process: a stream (and a lines() iterator) keeps it alive.
-local OWNER = setmetatable({}, { __tostring = function() return "exec.owner" end })
 local check_open = sched.check_open
+-- Taken when the module loads, before a host may sandbox `debug` away.
+local dgetmt = debug.getmetatable
 local floor = math.floor
 
 local Executor, Process, Stream = {}, {}, {}
 Executor.__index, Process.__index, Stream.__index = Executor, Process, Stream
 Executor.__name, Process.__name, Stream.__name = "exec.executor", "exec.process", "exec.stream"
 
+-- The state of `v` if it is an object of `class` (nil otherwise).
+local function state_of(v, class)
+  if type(v) ~= "table" then return nil end
+  local st = dgetmt(v)
+  if type(st) == "table" and st.__index == class and st.raw ~= nil then return st end
+  return nil
+end
+
 local function describe(v)
   local t = type(v)
   if t == "table" then
-    local mt = getmetatable(v)
-    if mt == Executor or mt == Process or mt == Stream then return mt.__name end
+    local st = dgetmt(v)
+    if type(st) == "table" and (st.__index == Executor or st.__index == Process or st.__index == Stream) then
+      return st.__index.__name
+    end
   end
   return t
+end
+
+-- A new object of `class` whose state is `st`.
+local function new_object(class, st)
+  st.__index = class
+  st.__metatable = class.__name
+  st.__name = class.__name
+  st.__tostring = class.__tostring
+  st.__close = class.__close
+  return setmetatable({}, st)
 end
 
 -- Raise unless `self` is an object of class `mt` (a method called with `.`
 -- instead of `:`, or on the wrong object).
 local function check_self(self, mt, name)
   check_open()
-  if getmetatable(self) ~= mt or rawget(self, RAW) == nil then
+  local st = state_of(self, mt)
+  if not st then
     error(name .. ": self must be an " .. mt.__name .. " (got " .. describe(self) .. "); call it with ':'", 3)
   end
-  return rawget(self, RAW)
+  return st.raw, st
 end
 
 -- Same check for functions that must never raise (wait): returns nil, message.
 local function soft_self(self, mt, name)
   check_open()
-  if getmetatable(self) ~= mt or rawget(self, RAW) == nil then
+  local st = state_of(self, mt)
+  if not st then
     return nil, name .. ": self must be an " .. mt.__name .. " (got " .. describe(self) .. ")"
   end
-  return rawget(self, RAW)
+  return st.raw, st
 end
 
 local function arg_error(fname, n, argname, msg)
@@ -57,6 +83,7 @@ end
 local NATIVE_OPTIONS = {
   kind = true, default_work_dir = "string", default_env = "table",
   command_whitelist = "table", max_processes = "number",
+  allowed_env = "table", work_dir_within = "string",
 }
 
 -- exec.ssh: the native options (applied on the remote host) and the
@@ -137,6 +164,9 @@ function registry.define(id, config)
     if config.command_whitelist then
       check_string_list(config.command_whitelist, fname, "config.command_whitelist")
     end
+    if config.allowed_env then
+      check_string_list(config.allowed_env, fname, "config.allowed_env")
+    end
     local max = config.max_processes
     if max ~= nil and (max ~= max or max < 1 or max % 1 ~= 0 or max == math.huge) then
       arg_error(fname, 2, "config", "max_processes must be a whole number >= 1 (got " .. tostring(max) .. ")")
@@ -163,8 +193,40 @@ function registry.kind(id)
   return core.kind(id)
 end
 
+-- What a resource file may hold, and may make us do.
+local LOAD_MAX_BYTES = core.registry_file_limit
+-- VM instructions a Lua resource file may take: data needs about one per
+-- token, so a budget that grows with the file never stops data, and stops
+-- a loop at once.
+local LOAD_BASE_BUDGET = 1000000
+
+-- Options that make ssh (or us) run local programs or load code: only from
+-- a file the caller trusts (`exec.registry.load(path, { trust = true })`).
+local TRUSTED_ONLY = { ssh_command = true, ssh_config_file = true }
+local TRUSTED_ONLY_SSH = {
+  proxycommand = true, localcommand = true, knownhostscommand = true, permitlocalcommand = true,
+  match = true, pkcs11provider = true, securitykeyprovider = true, proxyusefdpass = true,
+}
+
+local function check_untrusted(id, cfg)
+  for k in pairs(cfg) do
+    if TRUSTED_ONLY[k] then
+      return "option " .. k .. " runs local programs: refused from a file unless it is loaded with { trust = true }"
+    end
+  end
+  if type(cfg.ssh_options) == "table" then
+    for k in pairs(cfg.ssh_options) do
+      if type(k) == "string" and TRUSTED_ONLY_SSH[k:lower()] then
+        return "ssh_options." .. k .. " runs local programs: refused from a file unless it is loaded with { trust = true }"
+      end
+    end
+  end
+  return nil
+end
+
 -- A Lua resource file is a table constructor (with or without `return`),
--- evaluated with no access to anything: it is data, not a program.
+-- evaluated as data: no access to anything (not even the string methods),
+-- within an instruction budget.
 local function load_lua_table(text, path)
   local chunk_text = text:match("^%s*return[%s{]") and text or ("return " .. text)
   local env = {}
@@ -176,27 +238,53 @@ local function load_lua_table(text, path)
     chunk, err = load(chunk_text, "@" .. path, "t", env)
   end
   if not chunk then return nil, err end
-  local ok, v = pcall(chunk)
+  local budget = math.floor((LOAD_BASE_BUDGET + #text) / 1000)
+  -- LuaJIT runs no hooks in compiled code: keep the file interpreted.
+  if rawget(_G, "jit") and jit.off then jit.off(chunk, true) end
+  local co = coroutine.create(chunk)
+  local old_hook = { debug.gethook(co) }
+  debug.sethook(co, function()
+    budget = budget - 1
+    if budget < 0 then error("takes too long to evaluate (a resource file is data, not a program)", 2) end
+  end, "", 1000)
+  local smt = dgetmt("")
+  local string_index = smt and smt.__index
+  if smt then smt.__index = nil end
+  local ok, v = coroutine.resume(co)
+  if smt then smt.__index = string_index end
+  debug.sethook(co, unpack(old_hook, 1, 3))
   if not ok then return nil, tostring(v) end
   return v
 end
 
---- exec.registry.load(path): define every resource a file declares. The
---- file maps resource ids to configurations, in JSON (a name ending in
---- .json) or Lua table syntax. All or nothing: on any error, none of the
---- file's resources stay defined. Returns the ids defined, sorted.
-function registry.load(path)
+--- exec.registry.load(path, [options]): define every resource a file
+--- declares. The file maps resource ids to configurations, in JSON (a name
+--- ending in .json) or Lua table syntax. All or nothing: on any error, none
+--- of the file's resources stay defined. Returns the ids defined, sorted.
+--- Options that run local programs are refused unless `options.trust`.
+function registry.load(path, options)
   check_open()
   local fname = "exec.registry.load"
   if type(path) ~= "string" then arg_error(fname, 1, "path", "string expected, got " .. type(path)) end
+  if options ~= nil and type(options) ~= "table" then
+    arg_error(fname, 2, "options", "table expected, got " .. type(options))
+  end
+  local trust = false
+  for k, v in pairs(options or {}) do
+    if k ~= "trust" then arg_error(fname, 2, "options", "unknown option '" .. tostring(k) .. "'") end
+    if type(v) ~= "boolean" then arg_error(fname, 2, "options", "option trust must be a boolean (got " .. type(v) .. ")") end
+    trust = v
+  end
   local f, oerr = io.open(path, "rb")
   if not f then error(fname .. ": cannot open " .. tostring(oerr), 2) end
-  local text = f:read("*a") or ""
+  local text = f:read(LOAD_MAX_BYTES + 1) or ""
   f:close()
+  if #text > LOAD_MAX_BYTES then
+    error(fname .. ": " .. path .. ": larger than " .. LOAD_MAX_BYTES .. " bytes", 2)
+  end
   local data, perr
   if path:lower():match("%.json$") then
-    local ok, v, e = pcall(core.json_decode, text)
-    if not ok then data, perr = nil, tostring(v) else data, perr = v, e end
+    data, perr = core.json_decode(text)
   else
     data, perr = load_lua_table(text, path)
   end
@@ -212,6 +300,10 @@ function registry.load(path)
     if type(cfg) ~= "table" then
       error(fname .. ": " .. path .. ": resource '" .. id .. "' must be a table (got " .. type(cfg) .. ")", 2)
     end
+    if not trust then
+      local refused = check_untrusted(id, cfg)
+      if refused then error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. refused, 2) end
+    end
     ids[#ids + 1] = id
   end
   table.sort(ids)
@@ -220,7 +312,10 @@ function registry.load(path)
     local ok, err = pcall(registry.define, id, data[id])
     if not ok then
       for _, d in ipairs(done) do core.undefine(d) end
-      err = tostring(err):gsub("^bad argument #%d+ %(%w+%) to 'exec.registry.define': ", ""):gsub("^exec.registry.define: ", "")
+      if type(err) ~= "string" or not err:find("exec.registry.define", 1, true) then
+        error(err, 0) -- not ours: as it came
+      end
+      err = err:gsub("^bad argument #%d+ %(%w+%) to 'exec.registry.define': ", ""):gsub("^exec.registry.define: ", "")
       error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err, 2)
     end
     done[#done + 1] = id
@@ -236,7 +331,7 @@ function M.get(id)
   if id == "" then arg_error(fname, 1, "resource_id", "must not be empty") end
   local raw, err = core.get(id)
   if not raw then error(fname .. ": " .. err, 2) end
-  return setmetatable({ [RAW] = raw }, Executor)
+  return new_object(Executor, { raw = raw })
 end
 
 ----------------------------------------------------------------------------
@@ -322,8 +417,8 @@ function Executor:exec(command, options)
   if raw:released() then error(fname .. ": executor '" .. raw:id() .. "' has been released", 2) end
   local praw, err = raw:exec(command, norm)
   if not praw then error(fname .. ": " .. err, 2) end
-  return setmetatable({ [RAW] = praw, streams = {}, timeout = norm and norm.timeout,
-                        process_group = norm and norm.process_group }, Process)
+  return new_object(Process, { raw = praw, streams = {}, timeout = norm and norm.timeout,
+                               process_group = norm and norm.process_group })
 end
 
 --- executor:release(): always true; later exec calls raise.
@@ -338,7 +433,7 @@ end
 
 Executor.__close = function(self) pcall(Executor.release, self) end
 Executor.__tostring = function(self)
-  local raw = rawget(self, RAW)
+  local raw = dgetmt(self).raw
   return string.format("exec.executor(%s%s)", raw:id(), raw:released() and ", released" or "")
 end
 
@@ -373,20 +468,20 @@ end
 --- process:start(): raises if already started, closed, the remote
 --- connection cannot be made, or the spawn fails.
 function Process:start()
-  local raw = check_self(self, Process, "process:start")
+  local raw, st = check_self(self, Process, "process:start")
   local cerr = await_connection(raw)
   if cerr then error("process:start: " .. cerr, 2) end
   local ok, err = raw:start()
   if not ok then error("process:start: " .. err, 2) end
-  if self.timeout then
+  if st.timeout then
     -- Enforced by the event loop, i.e. while the program waits in a
     -- blocking call: SIGTERM (and SIGCONT, for a stopped child) to all that
     -- is left of the command, SIGKILL after the grace period.
-    self._timer = sched.at(sched.now() + self.timeout, function()
+    st._timer = sched.at(sched.now() + st.timeout, function()
       if not signal_command(raw, 15) then return end
-      self._timed_out = true
+      st._timed_out = true
       signal_command(raw, 18)
-      self._timer = sched.at(sched.now() + KILL_GRACE, function() signal_command(raw, 9) end)
+      st._timer = sched.at(sched.now() + KILL_GRACE, function() signal_command(raw, 9) end)
     end)
   end
   return true
@@ -394,18 +489,18 @@ end
 
 --- True once the `timeout` option ended the child.
 function Process:timed_out()
-  check_self(self, Process, "process:timed_out")
-  return self._timed_out == true
+  local _, st = check_self(self, Process, "process:timed_out")
+  return st._timed_out == true
 end
 
 function Process:pid()
   return check_self(self, Process, "process:pid"):pid()
 end
 
-local function stop_timer(self)
-  if self._timer then
-    sched.cancel_timer(self._timer)
-    self._timer = nil
+local function stop_timer(st)
+  if st._timer then
+    sched.cancel_timer(st._timer)
+    st._timer = nil
   end
 end
 
@@ -421,8 +516,8 @@ end
 --- duration `d`, waits at most that long and returns nil, "timeout" if the
 --- child is still running (it keeps running).
 function Process:wait(d)
-  local raw, err = soft_self(self, Process, "process:wait")
-  if not raw then return nil, err end
+  local raw, st = soft_self(self, Process, "process:wait")
+  if not raw then return nil, st end
   local deadline
   if d ~= nil then
     local ok, secs = pcall(time._seconds, d, "process:wait")
@@ -452,7 +547,7 @@ function Process:wait(d)
       wake_waiters(raw)
       raw:finish()
       -- A group may outlive its leader: its timeout still ends it then.
-      if not (self.process_group and raw:signal_rest(0)) then stop_timer(self) end
+      if not (st.process_group and raw:signal_rest(0)) then stop_timer(st) end
       return code, nil
     end
     if code == nil then
@@ -493,27 +588,28 @@ end
 
 --- process:close(force): always true; idempotent.
 function Process:close(force)
-  local raw = check_self(self, Process, "process:close")
+  local raw, st = check_self(self, Process, "process:close")
   if force ~= nil and type(force) ~= "boolean" then
     arg_error("process:close", 1, "force_stop", "boolean expected, got " .. type(force))
   end
   wake_waiters(raw)
-  stop_timer(self)
+  stop_timer(st)
   raw:close(force == true)
   return true
 end
 
 local function get_stream(self, which, fname)
-  local raw = check_self(self, Process, fname)
+  local raw, st = check_self(self, Process, fname)
   local state = raw:state()
   if state == "closed" then error(fname .. ": process is closed", 3) end
   if state == "created" then error(fname .. ": process not started", 3) end
-  local s = self.streams[which]
+  local s = st.streams[which]
   if s then return s end
   local sraw, err = raw:stream(which)
   if not sraw then error(fname .. ": " .. err, 3) end
-  s = setmetatable({ [RAW] = sraw, buffer = "", [OWNER] = self }, Stream)
-  self.streams[which] = s
+  -- `owner`: a stream (and a lines() iterator) keeps its process alive.
+  s = new_object(Stream, { raw = sraw, buffer = "", owner = self })
+  st.streams[which] = s
   return s
 end
 
@@ -557,7 +653,7 @@ end
 
 Process.__close = function(self) pcall(Process.close, self) end
 Process.__tostring = function(self)
-  local raw = rawget(self, RAW)
+  local raw = dgetmt(self).raw
   local pid = raw:pid()
   return string.format("exec.process(%s, %s%s)", raw:command(), raw:state(), pid and (", pid " .. pid) or "")
 end
@@ -582,42 +678,42 @@ end
 local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
 
 -- Take up to n bytes of what an earlier line read left over.
-local function take_buffered(self, n)
-  local buf = self.buffer
+local function take_buffered(st, n)
+  local buf = st.buffer
   if #buf <= n then
-    self.buffer = ""
+    st.buffer = ""
     return buf
   end
-  self.buffer = buf:sub(n + 1)
+  st.buffer = buf:sub(n + 1)
   return buf:sub(1, n)
 end
 
 -- A line (with its newline when keep), the last line without one, or nil at
 -- the end. CRLF is left as it is.
-local function read_line(self, raw, keep)
+local function read_line(st, raw, keep)
   while true do
-    local buf = self.buffer
+    local buf = st.buffer
     local nl = buf:find("\n", 1, true)
     if nl then
-      self.buffer = buf:sub(nl + 1)
+      st.buffer = buf:sub(nl + 1)
       return keep and buf:sub(1, nl) or buf:sub(1, nl - 1)
     end
     local data, err = read_chunk(raw, CHUNK)
     if data then
-      self.buffer = buf .. data
+      st.buffer = buf .. data
     elseif err then
       return nil, err
     else
-      self.buffer = ""
+      st.buffer = ""
       if buf == "" then return nil end
       return buf
     end
   end
 end
 
-local function read_all(self, raw)
-  local parts = { self.buffer }
-  self.buffer = ""
+local function read_all(st, raw)
+  local parts = { st.buffer }
+  st.buffer = ""
   while true do
     local data, err = read_chunk(raw, CHUNK)
     if data then
@@ -635,7 +731,7 @@ end
 --- nil, message on error. "l"/"L" read a line without/with its newline,
 --- "a" everything up to the end ("" if nothing is left).
 function Stream:read(n)
-  local raw = check_self(self, Stream, "stream:read")
+  local raw, st = check_self(self, Stream, "stream:read")
   local fmt
   if n == nil then
     n = CHUNK
@@ -650,12 +746,12 @@ function Stream:read(n)
   if raw:closed() then return nil, "stream:read: stream is closed" end
   local data, err
   if fmt == "l" or fmt == "L" then
-    data, err = read_line(self, raw, fmt == "L")
+    data, err = read_line(st, raw, fmt == "L")
   elseif fmt == "a" then
-    data, err = read_all(self, raw)
+    data, err = read_all(st, raw)
   else
     if n > CHUNK then n = CHUNK end
-    if self.buffer ~= "" then return take_buffered(self, n), nil end
+    if st.buffer ~= "" then return take_buffered(st, n), nil end
     data, err = read_chunk(raw, n)
   end
   if data then return data, nil end
@@ -687,7 +783,7 @@ end
 
 Stream.__close = function(self) pcall(Stream.close, self) end
 Stream.__tostring = function(self)
-  return string.format("exec.stream(%s)", rawget(self, RAW):closed() and "closed" or "open")
+  return string.format("exec.stream(%s)", dgetmt(self).raw:closed() and "closed" or "open")
 end
 
 ----------------------------------------------------------------------------
@@ -719,7 +815,8 @@ local function run(self, fname, command, options)
   -- may yield, so it happens outside pcall: Lua 5.1 cannot yield across it).
   local ok, p = pcall(self.exec, self, command, opts)
   if not ok then error((tostring(p):gsub("executor:exec", fname)), 3) end
-  local cerr = await_connection(rawget(p, RAW))
+  local praw, pst = check_self(p, Process, fname)
+  local cerr = await_connection(praw)
   if cerr then error(fname .. ": " .. cerr, 3) end
   local started, serr = pcall(p.start, p)
   if not started then error((tostring(serr):gsub("^.-process:start", fname)), 3) end
@@ -747,13 +844,13 @@ local function run(self, fname, command, options)
     for _, s in ipairs(streams) do s:close() end
   end
   local timers = {}
-  if p.timeout then
+  if pst.timeout then
     -- The whole call is bounded: output still open at the deadline means
     -- something of the command still runs; past the kill grace, what holds
     -- the pipes is not ours to wait for.
-    local deadline = sched.now() + p.timeout
+    local deadline = sched.now() + pst.timeout
     timers[1] = sched.at(deadline, function()
-      if finished < readers then p._timed_out = true end
+      if finished < readers then pst._timed_out = true end
     end)
     timers[2] = sched.at(deadline + KILL_GRACE + RUN_LINGER, stop_reading)
   end
@@ -783,7 +880,7 @@ local function run(self, fname, command, options)
     code = code,
     stdout = table.concat(parts.stdout),
     stderr = table.concat(parts.stderr),
-    timed_out = p._timed_out == true,
+    timed_out = pst._timed_out == true,
   }
 end
 

@@ -85,6 +85,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("version", env!("CARGO_PKG_VERSION"))?;
     // The one home of the kill grace: close() and timeouts both use it.
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
+    core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("stdin_is_tty", lua.create_function(|_, ()| Ok(sys::is_tty(0)))?)?;
     {
         let ctx = ctx.clone();

@@ -11,6 +11,7 @@ use super::StateCtx;
 use crate::core::command::{Bytes, CommandSpec};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
+use crate::core::policy::Policy;
 use crate::core::process::{Output, Process, State};
 use crate::core::json::Json;
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND, SSH_KIND};
@@ -112,14 +113,18 @@ fn exec_options(v: Value) -> Result<ExecOptions, String> {
     })
 }
 
-fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
-    let whitelist = match t.raw_get::<Value>("command_whitelist").map_err(|e| e.to_string())? {
-        Value::Nil => Vec::new(),
+fn text_list(t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
+    match t.raw_get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Nil => Ok(None),
         Value::Table(l) => (1..=l.raw_len())
-            .map(|i| text(l.raw_get(i).map_err(|e| e.to_string())?, &format!("command_whitelist[{i}]")))
-            .collect::<Result<_, _>>()?,
-        v => return Err(format!("command_whitelist must be a table (got {})", v.type_name())),
-    };
+            .map(|i| text(l.raw_get(i).map_err(|e| e.to_string())?, &format!("{key}[{i}]")))
+            .collect::<Result<_, _>>()
+            .map(Some),
+        v => Err(format!("{key} must be a table (got {})", v.type_name())),
+    }
+}
+
+fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
     let max = match t.raw_get::<Value>("max_processes").map_err(|e| e.to_string())? {
         Value::Nil => None,
         Value::Integer(n) if n >= 1 => Some(n as usize),
@@ -129,7 +134,11 @@ fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
     Ok(ExecutorConfig {
         default_work_dir: opt_text(t, "default_work_dir")?.map(PathBuf::from),
         default_env: pairs_list(t, "default_env")?,
-        command_whitelist: whitelist,
+        policy: Policy {
+            whitelist: text_list(t, "command_whitelist")?.unwrap_or_default(),
+            allowed_env: text_list(t, "allowed_env")?,
+            work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
+        },
         max_processes: max,
     })
 }
@@ -406,7 +415,10 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
     core.set(
         "json_decode",
         lua.create_function(|lua, text: mlua::String| {
-            let text = text.to_str()?.to_string();
+            let text = match text.to_str() {
+                Ok(t) => t.to_string(),
+                Err(_) => return Ok((Value::Nil, Some("not valid UTF-8 text".to_string()))),
+            };
             match crate::core::json::parse(&text) {
                 Ok(v) => Ok((json_to_lua(lua, v)?, None)),
                 Err(e) => Ok((Value::Nil, Some(e))),

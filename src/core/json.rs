@@ -98,6 +98,8 @@ impl Parser<'_> {
             self.depth -= 1;
             return Ok(Json::Object(members));
         }
+        // Seen names, so that the duplicate check stays linear.
+        let mut seen = std::collections::HashSet::new();
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
@@ -108,7 +110,7 @@ impl Parser<'_> {
             self.expect(b':')?;
             self.ws();
             let v = self.value()?;
-            if members.iter().any(|(m, _)| *m == k) {
+            if !seen.insert(k.clone()) {
                 return Err(self.err(&format!("duplicate member \"{k}\"")));
             }
             members.push((k, v));

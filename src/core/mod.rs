@@ -5,6 +5,7 @@ pub mod children;
 pub mod command;
 pub mod driver;
 pub mod json;
+pub mod policy;
 pub mod poller;
 pub mod process;
 pub mod registry;

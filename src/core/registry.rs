@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
+use super::policy::Policy;
 use super::command::{self, Bytes, CommandSpec};
 use super::process::Limit;
 use super::spawn::{SpawnRequest, Stdio};
@@ -24,8 +25,9 @@ pub const NATIVE_ID: &str = "process:native";
 pub struct ExecutorConfig {
     pub default_work_dir: Option<PathBuf>,
     pub default_env: Option<Vec<(Bytes, Bytes)>>,
-    /// Exact commands allowed; empty allows all.
-    pub command_whitelist: Vec<Bytes>,
+    /// What a caller may run and set (`command_whitelist`, `allowed_env`,
+    /// `work_dir_within`): see policy.rs.
+    pub policy: Policy,
     pub max_processes: Option<usize>,
 }
 
@@ -42,6 +44,9 @@ pub struct Registry {
 }
 
 /// Options of one `executor:exec` call, already type-checked.
+/// Largest resource file `exec.registry.load` reads, in bytes.
+pub const FILE_LIMIT: usize = 16 << 20;
+
 /// What `Executor::prepare` returns.
 pub type Prepared = (SpawnRequest, Option<RemoteProcess>, Option<usize>);
 
@@ -238,7 +243,8 @@ impl Executor {
             return Err(format!("executor '{}' has been released", self.id));
         }
         command.validate()?;
-        let wl = &self.config.command_whitelist;
+        let policy = &self.config.policy;
+        let wl = &policy.whitelist;
         if !wl.is_empty() && !wl.iter().any(|c| *c == command.whitelist_key()) {
             return Err(format!("command '{}' is not in the command_whitelist of '{}'", command.describe(), self.id));
         }
@@ -246,12 +252,31 @@ impl Executor {
             for (k, v) in env {
                 command::validate_env_entry(k, v)?;
             }
+            policy.check_env(env, &self.id)?;
         }
-        if opts.stdout != Stdio::Pipe && opts.stdout == Stdio::Stdout {
+        if self.remote.is_some() {
+            if let Some(env) = &opts.env {
+                for (k, _) in env {
+                    super::ssh::check_env_name(k)?;
+                }
+            }
+        }
+        if opts.stdout == Stdio::Stdout {
             return Err("stdout cannot be set to \"stdout\"".into());
         }
+        let caller_dir = match &opts.work_dir {
+            Some(d) if self.remote.is_none() => Some(policy.check_work_dir(d, &self.id)?),
+            Some(d) if policy.work_dir_within.is_some() => {
+                return Err(format!(
+                    "work_dir '{}' cannot be checked against the work_dir_within of remote resource '{}'",
+                    d.display(),
+                    self.id
+                ))
+            }
+            other => other.clone(),
+        };
         let env = command::merge_env(self.config.default_env.as_deref(), opts.env.as_deref());
-        let work_dir = opts.work_dir.or_else(|| self.config.default_work_dir.clone());
+        let work_dir = caller_dir.or_else(|| self.config.default_work_dir.clone());
         if let Some(conn) = &self.remote {
             let (mut req, remote) =
                 conn.prepare(&command, work_dir.as_deref(), env.as_deref(), opts.stdin, opts.stdout, opts.stderr)?;
@@ -260,7 +285,17 @@ impl Executor {
             req.process_group = opts.process_group;
             return Ok((req, Some(remote), opts.buffer_limit));
         }
+        // A whitelisted program is found with the resource's own PATH (its
+        // default_env's, else the library's default), never the caller's.
+        let program = match (&command, policy.restricts_programs()) {
+            (CommandSpec::Argv(args), true) => {
+                let path = command::child_path(Some(self.config.default_env.as_deref().unwrap_or(&[])));
+                Some(policy.resolve_program(&args[0], &path, self.config.default_work_dir.as_deref(), &self.id)?)
+            }
+            _ => None,
+        };
         let mut req = SpawnRequest::new(command);
+        req.program = program;
         req.env = env;
         req.work_dir = work_dir;
         req.stdin = opts.stdin;
@@ -313,7 +348,10 @@ mod tests {
     #[test]
     fn whitelist_compares_whole_commands() {
         let mut r = Registry::new();
-        let cfg = ExecutorConfig { command_whitelist: vec!["echo hi".into(), "ls -l".into()], ..Default::default() };
+        let cfg = ExecutorConfig {
+            policy: Policy { whitelist: vec!["echo hi".into(), "ls -l".into()], ..Default::default() },
+            ..Default::default()
+        };
         // (entries are bytes: any Lua string)
         r.define_native("w:l", cfg).unwrap();
         let ex = r.acquire("w:l").unwrap();

@@ -54,6 +54,9 @@ pub enum Stdio {
 #[derive(Debug, Clone)]
 pub struct SpawnRequest {
     pub command: CommandSpec,
+    /// The program to execute, already resolved (a restricted executor
+    /// resolves it its own way); `None`: found from the command.
+    pub program: Option<PathBuf>,
     /// `None` inherits the parent's environment.
     pub env: Option<Vec<(Bytes, Bytes)>>,
     pub work_dir: Option<PathBuf>,
@@ -68,6 +71,7 @@ impl SpawnRequest {
     pub fn new(command: CommandSpec) -> Self {
         SpawnRequest {
             command,
+            program: None,
             env: None,
             work_dir: None,
             stdin: Stdio::Pipe,
@@ -102,11 +106,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
     }
 
     let argv = req.command.argv();
-    let program = command::resolve_program(
-        &argv[0],
-        &command::child_path(req.env.as_deref()),
-        req.work_dir.as_deref(),
-    )?;
+    let program = match &req.program {
+        Some(p) => p.clone(),
+        None => command::resolve_program(&argv[0], &command::child_path(req.env.as_deref()), req.work_dir.as_deref())?,
+    };
 
     let cstr = |s: &[u8], what: &str| CString::new(s).map_err(|_| format!("{what} contains a NUL byte"));
     let c_program = cstr(program.as_os_str().as_bytes(), "program")?;

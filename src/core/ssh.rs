@@ -126,8 +126,11 @@ fn scratch_dir() -> Result<PathBuf, String> {
     }
     // Control socket paths must fit in sockaddr_un (108 bytes): prefer a
     // short base even when TMPDIR is long.
+    // ssh expands '%' in ControlPath and splits its value at blanks, so a
+    // TMPDIR with such characters (or quotes) is not used either.
     let mut base = std::env::temp_dir();
-    if base.as_os_str().len() > 60 {
+    let plain = base.as_os_str().as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(b));
+    if base.as_os_str().len() > 60 || !plain || !base.is_absolute() {
         base = PathBuf::from("/tmp");
     }
     let pid = unsafe { libc::getpid() };
@@ -253,6 +256,47 @@ fn dq_escape(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A remote environment name must be a POSIX name (`[A-Za-z_][A-Za-z0-9_]*`):
+/// anything else could be read by the remote `env` as an option.
+pub fn check_env_name(name: &OsStr) -> Result<(), String> {
+    let n = name.as_bytes();
+    let ok = !n.is_empty()
+        && (n[0].is_ascii_alphabetic() || n[0] == b'_')
+        && n.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "env variable name '{}' is not a portable name ([A-Za-z_][A-Za-z0-9_]*), required on a remote host",
+            name.to_string_lossy()
+        ))
+    }
+}
+
+/// A remote script that runs `body` with `$p` set to the process group of
+/// the wrapper with `token`, read from its pid file. The pid file lives in a
+/// directory other users can write to, and the token is visible in `ps`, so
+/// what it holds is checked before use: a number above 1 that names a
+/// process of ours that leads its group and still runs our wrapper with this
+/// token as its last argument. Anything else means there is nothing to do.
+fn pid_script(token: &str, body: &str) -> Vec<u8> {
+    let f = PIDFILE.replace("$1", token);
+    format!(
+        "f={f}; i=0; while [ ! -s \"$f\" ] && [ $i -lt 40 ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; \
+         p=$(cat \"$f\" 2>/dev/null) || exit 0; \
+         case $p in ''|*[!0-9]*) exit 0;; esac; [ \"$p\" -gt 1 ] || exit 0; \
+         if [ -r /proc/$p/stat ]; then \
+           [ -O /proc/$p ] || exit 0; \
+           g=$(sed 's/.*) [A-Za-z] [0-9]* //; s/ .*//' /proc/$p/stat 2>/dev/null); [ \"$g\" = \"$p\" ] || exit 0; \
+           case \"$(tr '\\000' ' ' </proc/$p/cmdline 2>/dev/null)\" in *' lua-exec {token} ') ;; *) exit 0;; esac; \
+         else \
+           set -- $(ps -o pgid= -o uid= -p \"$p\" 2>/dev/null); [ \"$1\" = \"$p\" ] && [ \"$2\" = \"$(id -u)\" ] || exit 0; \
+           case \"$(ps -ww -o args= -p \"$p\" 2>/dev/null)\" in *' lua-exec {token}') ;; *) exit 0;; esac; \
+         fi; {body}"
+    )
+    .into_bytes()
+}
+
 /// The command part of the wrapper: `env K=V ... sh -c 'cmd'` or
 /// `env K=V ... 'prog' 'arg'...`. `env` runs the real program even where sh
 /// has a builtin of that name, as a native argv command would.
@@ -261,8 +305,10 @@ fn command_line(command: &CommandSpec, env: Option<&[(Bytes, Bytes)]>) -> Result
     let env = env.unwrap_or(&[]);
     let use_env = !env.is_empty() || matches!(command, CommandSpec::Argv(_));
     if use_env {
-        s.extend_from_slice(b"env");
+        // `--`: nothing after it is an option of env's, whatever it holds.
+        s.extend_from_slice(b"env --");
         for (k, v) in env {
+            check_env_name(k)?;
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
             kv.extend_from_slice(v.as_bytes());
@@ -531,12 +577,7 @@ impl RemoteProcess {
     /// yet, so wait for it up to 2 s (a command that already ended has
     /// removed it: then there is nothing to do).
     fn with_pid(&self, body: &str) -> Vec<u8> {
-        let f = PIDFILE.replace("$1", &self.token);
-        format!(
-            "f={f}; i=0; while [ ! -s \"$f\" ] && [ $i -lt 40 ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; \
-             p=$(cat \"$f\" 2>/dev/null) || exit 0; {body}"
-        )
-        .into_bytes()
+        pid_script(&self.token, body)
     }
 
     /// The local command that delivers `sig` to the remote process group.
@@ -608,6 +649,35 @@ mod tests {
         let code = out.status.code().unwrap_or(-1);
         assert!(!Path::new(&format!("/tmp/lua-exec-{token}")).exists(), "pid file left behind");
         (code, out.stdout, out.stderr)
+    }
+
+    #[test]
+    fn the_remote_stop_checks_what_the_pid_file_holds() {
+        let token = format!("test{:016x}", random_u64());
+        let file = format!("/tmp/lua-exec-{token}");
+        let run = |content: &str| {
+            std::fs::write(&file, content).unwrap();
+            let script = pid_script(&token, "echo KILL $p");
+            let out = Command::new("sh").arg("-c").arg(OsStr::from_bytes(&script)).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        // Forged: not a number, -1, 1, an unrelated process (ours, or init).
+        for forged in ["-1", "1", "0", "1 2", "$(id)", "", &std::process::id().to_string()] {
+            assert_eq!(run(forged), "", "acted on a pid file holding {forged:?}");
+        }
+        // The real thing: a group leader whose last arguments are ours.
+        let script = format!("exec sh -c 'sleep 5' lua-exec {token}");
+        let mut leader = Command::new("setsid").arg("sh").arg("-c").arg(&script).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let pid = leader.id().to_string();
+        assert_eq!(run(&pid), format!("KILL {pid}\n"));
+        let _ = leader.kill();
+        let _ = leader.wait();
+        let _ = std::fs::remove_file(&file);
+        // Names that env would read as options are refused.
+        assert!(check_env_name(OsStr::new("--split-string")).is_err());
+        assert!(check_env_name(OsStr::new("A-B")).is_err());
+        assert!(check_env_name(OsStr::new("_OK9")).is_ok());
     }
 
     #[test]

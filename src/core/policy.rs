@@ -1,0 +1,177 @@
+//! What a restricted executor promises its owner (README, "Security").
+//!
+//! The attacker is Lua code that holds a restricted executor (a resource
+//! with a `command_whitelist`, an `allowed_env` or a `work_dir_within`) and
+//! the processes it made, and nothing else. These checks decide what that
+//! code may make the host run:
+//! - a whitelisted command runs the program the owner meant: program names
+//!   are resolved with the resource's own PATH, never with the caller's
+//!   `env` or relative to the caller's `work_dir`;
+//! - the caller's `env` cannot name a variable that changes what runs or
+//!   what it loads (`blocked_env`), or, with `allowed_env`, any name the
+//!   owner did not list;
+//! - the caller's `work_dir` must resolve inside `work_dir_within`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::command::{self, Bytes};
+
+/// Variables that change which program runs or what it loads: the dynamic
+/// loader's, the shells' start-up and parsing, and the common interpreters'
+/// and tools' search paths and hooks. The list cannot be complete for every
+/// program a whitelist may name: `allowed_env` is the exact tool.
+pub const BLOCKED_ENV: &[&str] = &[
+    "PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "CDPATH", "GLOBIGNORE", "PS4",
+    "PROMPT_COMMAND", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "HOSTALIASES",
+    "MALLOC_TRACE", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT",
+    "PYTHONUSERBASE", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
+    "NODE_PATH", "LUA_PATH", "LUA_CPATH", "LUA_INIT", "MAKEFLAGS", "MAKEFILES", "MFLAGS",
+    "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
+    "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_PAGER", "GIT_EDITOR", "GIT_ASKPASS",
+    "EDITOR", "VISUAL", "PAGER", "SSH_ASKPASS", "SUDO_ASKPASS",
+];
+
+/// Prefixes of such variables (`LD_PRELOAD`, bash's exported functions...).
+pub const BLOCKED_ENV_PREFIXES: &[&str] =
+    &["LD_", "BASH_FUNC_", "DYLD_", "LUA_PATH_", "LUA_CPATH_", "LUA_INIT_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"];
+
+/// Whether `name` is one of the variables above.
+pub fn is_blocked_env(name: &OsStr) -> bool {
+    let n = name.as_bytes();
+    BLOCKED_ENV.iter().any(|b| b.as_bytes() == n) || BLOCKED_ENV_PREFIXES.iter().any(|p| n.starts_with(p.as_bytes()))
+}
+
+/// A resource's restrictions.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub whitelist: Vec<Bytes>,
+    pub allowed_env: Option<Vec<Bytes>>,
+    pub work_dir_within: Option<PathBuf>,
+}
+
+impl Policy {
+    pub fn restricts_programs(&self) -> bool {
+        !self.whitelist.is_empty()
+    }
+
+    /// The caller's `env` on resource `id`.
+    pub fn check_env(&self, env: &[(Bytes, Bytes)], id: &str) -> Result<(), String> {
+        for (k, _) in env {
+            let shown = k.to_string_lossy();
+            match &self.allowed_env {
+                Some(allowed) => {
+                    if !allowed.iter().any(|a| a == k) {
+                        return Err(format!("env variable '{shown}' is not in the allowed_env of '{id}'"));
+                    }
+                }
+                None if self.restricts_programs() && is_blocked_env(k) => {
+                    return Err(format!(
+                        "env variable '{shown}' cannot be set on '{id}': it changes what runs or what it loads \
+                         (the resource has a command_whitelist; its owner can allow it with allowed_env)"
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller's `work_dir` on resource `id`: inside `work_dir_within`
+    /// once symlinks are resolved. Returns the directory to use (resolved,
+    /// so that what was checked is what the child gets).
+    pub fn check_work_dir(&self, dir: &Path, id: &str) -> Result<PathBuf, String> {
+        let Some(root) = &self.work_dir_within else { return Ok(dir.to_path_buf()) };
+        let shown = dir.display();
+        let real = std::fs::canonicalize(dir).map_err(|e| format!("work_dir '{shown}': {}", super::sys::describe(&e)))?;
+        let real_root = std::fs::canonicalize(root)
+            .map_err(|e| format!("work_dir_within '{}' of '{id}': {}", root.display(), super::sys::describe(&e)))?;
+        if !real.starts_with(&real_root) {
+            return Err(format!(
+                "work_dir '{shown}' is outside the work_dir_within of '{id}' ({})",
+                real_root.display()
+            ));
+        }
+        Ok(real)
+    }
+
+    /// The program a whitelisted argv command runs, found the owner's way:
+    /// a bare name in `path` (the resource's PATH), a relative path in the
+    /// resource's `default_work_dir`. Always an absolute path, so that the
+    /// caller's `work_dir` cannot change what it names.
+    pub fn resolve_program(&self, program: &OsStr, path: &OsStr, default_dir: Option<&Path>, id: &str) -> Result<PathBuf, String> {
+        let p = program.as_bytes();
+        let relative_with_slash = p.contains(&b'/') && !p.starts_with(b"/");
+        let base = match default_dir {
+            Some(d) => d.to_path_buf(),
+            None if relative_with_slash => {
+                return Err(format!(
+                    "program '{}' is a relative path: '{id}' has a command_whitelist and no default_work_dir to resolve it in",
+                    program.to_string_lossy()
+                ))
+            }
+            None => std::env::current_dir().map_err(|e| format!("cannot resolve programs: {}", super::sys::describe(&e)))?,
+        };
+        let found = command::resolve_program(program, path, Some(&base))?;
+        Ok(if found.is_absolute() { found } else { base.join(found) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed: Option<&[&str]>) -> Policy {
+        Policy {
+            whitelist: vec!["make".into()],
+            allowed_env: allowed.map(|a| a.iter().map(|s| Bytes::from(*s)).collect()),
+            work_dir_within: None,
+        }
+    }
+
+    #[test]
+    fn a_whitelist_blocks_variables_that_change_what_runs() {
+        let p = policy(None);
+        for name in ["PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "IFS", "BASH_FUNC_make%%"] {
+            let e = p.check_env(&[(name.into(), "x".into())], "a:b").unwrap_err();
+            assert!(e.contains(name), "{e}");
+        }
+        assert!(p.check_env(&[("CFLAGS".into(), "-O2".into())], "a:b").is_ok());
+        // Without a whitelist nothing is blocked.
+        assert!(Policy::default().check_env(&[("PATH".into(), "/x".into())], "a:b").is_ok());
+    }
+
+    #[test]
+    fn allowed_env_lists_every_name_a_caller_may_set() {
+        let p = policy(Some(&["CFLAGS", "PATH"]));
+        assert!(p.check_env(&[("CFLAGS".into(), "x".into()), ("PATH".into(), "/x".into())], "a:b").is_ok());
+        let e = p.check_env(&[("HOME".into(), "/".into())], "a:b").unwrap_err();
+        assert!(e.contains("not in the allowed_env of 'a:b'"), "{e}");
+    }
+
+    #[test]
+    fn work_dir_must_resolve_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("lua-exec-policy-{}", std::process::id()));
+        let inside = root.join("inside");
+        std::fs::create_dir_all(&inside).unwrap();
+        let link = root.join("escape");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/etc", &link).unwrap();
+        let p = Policy { work_dir_within: Some(root.clone()), ..Default::default() };
+        assert!(p.check_work_dir(&inside, "a:b").is_ok());
+        let e = p.check_work_dir(&link, "a:b").unwrap_err();
+        assert!(e.contains("outside the work_dir_within"), "{e}");
+        assert!(p.check_work_dir(&root.join("inside/../../"), "a:b").is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn whitelisted_programs_are_found_with_the_resources_path_only() {
+        let p = policy(None);
+        let sh = p.resolve_program(OsStr::new("sh"), OsStr::new("/bin:/usr/bin"), None, "a:b").unwrap();
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        let e = p.resolve_program(OsStr::new("./make"), OsStr::new("/bin"), None, "a:b").unwrap_err();
+        assert!(e.contains("relative path"), "{e}");
+    }
+}
