@@ -164,6 +164,100 @@ function cases.popen_read(mib)
   return total / (now() - t0)
 end
 
+---------------------------------------------------------------- lines
+-- `seq 1 N` line by line: the stream's lines() iterator, a read("l") loop,
+-- and io.popen():lines(). Lines per second.
+function cases.exec_lines(n)
+  local exec = require("exec")
+  local p = exec.get("process:native"):exec({ "seq", "1", tostring(n) })
+  local t0 = now()
+  p:start()
+  local count = 0
+  for _ in p:stdout_stream():lines() do count = count + 1 end
+  p:wait()
+  assert(count == n)
+  return n / (now() - t0)
+end
+
+function cases.exec_read_l(n)
+  local exec = require("exec")
+  local p = exec.get("process:native"):exec({ "seq", "1", tostring(n) })
+  local t0 = now()
+  p:start()
+  local s = p:stdout_stream()
+  local count = 0
+  while s:read("l") do count = count + 1 end
+  p:wait()
+  assert(count == n)
+  return n / (now() - t0)
+end
+
+function cases.popen_lines(n)
+  local t0 = now()
+  local f = io.popen("seq 1 " .. n)
+  local count = 0
+  for _ in f:lines() do count = count + 1 end
+  f:close()
+  assert(count == n)
+  return n / (now() - t0)
+end
+
+---------------------------------------------------------------- whole output
+-- 200 MiB captured whole: stream:read("a"), exec.run, io.popen():read("a").
+function cases.exec_read_all(mib)
+  local exec = require("exec")
+  local p = exec.get("process:native"):exec(dd(mib))
+  local t0 = now()
+  p:start()
+  local all = p:stdout_stream():read("a")
+  p:wait()
+  assert(#all == mib * 1048576)
+  return #all / (now() - t0)
+end
+
+function cases.exec_run_capture(mib)
+  local exec = require("exec")
+  local t0 = now()
+  local r = exec.run(dd(mib))
+  assert(#r.stdout == mib * 1048576)
+  return #r.stdout / (now() - t0)
+end
+
+function cases.popen_read_all(mib)
+  local t0 = now()
+  local f = io.popen("dd if=/dev/zero bs=1M count=" .. mib .. " status=none")
+  local all = f:read("a")
+  f:close()
+  assert(#all == mib * 1048576)
+  return #all / (now() - t0)
+end
+
+---------------------------------------------------------------- short commands
+-- The most common use: run `echo hi` and take its output.
+function cases.exec_run_shell(n)
+  local exec = require("exec")
+  local t0 = now()
+  for _ = 1, n do assert(exec.run("echo hi").stdout == "hi\n") end
+  return n / (now() - t0)
+end
+
+function cases.exec_run_argv(n)
+  local exec = require("exec")
+  local t0 = now()
+  for _ = 1, n do assert(exec.run({ "echo", "hi" }).stdout == "hi\n") end
+  return n / (now() - t0)
+end
+
+function cases.popen_echo(n)
+  local t0 = now()
+  for _ = 1, n do
+    local f = io.popen("echo hi")
+    assert(f:read("a") == "hi\n")
+    f:close()
+  end
+  return n / (now() - t0)
+end
+
 ---------------------------------------------------------------- stdin write
 local BLOCK = string.rep("x", 65536)
 

@@ -64,6 +64,24 @@ local rows = {
   { "write 1 GiB, stdin = \"socket\"", "GiB/s", {
       { "lua-exec socket", function() return run_case("exec_write_socket", 1024) / GiB end },
       { "luv", function() return run_case("luv_write", 1024) / GiB end } } },
+  { "lines of `seq 1 2000000`", "lines/s", {
+      { "lua-exec lines()", function() return run_case("exec_lines", 2000000) end },
+      { "io.popen lines()", function() return run_case("popen_lines", 2000000) end } } },
+  { "read(\"l\") loop, `seq 1 2000000`", "lines/s", {
+      { "lua-exec read(l)", function() return run_case("exec_read_l", 2000000) end },
+      { "io.popen lines()", function() return run_case("popen_lines", 2000000) end } } },
+  { "capture 200 MiB whole", "GiB/s", {
+      { "lua-exec read(a)", function() return run_case("exec_read_all", 200) / GiB end },
+      { "io.popen read(a)", function() return run_case("popen_read_all", 200) / GiB end } } },
+  { "exec.run capturing 200 MiB", "GiB/s", {
+      { "lua-exec run", function() return run_case("exec_run_capture", 200) / GiB end },
+      { "io.popen read(a)", function() return run_case("popen_read_all", 200) / GiB end } } },
+  { "exec.run(\"echo hi\")", "runs/s", {
+      { "lua-exec run", function() return run_case("exec_run_shell", 1000) end },
+      { "io.popen+read+close", function() return run_case("popen_echo", 1000) end } } },
+  { "exec.run({\"echo\", \"hi\"})", "runs/s", {
+      { "lua-exec run", function() return run_case("exec_run_argv", 1000) end },
+      { "io.popen+read+close", function() return run_case("popen_echo", 1000) end } } },
   { "500 concurrent `sleep 1`: wall", "s (lower is better)", {
       { "lua-exec", function() return run_case("exec_concurrent_wall", 500) end },
       { "luv", function() return run_case("luv_concurrent_wall", 500) end },

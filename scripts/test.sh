@@ -20,6 +20,12 @@ for log in build/test/cargo-nopidfd.log; do
   c_pass=$((c_pass + $(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\1/p' $log | awk '{s+=$1} END {print s+0}')))
   c_fail=$((c_fail + $(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed.*/\2/p' $log | awk '{s+=$1} END {print s+0}')))
 done
+# Lints: every unsafe block has a SAFETY note (lib.rs warns, -D denies).
+if cargo clippy --release --features lua54 --all-targets --target-dir target/clippy -- -D warnings >build/test/clippy.log 2>&1; then
+  c_pass=$((c_pass + 1)); echo "ok clippy"
+else
+  c_fail=$((c_fail + 1)); echo "not ok clippy"; grep -E "^(error|warning)" -A6 build/test/clippy.log | head -40
+fi
 echo "cargo: $c_pass passed, $c_fail failed"
 passed=$((passed + c_pass)); failed=$((failed + c_fail))
 

@@ -524,50 +524,35 @@ function Process:wait(d)
     if not ok then return nil, tostring(secs) end
     deadline = sched.now() + secs
   end
-  local state = raw:state()
-  if state == "created" then return nil, "process:wait: process not started" end
-  if state == "closed" then
-    local code = raw:code()
-    if code then return code, nil end
-    return nil, "process:wait: process is closed"
-  end
   -- Tasks already scheduled (typically a reader spawned just before this
   -- call) get to run first, so that the streams they are about to take are
   -- not mistaken for output nobody wants. From then on output cannot hold
-  -- the child up: unobtained streams are discarded, obtained ones are read
-  -- ahead into memory until their end.
+  -- the child up (see stream.rs): the first step begins the wait.
   sched.yield()
-  if raw:state() == "running" then raw:begin_wait() end
   while true do
-    local code, werr = raw:try_wait()
+    -- The state machine is Rust's: one call per step.
+    local code, a, t1, t2 = raw:wait_step()
     if code then
-      -- Other coroutines may be waiting on the exit token, which finish()
+      -- Other coroutines may be waiting on the exit token, which finishing
       -- retires: wake them, they find the code. (Without this a waiter that
       -- registered after the token's last report would sleep forever.)
-      wake_waiters(raw)
-      raw:finish()
+      if a then sched.fire(a) end
+      if t1 then sched.fire(t1) end
       -- A group may outlive its leader: its timeout still ends it then.
-      if not (st.process_group and raw:signal_rest(0)) then stop_timer(st) end
+      if st._timer and not (st.process_group and raw:signal_rest(0)) then stop_timer(st) end
       return code, nil
-    end
-    if code == nil then
-      local c = raw:code()
-      if c then return c, nil end -- another waiter finished it meanwhile
-      wake_waiters(raw) -- they get the same message
-      return nil, "process:wait: " .. werr
-    end
-    local token = raw:exit_token()
-    if not token then return nil, "process:wait: process is closed" end
-    if deadline then
-      local left = deadline - sched.now()
-      if left <= 0 then return nil, "timeout" end
-      local fired = sched.wait_token_for(token, left, "process:wait")
-      if not fired and raw:state() == "running" and not raw:code() then
-        local c = raw:try_wait()
-        if not c then return nil, "timeout" end
+    elseif code == false then
+      if deadline then
+        local left = deadline - sched.now()
+        if left <= 0 then return nil, "timeout" end
+        sched.wait_token_for(a, left, "process:wait")
+      else
+        sched.wait_token(a, "process:wait")
       end
     else
-      sched.wait_token(token, "process:wait")
+      if t1 then sched.fire(t1) end -- they get the same message
+      if t2 then sched.fire(t2) end
+      return nil, "process:wait: " .. a
     end
   end
 end
@@ -608,7 +593,7 @@ local function get_stream(self, which, fname)
   local sraw, err = raw:stream(which)
   if not sraw then error(fname .. ": " .. err, 3) end
   -- `owner`: a stream (and a lines() iterator) keeps its process alive.
-  s = new_object(Stream, { raw = sraw, buffer = "", owner = self })
+  s = new_object(Stream, { raw = sraw, token = sraw:token(), owner = self })
   st.streams[which] = s
   return s
 end
@@ -664,65 +649,56 @@ end
 
 local CHUNK = 65536
 
--- One chunk from the pipe, waiting as needed: data | nil (end) | nil, err.
-local function read_chunk(raw, n)
-  while true do
-    local data, err = raw:read(n)
-    if data then return data end
-    if data == nil then return nil, err end
-    sched.wait_token(raw:token(), "stream:read")
-    if raw:closed() then return nil, "stream is closed" end
-  end
-end
-
 local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
 
--- Take up to n bytes of what an earlier line read left over.
-local function take_buffered(st, n)
-  local buf = st.buffer
-  if #buf <= n then
-    st.buffer = ""
-    return buf
-  end
-  st.buffer = buf:sub(n + 1)
-  return buf:sub(1, n)
+-- Line reads. Rust hands over every whole line available at once, as one
+-- string (a "block"); lines are cut out of it with plain find and sub (both
+-- in C, and compiled by LuaJIT), so a line costs no call into Rust. Any
+-- other read first gives the rest of the block back to the stream, so reads
+-- of every kind can be mixed.
+local find, sub = string.find, string.sub
+
+local function give_back(raw, st)
+  local rest = sub(st.block, st.pos)
+  st.block = nil
+  if rest ~= "" then raw:unread(rest) end
 end
 
--- A line (with its newline when keep), the last line without one, or nil at
--- the end. CRLF is left as it is.
-local function read_line(st, raw, keep)
-  while true do
-    local buf = st.buffer
-    local nl = buf:find("\n", 1, true)
+-- The next line (with its newline when keep): line | nil (end) | nil, err.
+local function next_line(raw, st, keep)
+  local block = st.block
+  if block then
+    local pos = st.pos
+    local nl = find(block, "\n", pos, true)
     if nl then
-      st.buffer = buf:sub(nl + 1)
-      return keep and buf:sub(1, nl) or buf:sub(1, nl - 1)
+      st.pos = nl + 1
+      return sub(block, pos, keep and nl or nl - 1)
     end
-    local data, err = read_chunk(raw, CHUNK)
-    if data then
-      st.buffer = buf .. data
-    elseif err then
-      return nil, err
+    st.block = nil
+  end
+  while true do
+    local last
+    block, last = raw:read_lines()
+    if block then
+      if last then return block end -- the last line, without newline
+      local nl = find(block, "\n", 1, true)
+      st.block, st.pos = block, nl + 1
+      return sub(block, 1, keep and nl or nl - 1)
+    elseif block == false then
+      sched.wait_token(st.token, "stream:read")
     else
-      st.buffer = ""
-      if buf == "" then return nil end
-      return buf
+      return nil, last
     end
   end
 end
 
-local function read_all(st, raw)
-  local parts = { st.buffer }
-  st.buffer = ""
+-- Call raw[method](raw, arg) until it has an answer, parking the caller on
+-- the stream's token while it would block: one call into Rust per attempt.
+local function await(raw, st, method, arg)
   while true do
-    local data, err = read_chunk(raw, CHUNK)
-    if data then
-      parts[#parts + 1] = data
-    elseif err then
-      return nil, err
-    else
-      return table.concat(parts)
-    end
+    local data, err = raw[method](raw, arg)
+    if data ~= false then return data, err end
+    sched.wait_token(st.token, "stream:read")
   end
 end
 
@@ -732,27 +708,28 @@ end
 --- "a" everything up to the end ("" if nothing is left).
 function Stream:read(n)
   local raw, st = check_self(self, Stream, "stream:read")
-  local fmt
-  if n == nil then
-    n = CHUNK
+  local data, err
+  if n == "l" or n == "L" then
+    data, err = next_line(raw, st, n == "L")
+  elseif n == nil then
+    if st.block then give_back(raw, st) end
+    data, err = await(raw, st, "read", CHUNK)
   elseif type(n) == "string" then
-    fmt = FORMATS[n]
+    local fmt = FORMATS[n]
     if not fmt then arg_error("stream:read", 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
+    if fmt == "a" then
+      if st.block then give_back(raw, st) end
+      data, err = await(raw, st, "read_all")
+    else
+      data, err = next_line(raw, st, fmt == "L")
+    end
   elseif type(n) ~= "number" then
     arg_error("stream:read", 1, "n", "number or format expected, got " .. type(n))
   elseif n ~= n or n < 1 or n % 1 ~= 0 then
     arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
-  end
-  if raw:closed() then return nil, "stream:read: stream is closed" end
-  local data, err
-  if fmt == "l" or fmt == "L" then
-    data, err = read_line(st, raw, fmt == "L")
-  elseif fmt == "a" then
-    data, err = read_all(st, raw)
   else
-    if n > CHUNK then n = CHUNK end
-    if st.buffer ~= "" then return take_buffered(st, n), nil end
-    data, err = read_chunk(raw, n)
+    if st.block then give_back(raw, st) end
+    data, err = await(raw, st, "read", n > CHUNK and CHUNK or n)
   end
   if data then return data, nil end
   if err then return nil, "stream:read: " .. err end
@@ -762,10 +739,20 @@ end
 --- for line in stream:lines() do ... end: lines without their newline.
 --- Raises on a read error (a for loop has no place for a message).
 function Stream:lines()
-  check_self(self, Stream, "stream:lines")
+  local raw, st = check_self(self, Stream, "stream:lines")
   return function()
-    local line, err = self:read("l")
-    if err then error(err, 2) end
+    local block = st.block
+    if block then
+      local pos = st.pos
+      local nl = find(block, "\n", pos, true)
+      if nl then
+        st.pos = nl + 1
+        return sub(block, pos, nl - 1)
+      end
+    end
+    check_open()
+    local line, err = next_line(raw, st, false)
+    if err then error("stream:read: " .. err, 2) end
     return line
   end
 end

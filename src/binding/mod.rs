@@ -65,6 +65,7 @@ fn state(lua: &Lua) -> mlua::Result<Rc<StateCtx>> {
 /// the atexit handler run its code after the Lua state (which would
 /// `dlclose` it) is gone.
 fn pin_library() {
+    // SAFETY: dladdr reads the address of one of our functions into a zeroed Dl_info; dlopen with RTLD_NOLOAD only takes a reference to a library that is already loaded (ours).
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();
         if libc::dladdr(pin_library as *const libc::c_void, &mut info) != 0 && !info.dli_fname.is_null() {

@@ -5,19 +5,19 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use mlua::{IntoLua, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use super::StateCtx;
 use crate::core::command::{Bytes, CommandSpec};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use crate::core::policy::Policy;
-use crate::core::process::{Output, Process, State};
+use crate::core::process::{Output, Process, State, WaitStep};
 use crate::core::json::Json;
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND, SSH_KIND};
 use crate::core::ssh::{Readiness, SshTarget};
 use crate::core::spawn::Stdio;
-use crate::core::stream::{with_scratch, Stream, StreamRead, MAX_CHUNK};
+use crate::core::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
 
 type Fail = (Value, Option<String>);
 
@@ -288,9 +288,26 @@ impl UserData for ProcessUd {
             Ok(None) => ok(lua, false),
             Err(e) => fail(e),
         });
-        m.add_method_mut("begin_wait", |_, this, ()| {
-            this.0.begin_wait();
-            Ok(())
+        // code, tokens to wake... | false, token | nil, message, tokens to wake...
+        m.add_method_mut("wait_step", |lua, this, ()| {
+            let (step, wake) = this.0.wait_step();
+            let mut out = MultiValue::new();
+            match step {
+                WaitStep::Done(c) => out.push_back(Value::Integer(c as mlua::Integer)),
+                WaitStep::Pending(t) => {
+                    out.push_back(Value::Boolean(false));
+                    out.push_back(t.into_lua(lua)?);
+                    return Ok(out);
+                }
+                WaitStep::Failed(e) => {
+                    out.push_back(Value::Nil);
+                    out.push_back(Value::String(lua.create_string(e)?));
+                }
+            }
+            for t in wake.into_iter().flatten() {
+                out.push_back(t.into_lua(lua)?);
+            }
+            Ok(out)
         });
         // Signal what is left of a process group after its leader exited.
         m.add_method_mut("signal_rest", |_, this, sig: i64| Ok(this.0.signal_rest(sig.clamp(0, 64) as i32)));
@@ -333,6 +350,30 @@ impl UserData for ProcessUd {
 
 pub struct StreamUd(Stream);
 
+fn dropped_message(n: u64, limit: usize) -> String {
+    format!("{n} bytes of output were dropped: more than the buffer_limit of {limit} bytes waited unread")
+}
+
+/// A line or whole read's outcome as Lua values: data | false (would block)
+/// | nil (end) | nil, message.
+fn got<T>(
+    lua: &Lua,
+    r: Result<Got<T>, String>,
+    limit: usize,
+    data: impl FnOnce(T) -> mlua::Result<Value>,
+) -> mlua::Result<MultiValue> {
+    let fail = |msg: String| -> mlua::Result<MultiValue> {
+        Ok(MultiValue::from_vec(vec![Value::Nil, Value::String(lua.create_string(msg)?)]))
+    };
+    match r {
+        Ok(Got::Data(v)) => Ok(MultiValue::from_vec(vec![data(v)?])),
+        Ok(Got::WouldBlock) => Ok(MultiValue::from_vec(vec![Value::Boolean(false)])),
+        Ok(Got::Eof) | Ok(Got::Lines(..)) => Ok(MultiValue::from_vec(vec![Value::Nil])),
+        Ok(Got::Dropped(n)) => fail(dropped_message(n, limit)),
+        Err(e) => fail(e),
+    }
+}
+
 impl UserData for StreamUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         // string | false (would block) | nil (end) | nil, message
@@ -343,10 +384,7 @@ impl UserData for StreamUd {
                 Ok(StreamRead::Data(n)) => lua.create_string(&buf[..n]).map(|s| Ok(Value::String(s))),
                 Ok(StreamRead::WouldBlock) => Ok(Ok(Value::Boolean(false))),
                 Ok(StreamRead::Eof) => Ok(Ok(Value::Nil)),
-                Ok(StreamRead::Dropped(n)) => Ok(Err(format!(
-                    "{n} bytes of output were dropped: more than the buffer_limit of {} bytes waited unread",
-                    this.0.buffer_limit()
-                ))),
+                Ok(StreamRead::Dropped(n)) => Ok(Err(dropped_message(n, this.0.buffer_limit()))),
                 Err(e) => Ok(Err(e)),
             })?;
             let mut out = MultiValue::new();
@@ -358,6 +396,35 @@ impl UserData for StreamUd {
                 }
             }
             Ok(out)
+        });
+        // string | false (would block) | nil (end) | nil, message
+        m.add_method_mut("read_line", |lua, this, keep: bool| {
+            let limit = this.0.buffer_limit();
+            let r = this.0.read_line(keep, |line| lua.create_string(line));
+            got(lua, r, limit, |s| Ok(Value::String(s?)))
+        });
+        // lines (a string of whole lines), unterminated | false | nil | nil, message
+        m.add_method_mut("read_lines", |lua, this, ()| {
+            let limit = this.0.buffer_limit();
+            let (r, unterminated) = match this.0.read_lines_block(|block| lua.create_string(block)) {
+                Ok((g, u)) => (Ok(g), u),
+                Err(e) => (Err(e), false),
+            };
+            let mut out = got(lua, r, limit, |s| Ok(Value::String(s?)))?;
+            if unterminated {
+                out.push_back(Value::Boolean(true));
+            }
+            Ok(out)
+        });
+        // string | false (would block) | nil, message
+        m.add_method_mut("read_all", |lua, this, ()| {
+            let limit = this.0.buffer_limit();
+            let r = this.0.read_all(|all| lua.create_string(all));
+            got(lua, r, limit, |s| Ok(Value::String(s?)))
+        });
+        m.add_method_mut("unread", |lua, this, data: mlua::String| {
+            let r = this.0.unread(&data.as_bytes());
+            unit(lua, r)
         });
         m.add_method("token", |_, this, ()| Ok(this.0.token()));
         m.add_method("closed", |_, this, ()| Ok(this.0.is_closed()));

@@ -169,6 +169,7 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
 
 fn is_executable(p: &Path) -> bool {
     match CString::new(p.as_os_str().as_bytes()) {
+        // SAFETY: `c` is a NUL-terminated path that lives for the call.
         Ok(c) => unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 },
         Err(_) => false,
     }

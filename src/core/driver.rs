@@ -123,7 +123,7 @@ impl Driver {
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
     /// must hear about into `ready`. Returns early with nothing on EINTR.
     pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
-        if !self.polled_exits.is_empty() && (timeout_ms < 0 || timeout_ms > FALLBACK_POLL_MS) {
+        if !self.polled_exits.is_empty() && !(0..=FALLBACK_POLL_MS).contains(&timeout_ms) {
             timeout_ms = FALLBACK_POLL_MS;
         }
         let mut fired = std::mem::take(&mut self.again);

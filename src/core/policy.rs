@@ -61,11 +61,10 @@ impl Policy {
         for (k, _) in env {
             let shown = k.to_string_lossy();
             match &self.allowed_env {
-                Some(allowed) => {
-                    if !allowed.iter().any(|a| a == k) {
-                        return Err(format!("env variable '{shown}' is not in the allowed_env of '{id}'"));
-                    }
+                Some(allowed) if !allowed.iter().any(|a| a == k) => {
+                    return Err(format!("env variable '{shown}' is not in the allowed_env of '{id}'"));
                 }
+                Some(_) => {}
                 None if self.restricts_programs() && is_blocked_env(k) => {
                     return Err(format!(
                         "env variable '{shown}' cannot be set on '{id}': it changes what runs or what it loads \

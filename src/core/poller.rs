@@ -24,8 +24,10 @@ pub struct Poller {
 
 impl Poller {
     pub fn new() -> io::Result<Poller> {
+        // SAFETY: epoll_create1 has no pointer arguments; the result is checked.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         Ok(Poller {
+            // SAFETY: `fd` was just created by epoll_create1 and is owned by nobody else.
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
         })
@@ -37,6 +39,7 @@ impl Poller {
             Interest::Write => libc::EPOLLOUT,
         };
         let mut ev = libc::epoll_event { events: (bits | libc::EPOLLET) as u32, u64: token };
+        // SAFETY: `ev` is a live epoll_event; the fds are checked by the kernel.
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         Ok(())
     }
@@ -45,6 +48,7 @@ impl Poller {
     /// token. An interrupted wait (EINTR) returns with no events, so that a
     /// host's signal handling (Ctrl-C in the interpreter) gets to run.
     pub fn wait(&mut self, timeout_ms: i32, mut f: impl FnMut(Token)) -> io::Result<usize> {
+        // SAFETY: `events` is a live buffer of `len` epoll_event structs.
         let n = unsafe {
             libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as i32, timeout_ms)
         };

@@ -28,6 +28,15 @@ pub struct Limit {
     pub max: Option<usize>,
 }
 
+/// What one step of `wait()` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitStep {
+    Done(i32),
+    /// Still running: park on this token and step again.
+    Pending(Token),
+    Failed(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Created,
@@ -69,6 +78,8 @@ pub struct Process {
     taken: [bool; 2],
     /// Read-ahead limit for this process's output, in bytes.
     buffer_limit: usize,
+    /// `wait()` has begun (see `begin_wait`).
+    wait_begun: bool,
     code: Option<i32>,
     /// For a remote process: its remote half. The local child is `ssh`.
     remote: Option<RemoteProcess>,
@@ -100,6 +111,7 @@ impl Process {
             out_tokens: [None, None],
             taken: [false, false],
             buffer_limit: DEFAULT_BUFFER_LIMIT,
+            wait_begun: false,
             code: None,
         }
     }
@@ -243,6 +255,39 @@ impl Process {
         }
     }
 
+    /// One step of `wait()`, the whole state machine in one call: the exit
+    /// code once the child is reaped (the handle is then finished), the
+    /// token to park on while it runs, or why it cannot be waited for. With
+    /// a result come the tokens other waiters may park on, to be woken.
+    pub fn wait_step(&mut self) -> (WaitStep, [Option<Token>; 2]) {
+        match self.state {
+            State::Created => return (WaitStep::Failed("process not started".into()), [None, None]),
+            State::Closed => {
+                return match self.code {
+                    Some(c) => (WaitStep::Done(c), [None, None]),
+                    None => (WaitStep::Failed("process is closed".into()), [None, None]),
+                }
+            }
+            State::Running => {}
+        }
+        if !self.wait_begun {
+            self.wait_begun = true;
+            self.begin_wait();
+        }
+        let wake = [self.exit_token, self.stdin_token()];
+        match self.try_wait() {
+            Ok(Some(c)) => {
+                self.finish();
+                (WaitStep::Done(c), wake)
+            }
+            Ok(None) => match self.exit_token {
+                Some(t) => (WaitStep::Pending(t), [None, None]),
+                None => (WaitStep::Failed("process is closed".into()), [None, None]),
+            },
+            Err(e) => (WaitStep::Failed(e), wake),
+        }
+    }
+
     /// `wait()` has begun: no output may hold the child up any more. Output
     /// nobody obtained is discarded (it can never be read once `wait()`
     /// returns); streams handed out are read ahead, so that whoever holds
@@ -261,6 +306,11 @@ impl Process {
     /// `wait()` has returned: close the handle, keep the exit code. Streams
     /// already handed out stay readable to their end.
     pub fn finish(&mut self) {
+        if self.state == State::Running && self.code.is_none() {
+            // Never leave a running child unowned: that would be a zombie
+            // and a max_processes slot lost for good.
+            return self.close(false);
+        }
         self.release_resources();
         self.state = State::Closed;
     }

@@ -138,6 +138,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         v
     });
 
+    // SAFETY: every pointer handed to posix_spawn (program, argv, envp, file actions, attributes) points into values that live until it returns; argv and envp are NULL-terminated.
     let pid = unsafe {
         let mut actions = FileActions::new().map_err(|e| fail(e, "posix_spawn setup"))?;
         let mut attr = SpawnAttr::new().map_err(|e| fail(e, "posix_spawn setup"))?;
@@ -217,6 +218,7 @@ impl StdioPipes {
             ends[2] = match &ends[1] {
                 Some((_, child)) => Some((None, child.try_clone()?)),
                 // stdout inherited: stderr follows it to the parent's fd 1.
+                // SAFETY: fd 1 is open (stdout is inherited, so it exists) for the duration of this borrow.
                 None => Some((None, sys::above_stdio(unsafe {
                     std::os::fd::BorrowedFd::borrow_raw(1)
                 }.try_clone_to_owned()?)?)),
@@ -261,6 +263,7 @@ impl FileActions {
 
 impl Drop for FileActions {
     fn drop(&mut self) {
+        // SAFETY: initialised by posix_spawn_file_actions_init in `new`, destroyed once here.
         unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
     }
 }
@@ -300,6 +303,7 @@ impl SpawnAttr {
 
 impl Drop for SpawnAttr {
     fn drop(&mut self) {
+        // SAFETY: initialised by posix_spawnattr_init in `new`, destroyed once here.
         unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
     }
 }

@@ -133,12 +133,15 @@ fn scratch_dir() -> Result<PathBuf, String> {
     if base.as_os_str().len() > 60 || !plain || !base.is_absolute() {
         base = PathBuf::from("/tmp");
     }
+    // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() };
     for _ in 0..100 {
         let p = base.join(format!("lua-exec-{pid}-{:08x}", random_u64() as u32));
         let c = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: `c` is a NUL-terminated path that lives for the call.
         if unsafe { libc::mkdir(c.as_ptr(), 0o700) } == 0 {
             *d = Some((p.clone(), pid));
+            // SAFETY: registers a plain extern "C" function that never unwinds.
             unsafe { libc::atexit(remove_scratch_dir) };
             return Ok(p);
         }
@@ -159,6 +162,7 @@ extern "C" fn remove_scratch_dir() {
         // that made the directory removes it.
         let d = SCRATCH.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some((d, creator)) = d {
+            // SAFETY: getpid cannot fail.
             if creator == unsafe { libc::getpid() } {
                 let _ = std::fs::remove_dir_all(d);
             }
@@ -168,6 +172,7 @@ extern "C" fn remove_scratch_dir() {
 
 fn random_u64() -> u64 {
     let mut v = 0u64;
+    // SAFETY: writes at most 8 bytes into a live u64.
     let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, 0) };
     if n != 8 {
         // No getrandom: time and a counter still make names unique here.

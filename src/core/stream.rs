@@ -44,6 +44,19 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     SCRATCH.with_borrow_mut(|b| f(b))
 }
 
+/// What a line or whole read produced.
+pub enum Got<T> {
+    /// A line (or everything): what the caller's function made of it.
+    Data(T),
+    /// This many lines were passed to the caller's function; `bool`: the
+    /// last one had no newline (the stream's last line).
+    Lines(usize, bool),
+    Eof,
+    WouldBlock,
+    /// This many bytes were dropped since the last read (buffer_limit).
+    Dropped(u64),
+}
+
 pub enum StreamRead {
     /// This many bytes were copied into the caller's buffer.
     Data(usize),
@@ -75,9 +88,26 @@ struct StreamState {
     mode: Mode,
     /// Bytes dropped past the limit and not reported yet.
     dropped: u64,
+    /// The reader's own bytes (taken for a line or whole read and not
+    /// returned yet): older than anything in `buffer`.
+    acc: Vec<u8>,
+    /// Bytes of `acc` already returned.
+    acc_pos: usize,
+    /// `acc[acc_pos..scan]` holds no newline (not searched twice).
+    scan: usize,
 }
 
 impl StreamState {
+    fn pending(&self) -> usize {
+        self.acc.len() - self.acc_pos
+    }
+
+    fn clear_acc(&mut self) {
+        self.acc.clear();
+        self.acc_pos = 0;
+        self.scan = 0;
+    }
+
     fn buffered(&self) -> usize {
         self.buffer.len() - self.pos
     }
@@ -115,6 +145,9 @@ impl Outputs {
                 grown: false,
                 mode: Mode::Direct,
                 dropped: 0,
+                acc: Vec::new(),
+                acc_pos: 0,
+                scan: 0,
             }))
         });
         Rc::new(Outputs { streams: [a, b], limit, used: Cell::new(0) })
@@ -270,6 +303,16 @@ impl Outputs {
             Some(st) if st.fd.is_some() => st,
             _ => return Err("stream is closed".into()),
         };
+        if st.pending() > 0 {
+            let n = st.pending().min(buf.len());
+            buf[..n].copy_from_slice(&st.acc[st.acc_pos..st.acc_pos + n]);
+            st.acc_pos += n;
+            st.scan = st.scan.max(st.acc_pos);
+            if st.acc_pos == st.acc.len() {
+                st.clear_acc();
+            }
+            return Ok(StreamRead::Data(n));
+        }
         if st.dropped > 0 {
             let n = st.dropped;
             st.dropped = 0;
@@ -324,7 +367,220 @@ impl Outputs {
             st.fd = None;
             st.buffer = Vec::new();
             st.pos = 0;
+            st.acc = Vec::new();
+            st.acc_pos = 0;
+            st.scan = 0;
         }
+    }
+
+    /// Put `data` back in front of what stream `which` returns next.
+    pub fn unread(&self, which: usize, data: &[u8]) -> Result<(), String> {
+        let mut guard = self.streams[which].borrow_mut();
+        let st = match guard.as_mut() {
+            Some(st) if st.fd.is_some() => st,
+            _ => return Err("stream is closed".into()),
+        };
+        let mut acc = Vec::new();
+        acc.try_reserve(data.len() + st.pending()).map_err(|_| "out of memory".to_string())?;
+        acc.extend_from_slice(data);
+        acc.extend_from_slice(&st.acc[st.acc_pos..]);
+        st.acc = acc;
+        st.acc_pos = 0;
+        st.scan = 0;
+        Ok(())
+    }
+
+    /// Make progress on a line or whole read of stream `which`: move
+    /// read-ahead data behind the reader's own bytes, or read the pipe into
+    /// them. `Ok(None)`: there is more to look at; `Ok(Some(..))`: the
+    /// outcome for the caller (end, would block, dropped bytes).
+    fn pull<T>(&self, st: &mut StreamState, which: usize, deferred: &mut bool) -> Result<Option<Got<T>>, String> {
+        if st.dropped > 0 {
+            let n = st.dropped;
+            st.dropped = 0;
+            return Ok(Some(Got::Dropped(n)));
+        }
+        if st.buffered() > 0 {
+            let held = st.buffered();
+            if st.acc.try_reserve(held).is_err() {
+                return Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending() + held));
+            }
+            let from = st.pos;
+            st.acc.extend_from_slice(&st.buffer[from..from + held]);
+            self.consume(st, held);
+            return Ok(None);
+        }
+        if let Some(e) = &st.error {
+            return Err(e.clone());
+        }
+        if st.eof {
+            return Ok(Some(Got::Eof));
+        }
+        let fd = match &st.fd {
+            Some(fd) => fd.as_raw_fd(),
+            None => return Err("stream is closed".into()),
+        };
+        if st.acc_pos > 0 && st.acc_pos * 2 >= st.acc.len() {
+            st.acc.drain(..st.acc_pos);
+            st.scan -= st.acc_pos;
+            st.acc_pos = 0;
+        }
+        if st.acc.capacity() - st.acc.len() < MAX_CHUNK && st.acc.try_reserve(MAX_CHUNK).is_err() {
+            return Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending()));
+        }
+        let len = st.acc.len();
+        let spare = st.acc.spare_capacity_mut();
+        // SAFETY: `spare` is the Vec's unused capacity (at least MAX_CHUNK
+        // bytes); read() writes at most that many and reports how many.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), MAX_CHUNK) };
+        if n > 0 {
+            // SAFETY: the first `n` bytes of the spare capacity were written.
+            unsafe { st.acc.set_len(len + n as usize) };
+            if n as usize == MAX_CHUNK && !st.grown {
+                st.grown = true;
+                sys::grow_pipe(fd);
+            }
+            return Ok(None);
+        }
+        if n == 0 {
+            st.eof = true;
+            return Ok(None);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => Ok(None),
+            Some(libc::EAGAIN) => {
+                // The reader is about to block on this stream: the other one
+                // must not hold the child up (done once the borrow ends).
+                *deferred = true;
+                let _ = which;
+                Ok(Some(Got::WouldBlock))
+            }
+            _ => {
+                st.error = Some(format!("read failed: {}", sys::describe(&err)));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The next line of stream `which` (with its newline when `keep`), or
+    /// its last line without one, passed to `f`. At most one pipe read.
+    pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+        self.lines(which, keep, 1, &mut Some(f), |f, line| (f.take().unwrap())(line))
+    }
+
+    fn lines<C, T>(&self, which: usize, keep: bool, max: usize, ctx: &mut C, mut emit: impl FnMut(&mut C, &[u8]) -> T) -> Result<Got<T>, String> {
+        let mut deferred = false;
+        let r = (|| {
+            let mut guard = self.streams[which].borrow_mut();
+            let st = match guard.as_mut() {
+                Some(st) if st.fd.is_some() => st,
+                _ => return Err("stream is closed".to_string()),
+            };
+            let mut count = 0;
+            let mut last = None;
+            loop {
+                while count < max {
+                    let Some(i) = memchr::memchr(b'\n', &st.acc[st.scan..]) else {
+                        st.scan = st.acc.len(); // searched: no newline up to here
+                        break;
+                    };
+                    let end = st.scan + i + 1;
+                    let line_end = if keep { end } else { end - 1 };
+                    last = Some(emit(ctx, &st.acc[st.acc_pos..line_end]));
+                    st.acc_pos = end;
+                    st.scan = end;
+                    count += 1;
+                }
+                if st.acc_pos == st.acc.len() {
+                    st.clear_acc();
+                }
+                if count > 0 {
+                    return Ok(if max == 1 { Got::Data(last.unwrap()) } else { Got::Lines(count, false) });
+                }
+                match self.pull::<T>(st, which, &mut deferred)? {
+                    None => continue,
+                    Some(Got::Eof) if st.pending() > 0 => {
+                        let v = emit(ctx, &st.acc[st.acc_pos..]);
+                        st.clear_acc();
+                        return Ok(if max == 1 { Got::Data(v) } else { Got::Lines(1, true) });
+                    }
+                    Some(other) => return Ok(other),
+                }
+            }
+        })();
+        if deferred {
+            self.read_ahead(1 - which);
+        }
+        r
+    }
+
+    /// Every complete line of stream `which` available now, as one piece
+    /// up to its last newline (reading the pipe once if there is none), or
+    /// the stream's last line, which has no newline: `Lines(n, true)`.
+    pub fn read_lines_block<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
+        let mut deferred = false;
+        let r = (|| {
+            let mut guard = self.streams[which].borrow_mut();
+            let st = match guard.as_mut() {
+                Some(st) if st.fd.is_some() => st,
+                _ => return Err("stream is closed".to_string()),
+            };
+            loop {
+                if let Some(i) = memchr::memrchr(b'\n', &st.acc[st.scan..]) {
+                    let end = st.scan + i + 1;
+                    let v = f(&st.acc[st.acc_pos..end]);
+                    st.acc_pos = end;
+                    st.scan = end;
+                    if st.acc_pos == st.acc.len() {
+                        st.clear_acc();
+                    }
+                    return Ok((Got::Data(v), false));
+                }
+                st.scan = st.acc.len();
+                match self.pull::<T>(st, which, &mut deferred)? {
+                    None => continue,
+                    Some(Got::Eof) if st.pending() > 0 => {
+                        let v = f(&st.acc[st.acc_pos..]);
+                        st.clear_acc();
+                        return Ok((Got::Data(v), true));
+                    }
+                    Some(other) => return Ok((other, false)),
+                }
+            }
+        })();
+        if deferred {
+            self.read_ahead(1 - which);
+        }
+        r
+    }
+
+    /// Everything up to the end of stream `which`, passed to `f` once the
+    /// end is reached; `WouldBlock` until then (what arrived is kept).
+    pub fn read_all<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+        let mut deferred = false;
+        let r = (|| {
+            let mut guard = self.streams[which].borrow_mut();
+            let st = match guard.as_mut() {
+                Some(st) if st.fd.is_some() => st,
+                _ => return Err("stream is closed".to_string()),
+            };
+            loop {
+                match self.pull::<T>(st, which, &mut deferred)? {
+                    None => continue,
+                    Some(Got::Eof) => {
+                        let v = f(&st.acc[st.acc_pos..]);
+                        st.clear_acc();
+                        return Ok(Got::Data(v));
+                    }
+                    Some(other) => return Ok(other),
+                }
+            }
+        })();
+        if deferred {
+            self.read_ahead(1 - which);
+        }
+        r
     }
 }
 
@@ -351,6 +607,22 @@ impl Stream {
 
     pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, String> {
         self.outputs.read(self.which, buf)
+    }
+
+    pub fn read_line<T>(&mut self, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+        self.outputs.read_line(self.which, keep, f)
+    }
+
+    pub fn read_all<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+        self.outputs.read_all(self.which, f)
+    }
+
+    pub fn read_lines_block<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
+        self.outputs.read_lines_block(self.which, f)
+    }
+
+    pub fn unread(&mut self, data: &[u8]) -> Result<(), String> {
+        self.outputs.unread(self.which, data)
     }
 
     /// The read-ahead limit of the process this stream belongs to.
@@ -444,5 +716,45 @@ mod tests {
         assert!(matches!(outs.read(0, &mut buf), Ok(StreamRead::WouldBlock)));
         assert_eq!(outs.buffered(), 9, "stderr was taken in while stdout blocked");
         drop((w1, w2));
+    }
+
+    #[test]
+    fn lines_come_whole_across_reads_and_the_last_one_without_newline() {
+        let (outs, w) = pipe_outputs(1 << 20);
+        write_all(&w, b"one\ntw");
+        let mut got = Vec::new();
+        match outs.read_lines_block(0, |b| b.to_vec()).unwrap() {
+            (Got::Data(b), false) => got.push(b),
+            _ => panic!("expected one line"),
+        }
+        assert!(matches!(outs.read_line(0, false, |l| l.to_vec()).unwrap(), Got::WouldBlock));
+        write_all(&w, b"o\nthree\nlast");
+        drop(w);
+        let mut all = Vec::new();
+        loop {
+            match outs.read_line(0, true, |l| l.to_vec()).unwrap() {
+                Got::Data(l) => all.push(l),
+                Got::Eof => break,
+                _ => panic!("unexpected"),
+            }
+        }
+        assert_eq!(got, vec![b"one\n".to_vec()]);
+        assert_eq!(all, vec![b"two\n".to_vec(), b"three\n".to_vec(), b"last".to_vec()]);
+    }
+
+    #[test]
+    fn a_whole_read_keeps_what_arrived_until_the_end_and_chunks_see_line_leftovers() {
+        let (outs, w) = pipe_outputs(1 << 20);
+        write_all(&w, b"a\nbc");
+        assert!(matches!(outs.read_line(0, false, |l| l.to_vec()).unwrap(), Got::Data(ref l) if l == b"a"));
+        let mut buf = vec![0; 64];
+        assert!(matches!(outs.read(0, &mut buf), Ok(StreamRead::Data(2))));
+        assert_eq!(&buf[..2], b"bc");
+        write_all(&w, b"xyz");
+        assert!(matches!(outs.read_all(0, |b| b.to_vec()).unwrap(), Got::WouldBlock));
+        outs.unread(0, b">").unwrap();
+        write_all(&w, b"!");
+        drop(w);
+        assert!(matches!(outs.read_all(0, |b| b.to_vec()).unwrap(), Got::Data(ref b) if b == b">xyz!"));
     }
 }

@@ -23,7 +23,9 @@ pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 /// `dup2(fd, fd)` (a no-op) and vanish at exec, so such ends are moved up.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
@@ -31,7 +33,9 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// A connected Unix stream socket pair, close-on-exec, both ends above 2.
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
     cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
     let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((above_stdio(a)?, above_stdio(b)?))
 }
@@ -39,6 +43,7 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// `send` on a socket without SIGPIPE (MSG_NOSIGNAL): the socket
 /// counterpart of `write_nosigpipe`, with no signal mask to juggle.
 pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes.
     nonblocking_write(|| unsafe {
         libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
     })
@@ -66,15 +71,19 @@ pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
+    // SAFETY: fcntl has no pointer arguments; the result is checked.
     let dup = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `dup` was just created by F_DUPFD_CLOEXEC and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 /// Open `/dev/null` for reading and writing, close-on-exec.
 pub fn open_dev_null() -> io::Result<OwnedFd> {
+    // SAFETY: the path is a NUL-terminated literal.
     let fd = cvt(unsafe {
         libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC)
     })?;
+    // SAFETY: `fd` was just opened and is owned by nobody else.
     above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -88,19 +97,23 @@ pub const BULK_PIPE_SIZE: libc::c_int = 256 * 1024;
 /// pipe pages per user and shrinks *every new pipe* of a user who has too
 /// many. Failure (the per-user limit) is harmless and ignored.
 pub fn grow_pipe(fd: RawFd) {
+    // SAFETY: fcntl has no pointer arguments; failure is harmless (the pipe keeps its size).
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, BULK_PIPE_SIZE) };
 }
 
 /// Set O_NONBLOCK on a descriptor whose flags are otherwise the defaults of
 /// a fresh pipe end (saves the F_GETFL of `set_nonblocking`).
 pub fn set_nonblocking_fresh(fd: RawFd, access: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl has no pointer arguments; the result is checked.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, access | libc::O_NONBLOCK) })?;
     Ok(())
 }
 
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl has no pointer arguments; the result is checked.
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: fcntl has no pointer arguments; the result is checked.
         cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(())
@@ -116,6 +129,7 @@ pub enum ReadOutcome {
 
 pub fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<ReadOutcome> {
     loop {
+        // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
             return Ok(ReadOutcome::Data(n as usize));
@@ -141,6 +155,7 @@ pub fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<ReadOutcome> {
 /// pending belongs to someone else and is left alone). EPIPE is still
 /// returned to the caller. Returns `Ok(None)` when the pipe is full.
 pub fn write_nosigpipe(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    // SAFETY: signal sets are local and initialised before use; `buf` is a live slice of `buf.len()` bytes; the mask is restored before returning.
     unsafe {
         let mut pipe_set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut pipe_set);
@@ -177,8 +192,10 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
     if pidfd_disabled() {
         return Ok(None);
     }
+    // SAFETY: pidfd_open takes no pointers; the result is checked.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if ret >= 0 {
+        // SAFETY: `ret` is a new pidfd owned by nobody else.
         return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
     }
     let err = io::Error::last_os_error();
@@ -208,6 +225,7 @@ const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
 pub fn pidfd_signal(pidfd: &OwnedFd, sig: libc::c_int, group: bool) -> io::Result<()> {
     let flags = if group { PIDFD_SIGNAL_PROCESS_GROUP } else { 0 };
     let null: *const libc::siginfo_t = std::ptr::null();
+    // SAFETY: a NULL siginfo is allowed; the pidfd is open for the call.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, null, flags) };
     if r == -1 {
         Err(io::Error::last_os_error())
@@ -238,7 +256,9 @@ pub fn pidfd_group_signals() -> bool {
 /// id, reserved.
 pub fn peek_exit(pid: libc::pid_t) -> io::Result<Option<libc::c_int>> {
     loop {
+        // SAFETY: siginfo_t is plain data, valid when zeroed.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live siginfo_t for waitid to fill.
         let r = unsafe {
             libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
         };
@@ -249,6 +269,7 @@ pub fn peek_exit(pid: libc::pid_t) -> io::Result<Option<libc::c_int>> {
             }
             return Err(err);
         }
+        // SAFETY: waitid filled `info` for a child event (or left it zeroed).
         let (found, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
         if found == 0 {
             return Ok(None);
@@ -301,7 +322,9 @@ pub fn group_has_members(pgid: libc::pid_t, except: libc::pid_t) -> bool {
 /// to SIG_IGN, or SA_NOCLDWAIT): their exit codes are then lost, and a pid
 /// may be reused as soon as the child exits.
 pub fn children_auto_reaped() -> bool {
+    // SAFETY: sigaction is plain data, valid when zeroed.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a NULL new action only reads the current one into `old`.
     if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) } != 0 {
         return false;
     }
@@ -337,6 +360,7 @@ pub fn is_tty(fd: RawFd) -> bool {
 /// Monotonic clock in seconds.
 pub fn monotonic_seconds() -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
@@ -344,6 +368,7 @@ pub fn monotonic_seconds() -> f64 {
 /// The system's text for an errno value, e.g. "No such file or directory".
 pub fn strerror(errno: i32) -> String {
     let mut buf = [0 as libc::c_char; 256];
+    // SAFETY: `buf` is a live buffer of its length; strerror_r writes a NUL-terminated message into it.
     unsafe {
         if libc::strerror_r(errno, buf.as_mut_ptr(), buf.len()) != 0 {
             return format!("error {errno}");
@@ -369,6 +394,7 @@ mod tests {
         let (r, w) = pipe().unwrap();
         for fd in [r.as_raw_fd(), w.as_raw_fd()] {
             assert!(fd > 2);
+            // SAFETY: fcntl has no pointer arguments.
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
             assert_ne!(flags & libc::FD_CLOEXEC, 0);
         }
@@ -382,6 +408,7 @@ mod tests {
         drop(b);
         let err = send_nosignal(a.as_raw_fd(), b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        // SAFETY: test code: the descriptors belong to the pipes just created.
         unsafe {
             let mut pending: libc::sigset_t = std::mem::zeroed();
             libc::sigpending(&mut pending);
@@ -396,6 +423,7 @@ mod tests {
         let err = write_nosigpipe(w.as_raw_fd(), b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
         // The SIGPIPE raised by that write was consumed, not left pending.
+        // SAFETY: test code: the descriptors belong to the pipes just created.
         unsafe {
             let mut pending: libc::sigset_t = std::mem::zeroed();
             libc::sigpending(&mut pending);
