@@ -8,7 +8,8 @@ local function now()
   if exec then return exec.time.now() end
   local ok, uv = pcall(require, "luv")
   if ok then uv.update_time(); return uv.hrtime() / 1e9 end
-  return os.clock()
+  -- Not os.clock(): that is CPU time, which leaves out waiting for children.
+  return require("exec").time.now()
 end
 
 local function rss_kib()

@@ -250,3 +250,59 @@ describe("exec.registry.load treats a file as data", function()
     os.remove(path)
   end)
 end)
+
+describe("exec.ssh executors cannot be steered", function()
+  -- A throwaway sshd on 127.0.0.1 (scripts/sshd.sh), as in ssh_spec.lua.
+  local dir = H.tmpname("-sshd")
+  local port, user
+  local n = 0
+  local function remote(over)
+    n = n + 1
+    local c = {
+      kind = "exec.ssh", host = "127.0.0.1", port = port, user = user,
+      identity_file = dir .. "/user_key", known_hosts_file = dir .. "/known_hosts",
+      ssh_config_file = "/dev/null",
+    }
+    for k, v in pairs(over or {}) do c[k] = v end
+    exec.registry.define("policy:ssh" .. n, c)
+    return exec.get("policy:ssh" .. n)
+  end
+
+  setup(function()
+    local r = os.execute("sh scripts/sshd.sh start " .. dir .. " >" .. dir .. ".out 2>&1")
+    assert(r == true or r == 0, "scripts/sshd.sh failed: " .. tostring(H.read_file(dir .. ".out")))
+    port = tonumber(H.read_file(dir .. "/port"))
+    user = H.read_file(dir .. "/user"):gsub("%s+$", "")
+  end)
+
+  teardown(function()
+    os.execute("sh scripts/sshd.sh stop " .. dir)
+    os.execute("rm -rf " .. dir .. " " .. dir .. ".out")
+  end)
+
+  it("refuses environment names the remote env would read as options", function()
+    local ex = remote({ command_whitelist = { "printf ok" } })
+    for _, name in ipairs({ "--split-string", "-i", "A-B", "1X" }) do
+      local ok, err = pcall(ex.run, ex, { "printf", "ok" }, { env = { [name] = "sh -c 'echo PWNED-$(id -un)' #" } })
+      assert.is_false(ok)
+      assert.is_truthy(err:find("is not a portable name", 1, true), err)
+    end
+    assert.equals("ok", ex:run({ "printf", "ok" }, { env = { GOOD_NAME = "1" } }).stdout)
+  end)
+
+  it("works under a TMPDIR with a space and a % (ControlPath is neither expanded nor split)", function()
+    local tmp = "/tmp/lua-exec spec %d dir"
+    os.execute("mkdir -p " .. exec.quote(tmp))
+    local out, status = H.run_script(string.format([[
+      local exec = require("exec")
+      exec.registry.define("h:x", %s)
+      local r = exec.get("h:x"):run("echo multiplexed")
+      print("OUT=" .. r.stdout)
+    ]], string.format("{ kind = 'exec.ssh', host = '127.0.0.1', port = %d, user = %q, identity_file = %q, known_hosts_file = %q, ssh_config_file = '/dev/null' }",
+      port, user, dir .. "/user_key", dir .. "/known_hosts")), "TMPDIR=" .. exec.quote(tmp) .. " timeout -s KILL 30 ")
+    os.execute("rm -rf " .. exec.quote(tmp))
+    assert.equals(0, status, out)
+    assert.matches("OUT=multiplexed", out)
+  end)
+
+end)

@@ -128,6 +128,36 @@ describe("output streams", function()
     assert.equals(2, p:wait())
   end)
 
+  it("mix line, chunk, whole and lines() reads, in order", function()
+    local p = H.native:exec("printf 'a\\nb\\nc\\nd\\ne\\nfff'")
+    p:start()
+    local s = p:stdout_stream()
+    local it = s:lines()
+    assert.equals("a", it())
+    assert.equals("b\n", s:read("L"))
+    assert.equals("c", s:read("l"))
+    assert.equals("d\n", s:read(2))
+    assert.equals("e", it())
+    assert.equals("fff", s:read("a"))
+    assert.is_nil(it())
+    assert.equals(0, p:wait())
+  end)
+
+  it("read many lines whole across pipe reads, and a last line without newline", function()
+    local p = H.native:exec("seq 1 100000; printf tail")
+    p:start()
+    local s = p:stdout_stream()
+    local n, last = 0, nil
+    for line in s:lines() do
+      n = n + 1
+      if n <= 100000 then assert(line == tostring(n), line) end
+      last = line
+    end
+    assert.equals(100001, n)
+    assert.equals("tail", last)
+    assert.equals(0, p:wait())
+  end)
+
   it("can be closed with <close> on Lua 5.4", function()
     if not H.has_close then
       pending(H.lua .. " has no <close> variables (Lua 5.4 syntax)")

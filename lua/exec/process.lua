@@ -593,7 +593,7 @@ local function get_stream(self, which, fname)
   local sraw, err = raw:stream(which)
   if not sraw then error(fname .. ": " .. err, 3) end
   -- `owner`: a stream (and a lines() iterator) keeps its process alive.
-  s = new_object(Stream, { raw = sraw, token = sraw:token(), owner = self })
+  s = new_object(Stream, { raw = sraw, token = sraw:token(), owner = self, q = {}, qh = 1, qn = 0 })
   st.streams[which] = s
   return s
 end
@@ -651,41 +651,43 @@ local CHUNK = 65536
 
 local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
 
--- Line reads. Rust hands over every whole line available at once, as one
--- string (a "block"); lines are cut out of it with plain find and sub (both
--- in C, and compiled by LuaJIT), so a line costs no call into Rust. Any
--- other read first gives the rest of the block back to the stream, so reads
--- of every kind can be mixed.
-local find, sub = string.find, string.sub
-
+-- Line reads. Rust puts every whole line available into a queue (a Lua
+-- table, st.q[st.qh .. st.qn]) at once, so a line read from the queue
+-- costs no call at all. Any other read first gives the queued lines back
+-- to the stream, so reads of every kind can be mixed.
 local function give_back(raw, st)
-  local rest = sub(st.block, st.pos)
-  st.block = nil
-  if rest ~= "" then raw:unread(rest) end
+  local q, h, n = st.q, st.qh, st.qn
+  st.qh, st.qn = 1, 0
+  if h <= n then
+    local parts = {}
+    for i = h, n do parts[#parts + 1] = q[i]; q[i] = nil end
+    parts[#parts + 1] = ""
+    raw:unread(table.concat(parts, "\n"))
+  end
 end
 
 -- The next line (with its newline when keep): line | nil (end) | nil, err.
 local function next_line(raw, st, keep)
-  local block = st.block
-  if block then
-    local pos = st.pos
-    local nl = find(block, "\n", pos, true)
-    if nl then
-      st.pos = nl + 1
-      return sub(block, pos, keep and nl or nl - 1)
-    end
-    st.block = nil
+  local q, h = st.q, st.qh
+  if h <= st.qn then
+    local line = q[h]
+    q[h] = nil
+    st.qh = h + 1
+    if keep then return line .. "\n" end
+    return line
   end
   while true do
-    local last
-    block, last = raw:read_lines()
-    if block then
-      if last then return block end -- the last line, without newline
-      local nl = find(block, "\n", 1, true)
-      st.block, st.pos = block, nl + 1
-      return sub(block, 1, keep and nl or nl - 1)
-    elseif block == false then
+    local n, last = raw:read_lines(q)
+    if n == false then
       sched.wait_token(st.token, "stream:read")
+    elseif type(n) == "number" then
+      local line = q[1]
+      q[1] = nil
+      st.qh, st.qn = 2, n
+      if keep then return line .. "\n" end
+      return line
+    elseif n then
+      return n -- the last line, which has no newline
     else
       return nil, last
     end
@@ -706,19 +708,30 @@ end
 --- 64 KiB by default) as soon as any is available; nil, nil at the end;
 --- nil, message on error. "l"/"L" read a line without/with its newline,
 --- "a" everything up to the end ("" if nothing is left).
+local life = sched.life
 function Stream:read(n)
-  local raw, st = check_self(self, Stream, "stream:read")
+  -- Fast path: the next line of the queue, no call at all.
+  local st = dgetmt(self)
+  if n == "l" and st ~= nil and st.__index == Stream and not life.closing then
+    local h = st.qh
+    if h <= st.qn then
+      st.qh = h + 1
+      return st.q[h]
+    end
+  end
+  local raw
+  raw, st = check_self(self, Stream, "stream:read")
   local data, err
   if n == "l" or n == "L" then
     data, err = next_line(raw, st, n == "L")
   elseif n == nil then
-    if st.block then give_back(raw, st) end
+    if st.qh <= st.qn then give_back(raw, st) end
     data, err = await(raw, st, "read", CHUNK)
   elseif type(n) == "string" then
     local fmt = FORMATS[n]
     if not fmt then arg_error("stream:read", 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
     if fmt == "a" then
-      if st.block then give_back(raw, st) end
+      if st.qh <= st.qn then give_back(raw, st) end
       data, err = await(raw, st, "read_all")
     else
       data, err = next_line(raw, st, fmt == "L")
@@ -728,7 +741,7 @@ function Stream:read(n)
   elseif n ~= n or n < 1 or n % 1 ~= 0 then
     arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
   else
-    if st.block then give_back(raw, st) end
+    if st.qh <= st.qn then give_back(raw, st) end
     data, err = await(raw, st, "read", n > CHUNK and CHUNK or n)
   end
   if data then return data, nil end
@@ -740,15 +753,12 @@ end
 --- Raises on a read error (a for loop has no place for a message).
 function Stream:lines()
   local raw, st = check_self(self, Stream, "stream:lines")
+  local q = st.q
   return function()
-    local block = st.block
-    if block then
-      local pos = st.pos
-      local nl = find(block, "\n", pos, true)
-      if nl then
-        st.pos = nl + 1
-        return sub(block, pos, nl - 1)
-      end
+    local h = st.qh
+    if h <= st.qn then
+      st.qh = h + 1
+      return q[h] -- (the next batch overwrites the queue: no need to clear)
     end
     check_open()
     local line, err = next_line(raw, st, false)

@@ -354,6 +354,32 @@ fn dropped_message(n: u64, limit: usize) -> String {
     format!("{n} bytes of output were dropped: more than the buffer_limit of {limit} bytes waited unread")
 }
 
+/// Put every line of `block` (whole lines, each ending in a newline) into
+/// `out[1..n]`, without the newlines, and return n. Done with the raw C API:
+/// a line costs one string push, not a round trip through mlua.
+fn push_lines(lua: &Lua, out: Table, block: &[u8]) -> mlua::Result<mlua::Integer> {
+    // SAFETY: exec_raw runs the closure in protected mode with `out` at
+    // stack index 1. The closure holds no value with a destructor (only
+    // borrowed slices and integers), so a Lua error raised by a push (out
+    // of memory) unwinds through nothing that needs dropping; mlua turns it
+    // into an Err. Each push is followed by a rawseti that pops it, so the
+    // stack never grows by more than one slot.
+    unsafe {
+        lua.exec_raw(out, |state| {
+            let mut start = 0;
+            let mut n = 0;
+            for end in memchr::memchr_iter(b'\n', block) {
+                n += 1;
+                mlua::ffi::lua_pushlstring(state, block[start..end].as_ptr().cast(), end - start);
+                mlua::ffi::lua_rawseti(state, 1, n as _);
+                start = end + 1;
+            }
+            mlua::ffi::lua_settop(state, 0);
+            mlua::ffi::lua_pushinteger(state, n as _);
+        })
+    }
+}
+
 /// A line or whole read's outcome as Lua values: data | false (would block)
 /// | nil (end) | nil, message.
 fn got<T>(
@@ -403,18 +429,25 @@ impl UserData for StreamUd {
             let r = this.0.read_line(keep, |line| lua.create_string(line));
             got(lua, r, limit, |s| Ok(Value::String(s?)))
         });
-        // lines (a string of whole lines), unterminated | false | nil | nil, message
-        m.add_method_mut("read_lines", |lua, this, ()| {
+        // n (lines put in out[1..n]) | last_line, true (the last line, which
+        // has no newline) | false (would block) | nil (end) | nil, message
+        m.add_method_mut("read_lines", |lua, this, out: Table| {
             let limit = this.0.buffer_limit();
-            let (r, unterminated) = match this.0.read_lines_block(|block| lua.create_string(block)) {
+            let (r, unterminated) = match this.0.read_lines_block(|block| block.to_vec()) {
                 Ok((g, u)) => (Ok(g), u),
                 Err(e) => (Err(e), false),
             };
-            let mut out = got(lua, r, limit, |s| Ok(Value::String(s?)))?;
-            if unterminated {
-                out.push_back(Value::Boolean(true));
+            match r {
+                Ok(Got::Data(block)) if unterminated => Ok(MultiValue::from_vec(vec![
+                    Value::String(lua.create_string(&block)?),
+                    Value::Boolean(true),
+                ])),
+                Ok(Got::Data(block)) => {
+                    let n: mlua::Integer = push_lines(lua, out, &block)?;
+                    Ok(MultiValue::from_vec(vec![Value::Integer(n)]))
+                }
+                other => got(lua, other, limit, |_: Vec<u8>| Ok(Value::Nil)),
             }
-            Ok(out)
         });
         // string | false (would block) | nil, message
         m.add_method_mut("read_all", |lua, this, ()| {
