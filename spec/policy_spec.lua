@@ -261,7 +261,9 @@ describe("exec.ssh executors cannot be steered", function()
     local c = {
       kind = "exec.ssh", host = "127.0.0.1", port = port, user = user,
       identity_file = dir .. "/user_key", known_hosts_file = dir .. "/known_hosts",
-      ssh_config_file = "/dev/null",
+      -- No shared master connection: it would outlive this file as a child
+      -- of ours (later specs count our children).
+      ssh_config_file = "/dev/null", multiplex = false,
     }
     for k, v in pairs(over or {}) do c[k] = v end
     exec.registry.define("policy:ssh" .. n, c)

@@ -394,7 +394,7 @@ fn got<T>(
     match r {
         Ok(Got::Data(v)) => Ok(MultiValue::from_vec(vec![data(v)?])),
         Ok(Got::WouldBlock) => Ok(MultiValue::from_vec(vec![Value::Boolean(false)])),
-        Ok(Got::Eof) | Ok(Got::Lines(..)) => Ok(MultiValue::from_vec(vec![Value::Nil])),
+        Ok(Got::Eof) => Ok(MultiValue::from_vec(vec![Value::Nil])),
         Ok(Got::Dropped(n)) => fail(dropped_message(n, limit)),
         Err(e) => fail(e),
     }

@@ -228,13 +228,6 @@ impl Executor {
         Limit { executor: self.id.clone(), live: self.live.clone(), max: self.config.max_processes }
     }
 
-    /// The connection of a remote executor.
-    pub fn remote(&self) -> Option<&Arc<Connection>> {
-        self.remote.as_ref()
-    }
-
-    /// Check `command` against this executor and build the spawn request
-    /// (for a remote executor: the local ssh, and its remote half).
     /// Check a command and its options against this executor and build
     /// what starts it: the spawn request, the remote half (exec.ssh) and
     /// the read-ahead limit.

@@ -383,10 +383,6 @@ impl Connection {
         Ok(Connection { target, control, master: Mutex::new(Master::Down) })
     }
 
-    pub fn target(&self) -> &SshTarget {
-        &self.target
-    }
-
     /// ssh with every option common to all our uses, up to the destination.
     fn ssh_argv(&self, log: &OsStr, extra: &[&str]) -> Vec<Bytes> {
         let t = &self.target;
@@ -501,14 +497,6 @@ impl Connection {
                     _ => *m = Master::Down,
                 },
             }
-        }
-    }
-
-    /// The pid of the multiplexing master, while it runs.
-    pub fn master_pid(&self) -> Option<libc::pid_t> {
-        match &*self.master.lock().unwrap_or_else(|p| p.into_inner()) {
-            Master::Starting { pid, .. } | Master::Up { pid } => Some(*pid),
-            Master::Down => None,
         }
     }
 

@@ -49,6 +49,7 @@ impl StdinPipe {
         self.queued
     }
 
+    #[cfg(test)]
     pub fn is_open(&self) -> bool {
         self.fd.is_some() && !self.close_requested && self.error.is_none()
     }

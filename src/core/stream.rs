@@ -48,9 +48,6 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 pub enum Got<T> {
     /// A line (or everything): what the caller's function made of it.
     Data(T),
-    /// This many lines were passed to the caller's function; `bool`: the
-    /// last one had no newline (the stream's last line).
-    Lines(usize, bool),
     Eof,
     WouldBlock,
     /// This many bytes were dropped since the last read (buffer_limit).
@@ -166,6 +163,7 @@ impl Outputs {
     }
 
     /// Bytes held in read-ahead buffers, all streams together.
+    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.used.get()
     }
@@ -466,10 +464,6 @@ impl Outputs {
     /// The next line of stream `which` (with its newline when `keep`), or
     /// its last line without one, passed to `f`. At most one pipe read.
     pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
-        self.lines(which, keep, 1, &mut Some(f), |f, line| (f.take().unwrap())(line))
-    }
-
-    fn lines<C, T>(&self, which: usize, keep: bool, max: usize, ctx: &mut C, mut emit: impl FnMut(&mut C, &[u8]) -> T) -> Result<Got<T>, String> {
         let mut deferred = false;
         let r = (|| {
             let mut guard = self.streams[which].borrow_mut();
@@ -477,33 +471,25 @@ impl Outputs {
                 Some(st) if st.fd.is_some() => st,
                 _ => return Err("stream is closed".to_string()),
             };
-            let mut count = 0;
-            let mut last = None;
             loop {
-                while count < max {
-                    let Some(i) = memchr::memchr(b'\n', &st.acc[st.scan..]) else {
-                        st.scan = st.acc.len(); // searched: no newline up to here
-                        break;
-                    };
+                if let Some(i) = memchr::memchr(b'\n', &st.acc[st.scan..]) {
                     let end = st.scan + i + 1;
                     let line_end = if keep { end } else { end - 1 };
-                    last = Some(emit(ctx, &st.acc[st.acc_pos..line_end]));
+                    let v = f(&st.acc[st.acc_pos..line_end]);
                     st.acc_pos = end;
                     st.scan = end;
-                    count += 1;
+                    if st.acc_pos == st.acc.len() {
+                        st.clear_acc();
+                    }
+                    return Ok(Got::Data(v));
                 }
-                if st.acc_pos == st.acc.len() {
-                    st.clear_acc();
-                }
-                if count > 0 {
-                    return Ok(if max == 1 { Got::Data(last.unwrap()) } else { Got::Lines(count, false) });
-                }
+                st.scan = st.acc.len(); // searched: no newline up to here
                 match self.pull::<T>(st, which, &mut deferred)? {
                     None => continue,
                     Some(Got::Eof) if st.pending() > 0 => {
-                        let v = emit(ctx, &st.acc[st.acc_pos..]);
+                        let v = f(&st.acc[st.acc_pos..]);
                         st.clear_acc();
-                        return Ok(if max == 1 { Got::Data(v) } else { Got::Lines(1, true) });
+                        return Ok(Got::Data(v));
                     }
                     Some(other) => return Ok(other),
                 }

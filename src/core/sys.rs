@@ -109,6 +109,7 @@ pub fn set_nonblocking_fresh(fd: RawFd, access: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl has no pointer arguments; the result is checked.
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
@@ -318,18 +319,6 @@ pub fn group_has_members(pgid: libc::pid_t, except: libc::pid_t) -> bool {
     false
 }
 
-/// Whether the host makes the kernel reap our children itself (SIGCHLD set
-/// to SIG_IGN, or SA_NOCLDWAIT): their exit codes are then lost, and a pid
-/// may be reused as soon as the child exits.
-pub fn children_auto_reaped() -> bool {
-    // SAFETY: sigaction is plain data, valid when zeroed.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a NULL new action only reads the current one into `old`.
-    if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) } != 0 {
-        return false;
-    }
-    old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0
-}
 
 /// `kill(2)`: only for a pid (or group id) that is known to be ours.
 pub fn kill(target: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
