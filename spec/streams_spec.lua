@@ -128,6 +128,21 @@ describe("output streams", function()
     assert.equals(2, p:wait())
   end)
 
+  it("wake a reader that blocked before wait() took its output in", function()
+    -- The reader parks on the stream; the child writes and exits while no
+    -- loop runs; wait() then takes the output in (read-ahead), which uses
+    -- up the pipe's edge: the reader must still be told.
+    local p = H.native:exec("echo hello")
+    p:start()
+    local got
+    exec.spawn(function() got = p:stdout_stream():read() end)
+    exec.time.sleep(0.01)
+    os.execute("sleep 0.3")
+    assert.equals(0, p:wait())
+    exec.time.sleep(0.2)
+    assert.equals("hello\n", got)
+  end)
+
   it("mix line, chunk, whole and lines() reads, in order", function()
     local p = H.native:exec("printf 'a\\nb\\nc\\nd\\ne\\nfff'")
     p:start()

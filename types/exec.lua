@@ -22,6 +22,7 @@ local registry = {}
 ---@field allowed_env? string[] the only variable names a caller's `env` may set
 ---@field work_dir_within? string a caller's `work_dir` must resolve (symlinks followed) inside this directory
 ---@field max_processes? integer
+---@field inherit_env? boolean default_env and a caller's env overlay our environment instead of replacing it
 ---@field host? string exec.ssh: required
 ---@field port? integer
 ---@field user? string
@@ -65,6 +66,10 @@ function exec.get(id) end
 ---@return exec.RunResult
 function exec.run(command, options) end
 
+---A new table with the current environment (name -> value), e.g. to merge into `env`.
+---@return table<string, string>
+function exec.environ() end
+
 ---Quote `s` for /bin/sh.
 ---@param s string|number
 ---@return string
@@ -86,6 +91,7 @@ function exec.wait_tasks() end
 ---@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"
 ---@field process_group? boolean Lead a new process group; signals, close() and timeouts reach the whole group until it is empty. Default: true with `timeout` (unless stdin is an inherited terminal), else false.
 ---@field timeout? string|number SIGTERM to all of the command when it passes, SIGKILL 1 s later.
+---@field inherit_env? boolean the child gets our environment, overlaid by default_env, overlaid by env (default: the resource's inherit_env, else false: env alone replaces it)
 ---@field buffer_limit? integer Bytes of unread output taken in per process while the program waits on something else of it (default 16 MiB); past it the oldest are dropped and the next read says so.
 
 ---@class exec.RunOptions: exec.ExecOptions

@@ -11,13 +11,21 @@ if not exec then
   local sched = modules.sched(core)
   local channel = modules.channel(sched)
   local time = modules.time(sched, channel)
-  local process = modules.process(core, sched, time, channel)
+  local object = modules.object(sched)
+  local registry = modules.registry(core, object)
+  local process = modules.process(core, sched, time, object)
+  modules.stream(core, sched, object)
+  local run = modules.run(core, sched, channel, object, process, registry)
 
   exec = {
-    get = process.get,
-    run = process.run,
-    quote = process.quote,
-    registry = process.registry,
+    get = registry.get,
+    run = run.run,
+    quote = run.quote,
+    environ = function()
+      sched.check_open()
+      return core.environ()
+    end,
+    registry = registry.registry,
     spawn = sched.spawn,
     channel = { new = channel.new, select = channel.select },
     time = time,
@@ -25,8 +33,8 @@ if not exec then
     version = core.version,
     _VERSION = "lua-exec " .. core.version,
     -- Introspection for tests and tools.
-    _internal = { core = core, sched = sched, Process = process.Process, Stream = process.Stream,
-                  Executor = process.Executor, Channel = channel.Channel },
+    _internal = { core = core, sched = sched, Process = object.Process, Stream = object.Stream,
+                  Executor = object.Executor, Channel = channel.Channel },
   }
   reg[cache_key] = exec
 

@@ -13,10 +13,10 @@ use std::rc::Rc;
 
 use mlua::{AnyUserData, Function, Lua, Table, UserData, Value};
 
-use crate::core::children::{self, Owner};
-use crate::core::driver::{Driver, SharedDriver};
+use crate::core::os::children::{self, Owner};
+use crate::core::io::driver::{Driver, SharedDriver};
 use crate::core::registry::Registry;
-use crate::core::sys;
+use crate::core::os::sys;
 
 /// Everything one Lua state (one unit of work) owns.
 pub struct StateCtx {
@@ -44,7 +44,11 @@ const SHIM: &[(&str, &str)] = &[
     ("sched", include_str!("../../lua/exec/sched.lua")),
     ("channel", include_str!("../../lua/exec/channel.lua")),
     ("time", include_str!("../../lua/exec/time.lua")),
+    ("object", include_str!("../../lua/exec/object.lua")),
+    ("registry", include_str!("../../lua/exec/registry.lua")),
     ("process", include_str!("../../lua/exec/process.lua")),
+    ("stream", include_str!("../../lua/exec/stream.lua")),
+    ("run", include_str!("../../lua/exec/run.lua")),
     ("init", include_str!("../../lua/exec/init.lua")),
 ];
 
@@ -87,6 +91,24 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     // The one home of the kill grace: close() and timeouts both use it.
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
+    core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
+    // exec.environ(): our environment as a table (bytes, not UTF-8).
+    core.set(
+        "environ",
+        lua.create_function(|lua, ()| {
+            use std::os::unix::ffi::OsStrExt;
+            let t = lua.create_table()?;
+            for (k, v) in std::env::vars_os() {
+                t.raw_set(lua.create_string(k.as_bytes())?, lua.create_string(v.as_bytes())?)?;
+            }
+            Ok(t)
+        })?,
+    )?;
+    // Shell quoting has one home, shared with the remote command lines.
+    core.set(
+        "quote",
+        lua.create_function(|lua, s: mlua::String| lua.create_string(crate::core::command::quote(&s.as_bytes())))?,
+    )?;
     core.set("stdin_is_tty", lua.create_function(|_, ()| Ok(sys::is_tty(0)))?)?;
     {
         let ctx = ctx.clone();

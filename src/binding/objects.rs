@@ -15,9 +15,9 @@ use crate::core::policy::Policy;
 use crate::core::process::{Output, Process, State, WaitStep};
 use crate::core::json::Json;
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND, SSH_KIND};
-use crate::core::ssh::{Readiness, SshTarget};
-use crate::core::spawn::Stdio;
-use crate::core::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
+use crate::core::remote::ssh::{Readiness, SshTarget};
+use crate::core::os::spawn::Stdio;
+use crate::core::io::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
 
 type Fail = (Value, Option<String>);
 
@@ -110,6 +110,7 @@ fn exec_options(v: Value) -> Result<ExecOptions, String> {
             Value::Number(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => Some(n as usize),
             v => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
         },
+        inherit_env: t.raw_get::<Option<bool>>("inherit_env").map_err(|e| e.to_string())?,
     })
 }
 
@@ -140,6 +141,7 @@ fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
             work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
         },
         max_processes: max,
+        inherit_env: t.raw_get::<Option<bool>>("inherit_env").map_err(|e| e.to_string())?.unwrap_or(false),
     })
 }
 

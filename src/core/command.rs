@@ -33,7 +33,7 @@ pub enum CommandSpec {
 }
 
 impl CommandSpec {
-    /// Check the rules of semantics.md: not empty, no NUL byte.
+    /// A command is not empty and holds no NUL byte.
     pub fn validate(&self) -> Result<(), String> {
         match self {
             CommandSpec::Shell(s) => {
@@ -85,6 +85,21 @@ impl CommandSpec {
     }
 }
 
+/// Quote `s` for POSIX sh: safe for every byte but NUL.
+pub(crate) fn quote(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    out.push(b'\'');
+    for &b in s {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
 /// Check one environment entry.
 pub fn validate_env_entry(key: &OsStr, value: &OsStr) -> Result<(), String> {
     if key.is_empty() {
@@ -102,9 +117,11 @@ pub fn validate_env_entry(key: &OsStr, value: &OsStr) -> Result<(), String> {
     Ok(())
 }
 
-/// The child's environment: `None` inherits the parent's. Otherwise exactly
-/// `defaults` overlaid with `overrides`, in a stable (sorted) order.
+/// The child's environment: `None` inherits the parent's. Otherwise
+/// `defaults` overlaid with `overrides`, over our own environment when
+/// `inherit` (else over nothing), in a stable (sorted) order.
 pub fn merge_env(
+    inherit: bool,
     defaults: Option<&[(Bytes, Bytes)]>,
     overrides: Option<&[(Bytes, Bytes)]>,
 ) -> Option<Vec<(Bytes, Bytes)>> {
@@ -112,6 +129,9 @@ pub fn merge_env(
         return None;
     }
     let mut map = std::collections::BTreeMap::new();
+    if inherit {
+        map.extend(std::env::vars_os());
+    }
     for (k, v) in defaults.unwrap_or(&[]).iter().chain(overrides.unwrap_or(&[])) {
         map.insert(k.clone(), v.clone());
     }
@@ -132,7 +152,7 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
             _ => PathBuf::from(program),
         };
         return match std::fs::metadata(&path) {
-            Err(e) => Err(format!("cannot run '{shown}': {}", super::sys::describe(&e))),
+            Err(e) => Err(format!("cannot run '{shown}': {}", crate::core::os::sys::describe(&e))),
             Ok(m) if m.is_dir() => Err(format!("cannot run '{shown}': Is a directory")),
             Ok(_) if !is_executable(&path) => Err(format!("cannot run '{shown}': Permission denied")),
             Ok(_) => Ok(PathBuf::from(program)),
@@ -228,12 +248,12 @@ mod tests {
 
     #[test]
     fn env_is_defaults_overlaid_with_overrides_or_inherited() {
-        assert_eq!(merge_env(None, None), None);
+        assert_eq!(merge_env(false, None, None), None);
         let d: Vec<(Bytes, Bytes)> = vec![("A".into(), "1".into()), ("B".into(), "2".into())];
         let o: Vec<(Bytes, Bytes)> = vec![("B".into(), "3".into())];
-        let m = merge_env(Some(&d), Some(&o)).unwrap();
+        let m = merge_env(false, Some(&d), Some(&o)).unwrap();
         assert_eq!(m, vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
-        assert_eq!(merge_env(None, Some(&o)).unwrap(), o);
+        assert_eq!(merge_env(false, None, Some(&o)).unwrap(), o);
     }
 
     #[test]

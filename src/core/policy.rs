@@ -83,9 +83,9 @@ impl Policy {
     pub fn check_work_dir(&self, dir: &Path, id: &str) -> Result<PathBuf, String> {
         let Some(root) = &self.work_dir_within else { return Ok(dir.to_path_buf()) };
         let shown = dir.display();
-        let real = std::fs::canonicalize(dir).map_err(|e| format!("work_dir '{shown}': {}", super::sys::describe(&e)))?;
+        let real = std::fs::canonicalize(dir).map_err(|e| format!("work_dir '{shown}': {}", crate::core::os::sys::describe(&e)))?;
         let real_root = std::fs::canonicalize(root)
-            .map_err(|e| format!("work_dir_within '{}' of '{id}': {}", root.display(), super::sys::describe(&e)))?;
+            .map_err(|e| format!("work_dir_within '{}' of '{id}': {}", root.display(), crate::core::os::sys::describe(&e)))?;
         if !real.starts_with(&real_root) {
             return Err(format!(
                 "work_dir '{shown}' is outside the work_dir_within of '{id}' ({})",
@@ -110,7 +110,7 @@ impl Policy {
                     program.to_string_lossy()
                 ))
             }
-            None => std::env::current_dir().map_err(|e| format!("cannot resolve programs: {}", super::sys::describe(&e)))?,
+            None => std::env::current_dir().map_err(|e| format!("cannot resolve programs: {}", crate::core::os::sys::describe(&e)))?,
         };
         let found = command::resolve_program(program, path, Some(&base))?;
         Ok(if found.is_absolute() { found } else { base.join(found) })

@@ -11,14 +11,14 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::children::{self, Owner};
-use super::driver::{SharedDriver, STDIN_HIGH_WATER};
-use super::poller::Token;
-use super::spawn::{self, SpawnRequest, Stdio};
-use super::ssh::{Readiness, RemoteProcess};
-use super::stdin::StdinPipe;
-use super::stream::{Outputs, SharedOutputs, Stream, DEFAULT_BUFFER_LIMIT};
-use super::sys;
+use crate::core::os::children::{self, Owner};
+use crate::core::io::driver::{SharedDriver, STDIN_HIGH_WATER};
+use crate::core::io::poller::Token;
+use crate::core::os::spawn::{self, SpawnRequest, Stdio};
+use crate::core::remote::ssh::{Readiness, RemoteProcess};
+use crate::core::io::stdin::StdinPipe;
+use crate::core::io::stream::{Outputs, SharedOutputs, Stream, DEFAULT_BUFFER_LIMIT};
+use crate::core::os::sys;
 
 /// The executor's cap on live processes, shared by every process it starts.
 #[derive(Clone)]
@@ -295,10 +295,15 @@ impl Process {
     pub fn begin_wait(&mut self) {
         let Some(outs) = self.outputs.clone() else { return };
         for which in 0..2 {
-            let Some(token) = self.out_tokens[which] else { continue };
-            let f = if self.taken[which] { outs.read_ahead(which) } else { outs.discard(which) };
-            if f.more {
-                self.driver.borrow_mut().fill_again(token);
+            if self.out_tokens[which].is_none() {
+                continue;
+            }
+            // A fill here that brings news (or stops early) queues the
+            // stream's token for the next poll itself (Outputs::notify).
+            if self.taken[which] {
+                outs.read_ahead(which);
+            } else {
+                outs.discard(which);
             }
         }
     }
@@ -464,5 +469,97 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.close(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::command::CommandSpec;
+    use crate::core::io::driver::Driver;
+    use crate::core::io::stream::{Got, StreamRead};
+
+    fn process(cmd: &str) -> Process {
+        let req = SpawnRequest::new(CommandSpec::Shell(cmd.into()));
+        let limit = Limit { executor: "test:x".into(), live: Arc::new(AtomicUsize::new(0)), max: Some(1) };
+        Process::new(req, None, Driver::shared().unwrap(), children::new_owner(), limit)
+    }
+
+    /// Drive `wait_step` with the process's own driver, as the Lua loop does.
+    fn wait(p: &mut Process) -> WaitStep {
+        for _ in 0..1000 {
+            match p.wait_step().0 {
+                WaitStep::Pending(_) => {
+                    let mut ready = Vec::new();
+                    p.driver.borrow_mut().poll(100, &mut ready).unwrap();
+                }
+                other => return other,
+            }
+        }
+        panic!("the child never ended");
+    }
+
+    #[test]
+    fn wait_step_runs_the_whole_wait_and_keeps_the_code() {
+        let mut p = process("exit 3");
+        assert_eq!(p.wait_step().0, WaitStep::Failed("process not started".into()));
+        p.start().unwrap();
+        assert_eq!(wait(&mut p), WaitStep::Done(3));
+        assert_eq!(p.state(), State::Closed);
+        assert_eq!(p.wait_step().0, WaitStep::Done(3), "asked again: the same code");
+    }
+
+    #[test]
+    fn max_processes_is_checked_at_start_and_freed_at_reap() {
+        let mut a = process("sleep 0.2");
+        let limit = a.limit.clone();
+        a.start().unwrap();
+        let mut b = process("true");
+        b.limit = limit.clone();
+        let e = b.start().unwrap_err();
+        assert!(e.contains("max_processes limit (1 live processes)"), "{e}");
+        assert_eq!(wait(&mut a), WaitStep::Done(0));
+        let mut c = process("true");
+        c.limit = limit;
+        c.start().unwrap();
+        assert_eq!(wait(&mut c), WaitStep::Done(0));
+    }
+
+    #[test]
+    fn a_stream_outlives_the_wait_and_keeps_all_output() {
+        let mut p = process("head -c 300000 /dev/zero; echo; echo end");
+        p.start().unwrap();
+        let mut s = p.take_stream(Output::Stdout).unwrap();
+        assert!(p.take_stream(Output::Stdout).is_err(), "handed out once");
+        assert_eq!(wait(&mut p), WaitStep::Done(0));
+        let mut total = 0;
+        let mut buf = vec![0; 65536];
+        loop {
+            match s.read(&mut buf).unwrap() {
+                StreamRead::Data(n) => total += n,
+                StreamRead::Eof => break,
+                StreamRead::WouldBlock => {
+                    let mut ready = Vec::new();
+                    p.driver.borrow_mut().poll(100, &mut ready).unwrap();
+                }
+                StreamRead::Dropped(n) => panic!("{n} bytes dropped"),
+            }
+        }
+        assert_eq!(total, 300000 + 1 + 4);
+        assert!(matches!(s.read_line(false, |l| l.to_vec()).unwrap(), Got::Eof));
+    }
+
+    #[test]
+    fn finishing_a_running_child_closes_it_instead_of_orphaning_it() {
+        let mut p = process("sleep 30");
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        p.finish();
+        assert_eq!(p.state(), State::Closed);
+        let gone = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "the child was left running");
     }
 }

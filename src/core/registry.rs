@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::policy::Policy;
 use super::command::{self, Bytes, CommandSpec};
 use super::process::Limit;
-use super::spawn::{SpawnRequest, Stdio};
-use super::ssh::{Connection, RemoteProcess, SshTarget};
+use crate::core::os::spawn::{SpawnRequest, Stdio};
+use crate::core::remote::ssh::{Connection, RemoteProcess, SshTarget};
 
 pub const NATIVE_KIND: &str = "exec.native";
 pub const SSH_KIND: &str = "exec.ssh";
@@ -29,6 +29,9 @@ pub struct ExecutorConfig {
     /// `work_dir_within`): see policy.rs.
     pub policy: Policy,
     pub max_processes: Option<usize>,
+    /// `default_env` and a caller's `env` overlay our environment instead
+    /// of replacing it.
+    pub inherit_env: bool,
 }
 
 enum Resource {
@@ -60,6 +63,8 @@ pub struct ExecOptions {
     pub process_group: bool,
     /// Read-ahead limit per process, in bytes (`None`: the default).
     pub buffer_limit: Option<usize>,
+    /// Start from our environment (`None`: the resource's choice).
+    pub inherit_env: Option<bool>,
 }
 
 impl Default for ExecOptions {
@@ -72,6 +77,7 @@ impl Default for ExecOptions {
             stderr: Stdio::Pipe,
             process_group: false,
             buffer_limit: None,
+            inherit_env: None,
         }
     }
 }
@@ -202,7 +208,7 @@ fn acquire_native(id: &str, config: &Arc<ExecutorConfig>, live: &Arc<AtomicUsize
                 return Err(format!(
                     "cannot acquire '{id}': default_work_dir '{}': {}",
                     dir.display(),
-                    super::sys::describe(&e)
+                    crate::core::os::sys::describe(&e)
                 ))
             }
         }
@@ -250,7 +256,7 @@ impl Executor {
         if self.remote.is_some() {
             if let Some(env) = &opts.env {
                 for (k, _) in env {
-                    super::ssh::check_env_name(k)?;
+                    crate::core::remote::ssh::check_env_name(k)?;
                 }
             }
         }
@@ -268,7 +274,9 @@ impl Executor {
             }
             other => other.clone(),
         };
-        let env = command::merge_env(self.config.default_env.as_deref(), opts.env.as_deref());
+        // Remote commands always start from the remote login environment.
+        let inherit = opts.inherit_env.unwrap_or(self.config.inherit_env) && self.remote.is_none();
+        let env = command::merge_env(inherit, self.config.default_env.as_deref(), opts.env.as_deref());
         let work_dir = caller_dir.or_else(|| self.config.default_work_dir.clone());
         if let Some(conn) = &self.remote {
             let (mut req, remote) =

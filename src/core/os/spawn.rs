@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::command::{self, Bytes, CommandSpec};
-use super::sys;
+use crate::core::command::{self, Bytes, CommandSpec};
+use crate::core::os::sys;
 
 extern "C" {
     // glibc >= 2.29 and >= 2.34; the libc crate does not bind them all.

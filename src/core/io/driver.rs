@@ -16,15 +16,16 @@ use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use super::poller::{Interest, Poller, Token};
-use super::stdin::StdinPipe;
-use super::stream::SharedOutputs;
+use crate::core::io::poller::{Interest, Poller, Token, Unwatch};
+use crate::core::io::stdin::StdinPipe;
+use crate::core::io::stream::{SharedOutputs, Wakeups};
 
 /// Stdin data queued beyond this makes `write_stdin` wait for room.
 pub const STDIN_HIGH_WATER: usize = 16 << 20;
 
-/// How often children without a pidfd are checked for exit.
-const FALLBACK_POLL_MS: i32 = 10;
+/// How often children without a pidfd are checked for exit (the child
+/// table's constant, so that both loops poll alike).
+const FALLBACK_POLL_MS: i32 = crate::core::os::children::FALLBACK_POLL.as_millis() as i32;
 
 enum Source {
     /// Output stream `.1` of a process; the fds belong to the outputs.
@@ -45,6 +46,8 @@ pub struct Driver {
     polled_exits: HashSet<Token>,
     /// Output sources whose last fill stopped before the pipe was empty.
     again: Vec<Token>,
+    /// Tokens that fills outside a poll brought news for (see stream.rs).
+    wakeups: Wakeups,
 }
 
 pub type SharedDriver = Rc<RefCell<Driver>>;
@@ -57,6 +60,7 @@ impl Driver {
             sources: HashMap::new(),
             polled_exits: HashSet::new(),
             again: Vec::new(),
+            wakeups: Rc::new(RefCell::new(Vec::new())),
         })
     }
 
@@ -76,13 +80,9 @@ impl Driver {
         if let Some(fd) = outputs.raw_fd(which) {
             self.poller.add(fd, Interest::Read, t)?;
         }
+        outputs.set_waker(which, t, self.wakeups.clone());
         self.sources.insert(t, Source::Output(outputs, which));
         Ok(t)
-    }
-
-    /// A fill that stopped early (`Filled::more`) continues at the next poll.
-    pub fn fill_again(&mut self, token: Token) {
-        self.again.push(token);
     }
 
     pub fn add_writer(&mut self, pipe: Rc<RefCell<StdinPipe>>) -> io::Result<Token> {
@@ -127,6 +127,7 @@ impl Driver {
             timeout_ms = FALLBACK_POLL_MS;
         }
         let mut fired = std::mem::take(&mut self.again);
+        fired.append(&mut self.wakeups.borrow_mut());
         if !fired.is_empty() {
             timeout_ms = 0;
         }
@@ -158,5 +159,67 @@ impl Driver {
         }
         ready.extend(self.polled_exits.iter().copied());
         Ok(())
+    }
+}
+
+impl Unwatch for Driver {
+    fn remove(&mut self, token: Token) {
+        Driver::remove(self, token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::io::stream::Outputs;
+    use crate::core::os::sys;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn reports_readable_outputs_and_takes_in_read_ahead_ones() {
+        let mut d = Driver::new().unwrap();
+        let (r, w) = sys::pipe().unwrap();
+        sys::set_nonblocking(r.as_raw_fd()).unwrap();
+        let outs = Outputs::new([Some(r), None], 1 << 20);
+        let t = d.add_output(outs.clone(), 0).unwrap();
+        let mut ready = Vec::new();
+        d.poll(0, &mut ready).unwrap();
+        assert!(ready.is_empty(), "nothing written yet");
+        sys::write_nosigpipe(w.as_raw_fd(), b"hello").unwrap();
+        d.poll(1000, &mut ready).unwrap();
+        assert_eq!(ready, vec![t]);
+        assert_eq!(outs.buffered(), 0, "a direct stream is left to its reader");
+        outs.read_ahead(0);
+        assert_eq!(outs.buffered(), 5, "turning read-ahead on takes in what is there");
+        sys::write_nosigpipe(w.as_raw_fd(), b" world").unwrap();
+        ready.clear();
+        d.poll(1000, &mut ready).unwrap();
+        assert_eq!(ready, vec![t]);
+        assert_eq!(outs.buffered(), 11, "the loop takes in what arrives");
+    }
+
+    #[test]
+    fn a_removed_token_is_never_reported() {
+        let mut d = Driver::new().unwrap();
+        let (r, w) = sys::pipe().unwrap();
+        sys::set_nonblocking(r.as_raw_fd()).unwrap();
+        let outs = Outputs::new([Some(r), None], 1 << 20);
+        let t = d.add_output(outs.clone(), 0).unwrap();
+        d.remove(t);
+        sys::write_nosigpipe(w.as_raw_fd(), b"x").unwrap();
+        let mut ready = Vec::new();
+        d.poll(50, &mut ready).unwrap();
+        assert!(ready.is_empty());
+    }
+
+    #[test]
+    fn children_without_pidfd_are_reported_at_least_every_poll_interval() {
+        let mut d = Driver::new().unwrap();
+        let t = d.add_exit(None).unwrap();
+        let mut ready = Vec::new();
+        let t0 = std::time::Instant::now();
+        d.poll(-1, &mut ready).unwrap();
+        assert_eq!(ready, vec![t]);
+        assert!(t0.elapsed().as_millis() < 1000);
     }
 }

@@ -7,9 +7,16 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::sys::cvt;
+use crate::core::os::sys::cvt;
 
 pub type Token = u64;
+
+/// What a handle needs of the event loop when it goes away: to stop being
+/// watched. Handles hold the loop as this trait, so that they do not depend
+/// on the loop's type (the loop depends on theirs).
+pub trait Unwatch {
+    fn remove(&mut self, token: Token);
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {

@@ -27,9 +27,10 @@ use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
 
-use super::children::{self, Owner};
-use super::command::{Bytes, CommandSpec};
-use super::spawn::{self, SpawnRequest, Stdio};
+use crate::core::os::children::{self, Owner};
+use crate::core::command::quote;
+use crate::core::command::{Bytes, CommandSpec};
+use crate::core::os::spawn::{self, SpawnRequest, Stdio};
 
 /// Where to connect and how: the `exec.ssh` resource's connection fields.
 #[derive(Debug, Clone, Default)]
@@ -100,21 +101,6 @@ impl SshTarget {
     }
 }
 
-/// Quote `s` for POSIX sh: safe for every byte but NUL.
-pub fn quote(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    out.push(b'\'');
-    for &b in s {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(b);
-        }
-    }
-    out.push(b'\'');
-    out
-}
-
 /// The per-process private directory for control sockets and ssh logs,
 /// made on first use (mode 0700) and removed at exit.
 static SCRATCH: Lazy<Mutex<Option<(PathBuf, libc::pid_t)>>> = Lazy::new(|| Mutex::new(None));
@@ -147,7 +133,7 @@ fn scratch_dir() -> Result<PathBuf, String> {
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::AlreadyExists {
-            return Err(format!("cannot create a directory in '{}': {}", base.display(), super::sys::describe(&e)));
+            return Err(format!("cannot create a directory in '{}': {}", base.display(), crate::core::os::sys::describe(&e)));
         }
     }
     Err(format!("cannot create a directory in '{}'", base.display()))
@@ -177,7 +163,7 @@ fn random_u64() -> u64 {
     if n != 8 {
         // No getrandom: time and a counter still make names unique here.
         static C: AtomicU64 = AtomicU64::new(0);
-        v = (super::sys::monotonic_seconds().to_bits()) ^ C.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        v = (crate::core::os::sys::monotonic_seconds().to_bits()) ^ C.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
     }
     v
 }

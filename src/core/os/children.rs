@@ -43,9 +43,9 @@ use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 
-use super::command::{Bytes, CommandSpec};
-use super::spawn::{self, SpawnRequest, Stdio};
-use super::sys;
+use crate::core::command::{Bytes, CommandSpec};
+use crate::core::os::spawn::{self, SpawnRequest, Stdio};
+use crate::core::os::sys;
 
 /// How long a child that was sent SIGTERM by `close()` or a dropped handle
 /// gets before SIGKILL.
@@ -54,9 +54,10 @@ pub const GRACE: Duration = Duration::from_millis(1000);
 /// How long the commands that stop remote processes get at exit.
 const REMOTE_STOP_WAIT: Duration = Duration::from_secs(3);
 
-/// How often the reaper polls children for which the kernel gave no pidfd,
-/// and groups whose exited leader is kept as a zombie.
-const FALLBACK_POLL: Duration = Duration::from_millis(20);
+/// How often children for which the kernel gave no pidfd are polled (by
+/// the reaper and by the event loop), and groups whose exited leader is
+/// kept as a zombie. One constant for both.
+pub(crate) const FALLBACK_POLL: Duration = Duration::from_millis(10);
 
 /// Identifies the owner (a Lua state) of a child.
 pub type Owner = u64;
@@ -590,7 +591,11 @@ fn kill_matching(pred: impl Fn(Owner) -> bool) {
     while !stoppers.is_empty() && Instant::now() < deadline {
         stoppers.retain(|&pid| matches!(reap_locked(&mut t, pid, false), Ok(None)));
         if !stoppers.is_empty() {
+            // Not holding the table meanwhile: the reaper and other states
+            // go on while the stop commands get through.
+            drop(t);
             std::thread::sleep(Duration::from_millis(5));
+            t = table();
         }
     }
     let groups: Vec<_> = t.groups.iter().filter(|(_, g)| g.creator == me && pred(g.owner)).map(|(p, _)| *p).collect();
@@ -707,7 +712,7 @@ fn reaper_loop(wake_fd: libc::c_int) {
 mod tests {
     use super::*;
     use crate::core::command::CommandSpec;
-    use crate::core::spawn::{spawn, SpawnRequest, Stdio};
+    use crate::core::os::spawn::{spawn, SpawnRequest, Stdio};
 
     fn start(cmd: &str) -> libc::pid_t {
         let mut req = SpawnRequest::new(CommandSpec::Shell(cmd.into()));
@@ -762,7 +767,7 @@ mod tests {
     #[test]
     fn abandoned_children_are_reaped_in_the_background() {
         let pid = start("sleep 30");
-        let pidfd = crate::core::sys::pidfd_open(pid).unwrap().map(Arc::new);
+        let pidfd = crate::core::os::sys::pidfd_open(pid).unwrap().map(Arc::new);
         table().entries.get_mut(&pid).unwrap().pidfd = pidfd;
         abandon(pid, false);
         assert!(eventually(|| gone(pid)), "child {pid} still present");

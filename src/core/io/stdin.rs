@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::sys;
+use crate::core::os::sys;
 
 pub struct StdinPipe {
     fd: Option<OwnedFd>,
@@ -183,7 +183,7 @@ impl StdinPipe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::sys::{pipe, read_nonblocking, set_nonblocking, ReadOutcome};
+    use crate::core::os::sys::{pipe, read_nonblocking, set_nonblocking, ReadOutcome};
 
     fn drain(fd: RawFd, out: &mut Vec<u8>) -> bool {
         let mut buf = vec![0u8; 65536];

@@ -19,9 +19,8 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
-use super::driver::SharedDriver;
-use super::poller::Token;
-use super::sys::{self, ReadOutcome};
+use crate::core::io::poller::{Token, Unwatch};
+use crate::core::os::sys::{self, ReadOutcome};
 
 /// Largest chunk one `read` returns.
 pub const MAX_CHUNK: usize = 64 * 1024;
@@ -126,7 +125,15 @@ pub struct Outputs {
     streams: [RefCell<Option<StreamState>>; 2],
     limit: usize,
     used: Cell<usize>,
+    /// Per stream: its token and the event loop's queue of tokens to
+    /// report. A fill made outside the loop's poll (read-ahead turned on)
+    /// consumes the pipe's edge: whoever waits on the stream must still
+    /// hear of what it took in.
+    wakers: RefCell<[Option<(Token, Wakeups)>; 2]>,
 }
+
+/// Tokens to report at the event loop's next poll.
+pub type Wakeups = Rc<RefCell<Vec<Token>>>;
 
 pub type SharedOutputs = Rc<Outputs>;
 
@@ -147,7 +154,20 @@ impl Outputs {
                 scan: 0,
             }))
         });
-        Rc::new(Outputs { streams: [a, b], limit, used: Cell::new(0) })
+        Rc::new(Outputs { streams: [a, b], limit, used: Cell::new(0), wakers: RefCell::new([None, None]) })
+    }
+
+    /// Where to report stream `which` when a fill outside the loop brings news.
+    pub fn set_waker(&self, which: usize, token: Token, wakeups: Wakeups) {
+        self.wakers.borrow_mut()[which] = Some((token, wakeups));
+    }
+
+    fn notify(&self, which: usize, f: Filled) {
+        if f.news || f.more {
+            if let Some((t, w)) = &self.wakers.borrow()[which] {
+                w.borrow_mut().push(*t);
+            }
+        }
     }
 
     pub fn limit(&self) -> usize {
@@ -189,7 +209,9 @@ impl Outputs {
             _ => false,
         };
         if changed {
-            self.fill(which)
+            let f = self.fill(which);
+            self.notify(which, f);
+            f
         } else {
             Filled::default()
         }
@@ -203,7 +225,9 @@ impl Outputs {
             self.consume(st, held);
             st.mode = Mode::Discard;
         }
-        self.fill(which)
+        let f = self.fill(which);
+        self.notify(which, f);
+        f
     }
 
     /// Take in what the pipe of `which` holds, as its mode says.
@@ -575,11 +599,11 @@ pub struct Stream {
     outputs: SharedOutputs,
     which: usize,
     token: Token,
-    driver: SharedDriver,
+    driver: Rc<RefCell<dyn Unwatch>>,
 }
 
 impl Stream {
-    pub fn new(outputs: SharedOutputs, which: usize, token: Token, driver: SharedDriver) -> Stream {
+    pub fn new(outputs: SharedOutputs, which: usize, token: Token, driver: Rc<RefCell<dyn Unwatch>>) -> Stream {
         Stream { outputs, which, token, driver }
     }
 

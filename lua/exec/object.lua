@@ -1,0 +1,112 @@
+-- The public objects' shared machinery: the three classes, and how an
+-- object is made and checked.
+--
+-- Each object is an empty table with a metatable of its own, locked
+-- (`__metatable`), that holds its state: the raw Rust userdata and the
+-- object's fields. So nothing internal is reachable from a handle: `pairs`
+-- shows nothing, `getmetatable` returns the class name, and the shared
+-- class tables cannot be patched by code that holds a handle.
+local sched = ...
+
+local O = {}
+
+-- Taken when the module loads, before a host may sandbox `debug` away.
+local dgetmt = debug.getmetatable
+O.dgetmt = dgetmt
+O.check_open = sched.check_open
+local check_open = sched.check_open
+
+local Executor, Process, Stream = {}, {}, {}
+Executor.__index, Process.__index, Stream.__index = Executor, Process, Stream
+Executor.__name, Process.__name, Stream.__name = "exec.executor", "exec.process", "exec.stream"
+O.Executor, O.Process, O.Stream = Executor, Process, Stream
+-- The state of `v` if it is an object of `class` (nil otherwise).
+function O.state_of(v, class)
+  if type(v) ~= "table" then return nil end
+  local st = dgetmt(v)
+  if type(st) == "table" and st.__index == class and st.raw ~= nil then return st end
+  return nil
+end
+
+function O.describe(v)
+  local t = type(v)
+  if t == "table" then
+    local st = dgetmt(v)
+    if type(st) == "table" and (st.__index == Executor or st.__index == Process or st.__index == Stream) then
+      return st.__index.__name
+    end
+  end
+  return t
+end
+
+-- A new object of `class` whose state is `st`.
+function O.new_object(class, st)
+  st.__index = class
+  st.__metatable = class.__name
+  st.__name = class.__name
+  st.__tostring = class.__tostring
+  st.__close = class.__close
+  return setmetatable({}, st)
+end
+
+-- Raise unless `self` is an object of class `mt` (a method called with `.`
+-- instead of `:`, or on the wrong object).
+function O.check_self(self, mt, name)
+  check_open()
+  local st = O.state_of(self, mt)
+  if not st then
+    error(name .. ": self must be an " .. mt.__name .. " (got " .. O.describe(self) .. "); call it with ':'", 3)
+  end
+  return st.raw, st
+end
+
+-- Same check for functions that must never raise (wait): returns nil, message.
+function O.soft_self(self, mt, name)
+  check_open()
+  local st = O.state_of(self, mt)
+  if not st then
+    return nil, name .. ": self must be an " .. mt.__name .. " (got " .. O.describe(self) .. ")"
+  end
+  return st.raw, st
+end
+
+function O.arg_error(fname, n, argname, msg)
+  error(string.format("bad argument #%d (%s) to '%s': %s", n, argname, fname, msg), 3)
+end
+
+-- { k = v } -> flat { k1, v1, ... }, with the semantics' checks.
+function O.flatten_env(env, fname, argname)
+  local flat = {}
+  for k, v in pairs(env) do
+    local tk, tv = type(k), type(v)
+    if tk == "number" then k = tostring(k) elseif tk ~= "string" then
+      O.arg_error(fname, 2, argname, "variable names must be strings (got " .. tk .. ")")
+    end
+    if tv == "number" then v = tostring(v) elseif tv ~= "string" then
+      O.arg_error(fname, 2, argname, "value of '" .. k .. "' must be a string or number (got " .. tv .. ")")
+    end
+    if k == "" then O.arg_error(fname, 2, argname, "empty variable name") end
+    if k:find("=", 1, true) then O.arg_error(fname, 2, argname, "variable name '" .. k .. "' contains '='") end
+    if k:find("\0", 1, true) then O.arg_error(fname, 2, argname, "variable name contains a NUL byte") end
+    if v:find("\0", 1, true) then O.arg_error(fname, 2, argname, "value of '" .. k .. "' contains a NUL byte") end
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  return flat
+end
+
+function O.check_string_list(list, fname, argname)
+  local n = #list
+  for k in pairs(list) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      O.arg_error(fname, 2, argname, "must be a list (found key " .. tostring(k) .. ")")
+    end
+  end
+  for i = 1, n do
+    if type(list[i]) ~= "string" then
+      O.arg_error(fname, 2, argname, "item " .. i .. " must be a string (got " .. type(list[i]) .. ")")
+    end
+  end
+end
+
+return O

@@ -1,0 +1,235 @@
+-- The resource registry from Lua: define, kind, load (resource files are
+-- data), and exec.get.
+local core, O = ...
+local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
+local check_open, dgetmt = O.check_open, O.dgetmt
+local Executor, Process, Stream = O.Executor, O.Process, O.Stream
+local unpack = table.unpack or unpack
+local flatten_env, check_string_list = O.flatten_env, O.check_string_list
+
+local M = {}
+
+----------------------------------------------------------------------------
+-- Registry
+----------------------------------------------------------------------------
+
+local NATIVE_OPTIONS = {
+  kind = true, default_work_dir = "string", default_env = "table",
+  command_whitelist = "table", max_processes = "number",
+  allowed_env = "table", work_dir_within = "string", inherit_env = "boolean",
+}
+
+-- exec.ssh: the native options (applied on the remote host) and the
+-- connection's.
+local SSH_OPTIONS = {
+  host = "string", port = "number", user = "string", identity_file = "string",
+  known_hosts_file = "string", ssh_config_file = "string", ssh_options = "table",
+  multiplex = "boolean", ssh_command = "string",
+}
+for k, v in pairs(NATIVE_OPTIONS) do SSH_OPTIONS[k] = v end
+
+local EXECUTOR_KINDS = { ["exec.native"] = NATIVE_OPTIONS, ["exec.ssh"] = SSH_OPTIONS }
+
+local registry = {}
+M.registry = registry
+
+--- exec.registry.define(id, config): config.kind is required.
+function registry.define(id, config)
+  check_open()
+  local fname = "exec.registry.define"
+  if type(id) ~= "string" then arg_error(fname, 1, "id", "string expected, got " .. type(id)) end
+  if id == "" then arg_error(fname, 1, "id", "must not be empty") end
+  if type(config) ~= "table" then arg_error(fname, 2, "config", "table expected, got " .. type(config)) end
+  local kind = config.kind
+  if type(kind) ~= "string" or kind == "" then
+    arg_error(fname, 2, "config", "config.kind must be a non-empty string (got " .. type(kind) .. ")")
+  end
+  local norm = {}
+  local known = EXECUTOR_KINDS[kind]
+  if known then
+    for k, v in pairs(config) do
+      local want = known[k]
+      if not want then
+        arg_error(fname, 2, "config", "unknown option '" .. tostring(k) .. "' for kind " .. kind)
+      end
+      if want ~= true and type(v) ~= want then
+        arg_error(fname, 2, "config", k .. " must be a " .. want .. " (got " .. type(v) .. ")")
+      end
+      norm[k] = v
+    end
+    norm.kind = nil
+    if config.default_env then norm.default_env = flatten_env(config.default_env, fname, "config.default_env") end
+    if config.command_whitelist then
+      check_string_list(config.command_whitelist, fname, "config.command_whitelist")
+    end
+    if config.allowed_env then
+      check_string_list(config.allowed_env, fname, "config.allowed_env")
+    end
+    local max = config.max_processes
+    if max ~= nil and (max ~= max or max < 1 or max % 1 ~= 0 or max == math.huge) then
+      arg_error(fname, 2, "config", "max_processes must be a whole number >= 1 (got " .. tostring(max) .. ")")
+    end
+    if kind == "exec.ssh" then
+      if config.host == nil then arg_error(fname, 2, "config", "host is required for kind exec.ssh") end
+      for k, v in pairs(config.ssh_options or {}) do
+        local tv = type(v)
+        if type(k) ~= "string" or not (tv == "string" or tv == "number" or tv == "boolean") then
+          arg_error(fname, 2, "config", "ssh_options must map option names to strings, numbers or booleans")
+        end
+      end
+    end
+  end
+  local ok, err = core.define(id, kind, norm)
+  if not ok then error(fname .. ": " .. err, 2) end
+  return true
+end
+
+--- The kind of a defined resource, or nil.
+function registry.kind(id)
+  check_open()
+  if type(id) ~= "string" then arg_error("exec.registry.kind", 1, "id", "string expected, got " .. type(id)) end
+  return core.kind(id)
+end
+
+-- What a resource file may hold, and may make us do.
+local LOAD_MAX_BYTES = core.registry_file_limit
+-- VM instructions a Lua resource file may take: data needs about one per
+-- token, so a budget that grows with the file never stops data, and stops
+-- a loop at once.
+local LOAD_BASE_BUDGET = 1000000
+
+-- Options that make ssh (or us) run local programs or load code: only from
+-- a file the caller trusts (`exec.registry.load(path, { trust = true })`).
+local TRUSTED_ONLY = { ssh_command = true, ssh_config_file = true }
+local TRUSTED_ONLY_SSH = {
+  proxycommand = true, localcommand = true, knownhostscommand = true, permitlocalcommand = true,
+  match = true, pkcs11provider = true, securitykeyprovider = true, proxyusefdpass = true,
+}
+
+local function check_untrusted(id, cfg)
+  for k in pairs(cfg) do
+    if TRUSTED_ONLY[k] then
+      return "option " .. k .. " runs local programs: refused from a file unless it is loaded with { trust = true }"
+    end
+  end
+  if type(cfg.ssh_options) == "table" then
+    for k in pairs(cfg.ssh_options) do
+      if type(k) == "string" and TRUSTED_ONLY_SSH[k:lower()] then
+        return "ssh_options." .. k .. " runs local programs: refused from a file unless it is loaded with { trust = true }"
+      end
+    end
+  end
+  return nil
+end
+
+-- A Lua resource file is a table constructor (with or without `return`),
+-- evaluated as data: no access to anything (not even the string methods),
+-- within an instruction budget.
+local function load_lua_table(text, path)
+  local chunk_text = text:match("^%s*return[%s{]") and text or ("return " .. text)
+  local env = {}
+  local chunk, err
+  if setfenv then
+    chunk, err = loadstring(chunk_text, "@" .. path)
+    if chunk then setfenv(chunk, env) end
+  else
+    chunk, err = load(chunk_text, "@" .. path, "t", env)
+  end
+  if not chunk then return nil, err end
+  local budget = math.floor((LOAD_BASE_BUDGET + #text) / 1000)
+  -- LuaJIT runs no hooks in compiled code: keep the file interpreted.
+  if rawget(_G, "jit") and jit.off then jit.off(chunk, true) end
+  local co = coroutine.create(chunk)
+  local old_hook = { debug.gethook(co) }
+  debug.sethook(co, function()
+    budget = budget - 1
+    if budget < 0 then error("takes too long to evaluate (a resource file is data, not a program)", 2) end
+  end, "", 1000)
+  local smt = dgetmt("")
+  local string_index = smt and smt.__index
+  if smt then smt.__index = nil end
+  local ok, v = coroutine.resume(co)
+  if smt then smt.__index = string_index end
+  debug.sethook(co, unpack(old_hook, 1, 3))
+  if not ok then return nil, tostring(v) end
+  return v
+end
+
+--- exec.registry.load(path, [options]): define every resource a file
+--- declares. The file maps resource ids to configurations, in JSON (a name
+--- ending in .json) or Lua table syntax. All or nothing: on any error, none
+--- of the file's resources stay defined. Returns the ids defined, sorted.
+--- Options that run local programs are refused unless `options.trust`.
+function registry.load(path, options)
+  check_open()
+  local fname = "exec.registry.load"
+  if type(path) ~= "string" then arg_error(fname, 1, "path", "string expected, got " .. type(path)) end
+  if options ~= nil and type(options) ~= "table" then
+    arg_error(fname, 2, "options", "table expected, got " .. type(options))
+  end
+  local trust = false
+  for k, v in pairs(options or {}) do
+    if k ~= "trust" then arg_error(fname, 2, "options", "unknown option '" .. tostring(k) .. "'") end
+    if type(v) ~= "boolean" then arg_error(fname, 2, "options", "option trust must be a boolean (got " .. type(v) .. ")") end
+    trust = v
+  end
+  local f, oerr = io.open(path, "rb")
+  if not f then error(fname .. ": cannot open " .. tostring(oerr), 2) end
+  local text = f:read(LOAD_MAX_BYTES + 1) or ""
+  f:close()
+  if #text > LOAD_MAX_BYTES then
+    error(fname .. ": " .. path .. ": larger than " .. LOAD_MAX_BYTES .. " bytes", 2)
+  end
+  local data, perr
+  if path:lower():match("%.json$") then
+    data, perr = core.json_decode(text)
+  else
+    data, perr = load_lua_table(text, path)
+  end
+  if perr then error(fname .. ": " .. path .. ": " .. perr, 2) end
+  if type(data) ~= "table" then
+    error(fname .. ": " .. path .. ": expected a table of resources (got " .. type(data) .. ")", 2)
+  end
+  local ids = {}
+  for id, cfg in pairs(data) do
+    if type(id) ~= "string" then
+      error(fname .. ": " .. path .. ": resource ids must be strings (got " .. type(id) .. ")", 2)
+    end
+    if type(cfg) ~= "table" then
+      error(fname .. ": " .. path .. ": resource '" .. id .. "' must be a table (got " .. type(cfg) .. ")", 2)
+    end
+    if not trust then
+      local refused = check_untrusted(id, cfg)
+      if refused then error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. refused, 2) end
+    end
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  local done = {}
+  for _, id in ipairs(ids) do
+    local ok, err = pcall(registry.define, id, data[id])
+    if not ok then
+      for _, d in ipairs(done) do core.undefine(d) end
+      if type(err) ~= "string" or not err:find("exec.registry.define", 1, true) then
+        error(err, 0) -- not ours: as it came
+      end
+      err = err:gsub("^bad argument #%d+ %(%w+%) to 'exec.registry.define': ", ""):gsub("^exec.registry.define: ", "")
+      error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err, 2)
+    end
+    done[#done + 1] = id
+  end
+  return ids
+end
+
+--- exec.get(id): a process executor from the registry.
+function M.get(id)
+  check_open()
+  local fname = "exec.get"
+  if type(id) ~= "string" then arg_error(fname, 1, "resource_id", "string expected, got " .. type(id)) end
+  if id == "" then arg_error(fname, 1, "resource_id", "must not be empty") end
+  local raw, err = core.get(id)
+  if not raw then error(fname .. ": " .. err, 2) end
+  return new_object(Executor, { raw = raw })
+end
+
+return M

@@ -1,0 +1,150 @@
+-- Output streams: chunk, line and whole reads, lines(), close. Bytes are
+-- handled in Rust; this file parks the caller while a read would block.
+local core, sched, O = ...
+local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
+local check_open, dgetmt = O.check_open, O.dgetmt
+local Executor, Process, Stream = O.Executor, O.Process, O.Stream
+local unpack = table.unpack or unpack
+
+----------------------------------------------------------------------------
+-- Stream
+----------------------------------------------------------------------------
+
+-- The largest chunk one read returns: Rust's constant.
+local CHUNK = core.max_chunk
+
+local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
+
+-- Line reads. Rust puts every whole line available into a queue (a Lua
+-- table, st.q[st.qh .. st.qn]) at once, so a line read from the queue
+-- costs no call at all. Any other read first gives the queued lines back
+-- to the stream, so reads of every kind can be mixed.
+local function give_back(raw, st)
+  local q, h, n = st.q, st.qh, st.qn
+  st.qh, st.qn = 1, 0
+  if h <= n then
+    local parts = {}
+    for i = h, n do parts[#parts + 1] = q[i]; q[i] = nil end
+    parts[#parts + 1] = ""
+    raw:unread(table.concat(parts, "\n"))
+  end
+end
+
+-- The next line (with its newline when keep): line | nil (end) | nil, err.
+local function next_line(raw, st, keep)
+  local q, h = st.q, st.qh
+  if h <= st.qn then
+    local line = q[h]
+    q[h] = nil
+    st.qh = h + 1
+    if keep then return line .. "\n" end
+    return line
+  end
+  while true do
+    local n, last = raw:read_lines(q)
+    if n == false then
+      sched.wait_token(st.token, "stream:read")
+    elseif type(n) == "number" then
+      local line = q[1]
+      q[1] = nil
+      st.qh, st.qn = 2, n
+      if keep then return line .. "\n" end
+      return line
+    elseif n then
+      return n -- the last line, which has no newline
+    else
+      return nil, last
+    end
+  end
+end
+
+-- Call raw[method](raw, arg) until it has an answer, parking the caller on
+-- the stream's token while it would block: one call into Rust per attempt.
+local function await(raw, st, method, arg)
+  while true do
+    local data, err = raw[method](raw, arg)
+    if data ~= false then return data, err end
+    sched.wait_token(st.token, "stream:read")
+  end
+end
+
+--- stream:read([n | "l" | "L" | "a"]): the next chunk (at most n bytes,
+--- 64 KiB by default) as soon as any is available; nil, nil at the end;
+--- nil, message on error. "l"/"L" read a line without/with its newline,
+--- "a" everything up to the end ("" if nothing is left).
+local life = sched.life
+function Stream:read(n)
+  -- Fast path: the next line of the queue, no call at all.
+  local st = dgetmt(self)
+  if n == "l" and st ~= nil and st.__index == Stream and not life.closing then
+    local h = st.qh
+    if h <= st.qn then
+      st.qh = h + 1
+      return st.q[h]
+    end
+  end
+  local raw
+  raw, st = check_self(self, Stream, "stream:read")
+  local data, err
+  if n == "l" or n == "L" then
+    data, err = next_line(raw, st, n == "L")
+  elseif n == nil then
+    if st.qh <= st.qn then give_back(raw, st) end
+    data, err = await(raw, st, "read", CHUNK)
+  elseif type(n) == "string" then
+    local fmt = FORMATS[n]
+    if not fmt then arg_error("stream:read", 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
+    if fmt == "a" then
+      if st.qh <= st.qn then give_back(raw, st) end
+      data, err = await(raw, st, "read_all")
+    else
+      data, err = next_line(raw, st, fmt == "L")
+    end
+  elseif type(n) ~= "number" then
+    arg_error("stream:read", 1, "n", "number or format expected, got " .. type(n))
+  elseif n ~= n or n < 1 or n % 1 ~= 0 then
+    arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
+  else
+    if st.qh <= st.qn then give_back(raw, st) end
+    data, err = await(raw, st, "read", n > CHUNK and CHUNK or n)
+  end
+  if data then return data, nil end
+  if err then return nil, "stream:read: " .. err end
+  return nil, nil
+end
+
+--- for line in stream:lines() do ... end: lines without their newline.
+--- Raises on a read error (a for loop has no place for a message).
+function Stream:lines()
+  local raw, st = check_self(self, Stream, "stream:lines")
+  local q = st.q
+  return function()
+    local h = st.qh
+    if h <= st.qn then
+      st.qh = h + 1
+      return q[h] -- (the next batch overwrites the queue: no need to clear)
+    end
+    check_open()
+    local line, err = next_line(raw, st, false)
+    if err then error("stream:read: " .. err, 2) end
+    return line
+  end
+end
+
+--- stream:close(): true, nil; idempotent.
+function Stream:close()
+  local raw = check_self(self, Stream, "stream:close")
+  if not raw:closed() then
+    local t = raw:token()
+    raw:close()
+    sched.fire(t)
+  end
+  return true, nil
+end
+
+Stream.__close = function(self) pcall(Stream.close, self) end
+Stream.__tostring = function(self)
+  return string.format("exec.stream(%s)", dgetmt(self).raw:closed() and "closed" or "open")
+end
+
+return {}

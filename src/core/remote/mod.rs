@@ -1,0 +1,3 @@
+//! Remote executors: processes on other hosts through OpenSSH.
+
+pub(crate) mod ssh;
