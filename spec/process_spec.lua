@@ -288,13 +288,33 @@ describe("process:signal", function()
     assert.equals(0, p:wait())
   end)
 
-  it("raises for a signal that is not a number", function()
+  it("raises for a signal that is neither a number nor a known name, naming it", function()
     local p = ex:exec("true")
     p:start()
-    local ok, err = pcall(p.signal, p, "TERM")
+    local ok, err = pcall(p.signal, p, {})
     assert.is_false(ok)
     assert.matches("signal_number", err)
+    ok, err = pcall(p.signal, p, "NOPE")
+    assert.is_false(ok)
+    assert.is_truthy(err:find("unknown signal name 'NOPE'", 1, true), err)
     p:wait()
+  end)
+
+  it("accepts signal names (TERM, SIGTERM, term); exec.signals maps names to numbers", function()
+    assert.equals(15, exec.signals.TERM)
+    assert.equals(9, exec.signals.KILL)
+    for _, name in ipairs({ "TERM", "SIGTERM", "term" }) do
+      local p = ex:exec({ "sleep", "30" })
+      p:start()
+      assert.is_true(p:signal(name))
+      assert.equals(143, p:wait())
+    end
+    exec.signals.TERM = 9 -- a copy: the library does not read it
+    local p = ex:exec({ "sleep", "30" })
+    p:start()
+    p:signal("TERM")
+    assert.equals(143, p:wait())
+    exec.signals.TERM = 15
   end)
 end)
 

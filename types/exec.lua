@@ -66,6 +66,10 @@ function exec.get(id) end
 ---@return exec.RunResult
 function exec.run(command, options) end
 
+---Signal names without "SIG" mapped to their numbers here (a copy: changing it changes nothing).
+---@type table<string, integer>
+exec.signals = {}
+
 ---A new table with the current environment (name -> value), e.g. to merge into `env`.
 ---@return table<string, string>
 function exec.environ() end
@@ -139,7 +143,7 @@ function Process:start() end
 function Process:wait(d) end
 
 ---Send a signal.
----@param signal_number integer
+---@param signal_number integer|string a number, or a name: "TERM", "SIGTERM", "term"
 ---@return true|nil ok
 ---@return string|nil err
 function Process:signal(signal_number) end

@@ -21,6 +21,12 @@ if not exec then
     get = registry.get,
     run = run.run,
     quote = run.quote,
+    -- A copy: changing it changes nothing in the library.
+    signals = (function()
+      local t = {}
+      for name, n in pairs(core.signals) do t[name] = n end
+      return t
+    end)(),
     environ = function()
       sched.check_open()
       return core.environ()

@@ -237,10 +237,18 @@ function Process:wait(d)
 end
 
 --- process:signal(n): true, nil; or nil, message.
+-- Signal names: "TERM", "SIGTERM" and "term" all name SIGTERM.
+local SIGNUM = {}
+for name, n in pairs(core.signals) do SIGNUM[name] = n end
+
 function Process:signal(sig)
   local raw = check_self(self, Process, "process:signal")
-  if type(sig) ~= "number" then
-    arg_error("process:signal", 1, "signal_number", "number expected, got " .. type(sig))
+  if type(sig) == "string" then
+    local n = SIGNUM[sig:upper():gsub("^SIG", "")]
+    if not n then arg_error("process:signal", 1, "signal", "unknown signal name '" .. sig .. "'") end
+    sig = n
+  elseif type(sig) ~= "number" then
+    arg_error("process:signal", 1, "signal_number", "number or signal name expected, got " .. type(sig))
   end
   if sig ~= sig or sig % 1 ~= 0 or sig < 1 or sig > 64 then
     return nil, "process:signal: invalid signal number " .. tostring(sig)

@@ -92,6 +92,14 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
+    // Signal names (without "SIG") -> numbers, for process:signal("TERM").
+    {
+        let t = lua.create_table()?;
+        for (n, name) in crate::core::os::sys::SIGNALS {
+            t.raw_set(*name, *n)?;
+        }
+        core.set("signals", t)?;
+    }
     // exec.environ(): our environment as a table (bytes, not UTF-8).
     core.set(
         "environ",

@@ -340,6 +340,25 @@ pub fn is_tty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// Signal names without "SIG" and their numbers here. One table: the
+/// remote side gets names (`kill -s`, numbers differ between kernels:
+/// SIGCONT is 18 on Linux, 19 on BSD), and Lua code may use names.
+pub const SIGNALS: &[(libc::c_int, &str)] = &[
+    (libc::SIGHUP, "HUP"), (libc::SIGINT, "INT"), (libc::SIGQUIT, "QUIT"), (libc::SIGILL, "ILL"),
+    (libc::SIGTRAP, "TRAP"), (libc::SIGABRT, "ABRT"), (libc::SIGBUS, "BUS"), (libc::SIGFPE, "FPE"),
+    (libc::SIGKILL, "KILL"), (libc::SIGUSR1, "USR1"), (libc::SIGSEGV, "SEGV"), (libc::SIGUSR2, "USR2"),
+    (libc::SIGPIPE, "PIPE"), (libc::SIGALRM, "ALRM"), (libc::SIGTERM, "TERM"), (libc::SIGCHLD, "CHLD"),
+    (libc::SIGCONT, "CONT"), (libc::SIGSTOP, "STOP"), (libc::SIGTSTP, "TSTP"), (libc::SIGTTIN, "TTIN"),
+    (libc::SIGTTOU, "TTOU"), (libc::SIGURG, "URG"), (libc::SIGXCPU, "XCPU"), (libc::SIGXFSZ, "XFSZ"),
+    (libc::SIGVTALRM, "VTALRM"), (libc::SIGPROF, "PROF"), (libc::SIGWINCH, "WINCH"), (libc::SIGIO, "IO"),
+    (libc::SIGSYS, "SYS"),
+];
+
+/// The name of signal `sig` (without "SIG"), if it has one.
+pub fn signal_name(sig: libc::c_int) -> Option<&'static str> {
+    SIGNALS.iter().find(|(n, _)| *n == sig).map(|(_, s)| *s)
+}
+
 /// Monotonic clock in seconds.
 pub fn monotonic_seconds() -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -29,6 +29,7 @@ use once_cell::sync::Lazy;
 
 use crate::core::os::children::{self, Owner};
 use crate::core::command::quote;
+use crate::core::os::sys::signal_name;
 use crate::core::command::{Bytes, CommandSpec};
 use crate::core::os::spawn::{self, SpawnRequest, Stdio};
 
@@ -178,22 +179,6 @@ fn scratch_file(prefix: &str) -> Result<PathBuf, String> {
 fn read_log(path: &Path) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     String::from_utf8_lossy(&text).trim().replace("\r\n", "\n").replace('\n', "; ")
-}
-
-/// A local signal number as a name `kill -s` understands on any system
-/// (numbers differ between kernels: SIGCONT is 18 on Linux, 19 on BSD).
-fn signal_name(sig: i32) -> Option<&'static str> {
-    let names: &[(i32, &str)] = &[
-        (libc::SIGHUP, "HUP"), (libc::SIGINT, "INT"), (libc::SIGQUIT, "QUIT"), (libc::SIGILL, "ILL"),
-        (libc::SIGTRAP, "TRAP"), (libc::SIGABRT, "ABRT"), (libc::SIGBUS, "BUS"), (libc::SIGFPE, "FPE"),
-        (libc::SIGKILL, "KILL"), (libc::SIGUSR1, "USR1"), (libc::SIGSEGV, "SEGV"), (libc::SIGUSR2, "USR2"),
-        (libc::SIGPIPE, "PIPE"), (libc::SIGALRM, "ALRM"), (libc::SIGTERM, "TERM"), (libc::SIGCHLD, "CHLD"),
-        (libc::SIGCONT, "CONT"), (libc::SIGSTOP, "STOP"), (libc::SIGTSTP, "TSTP"), (libc::SIGTTIN, "TTIN"),
-        (libc::SIGTTOU, "TTOU"), (libc::SIGURG, "URG"), (libc::SIGXCPU, "XCPU"), (libc::SIGXFSZ, "XFSZ"),
-        (libc::SIGVTALRM, "VTALRM"), (libc::SIGPROF, "PROF"), (libc::SIGWINCH, "WINCH"), (libc::SIGIO, "IO"),
-        (libc::SIGSYS, "SYS"),
-    ];
-    names.iter().find(|(n, _)| *n == sig).map(|(_, s)| *s)
 }
 
 /// The remote pid file of a process: `$1` is the token.
