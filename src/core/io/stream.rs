@@ -485,16 +485,32 @@ impl Outputs {
         }
     }
 
+    /// Run a line, block or whole read of stream `which` on its state; if
+    /// the read found the pipe empty (the reader is about to block), let the
+    /// other stream be taken in, once the state is no longer borrowed.
+    fn with_reader<R>(
+        &self,
+        which: usize,
+        read: impl FnOnce(&mut StreamState, &mut bool) -> Result<R, String>,
+    ) -> Result<R, String> {
+        let mut deferred = false;
+        let r = {
+            let mut guard = self.streams[which].borrow_mut();
+            match guard.as_mut() {
+                Some(st) if st.fd.is_some() => read(st, &mut deferred),
+                _ => Err("stream is closed".to_string()),
+            }
+        };
+        if deferred {
+            self.read_ahead(1 - which);
+        }
+        r
+    }
+
     /// The next line of stream `which` (with its newline when `keep`), or
     /// its last line without one, passed to `f`. At most one pipe read.
     pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
-        let mut deferred = false;
-        let r = (|| {
-            let mut guard = self.streams[which].borrow_mut();
-            let st = match guard.as_mut() {
-                Some(st) if st.fd.is_some() => st,
-                _ => return Err("stream is closed".to_string()),
-            };
+        self.with_reader(which, |st, deferred| {
             loop {
                 if let Some(i) = memchr::memchr(b'\n', &st.acc[st.scan..]) {
                     let end = st.scan + i + 1;
@@ -508,7 +524,7 @@ impl Outputs {
                     return Ok(Got::Data(v));
                 }
                 st.scan = st.acc.len(); // searched: no newline up to here
-                match self.pull::<T>(st, which, &mut deferred)? {
+                match self.pull::<T>(st, which, deferred)? {
                     None => continue,
                     Some(Got::Eof) if st.pending() > 0 => {
                         let v = f(&st.acc[st.acc_pos..]);
@@ -518,24 +534,14 @@ impl Outputs {
                     Some(other) => return Ok(other),
                 }
             }
-        })();
-        if deferred {
-            self.read_ahead(1 - which);
-        }
-        r
+        })
     }
 
     /// Every complete line of stream `which` available now, as one piece
     /// up to its last newline (reading the pipe once if there is none), or
-    /// the stream's last line, which has no newline: `Lines(n, true)`.
+    /// the stream's last line, which has no newline (then the flag is true).
     pub fn read_lines_block<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
-        let mut deferred = false;
-        let r = (|| {
-            let mut guard = self.streams[which].borrow_mut();
-            let st = match guard.as_mut() {
-                Some(st) if st.fd.is_some() => st,
-                _ => return Err("stream is closed".to_string()),
-            };
+        self.with_reader(which, |st, deferred| {
             loop {
                 if let Some(i) = memchr::memrchr(b'\n', &st.acc[st.scan..]) {
                     let end = st.scan + i + 1;
@@ -548,7 +554,7 @@ impl Outputs {
                     return Ok((Got::Data(v), false));
                 }
                 st.scan = st.acc.len();
-                match self.pull::<T>(st, which, &mut deferred)? {
+                match self.pull::<T>(st, which, deferred)? {
                     None => continue,
                     Some(Got::Eof) if st.pending() > 0 => {
                         let v = f(&st.acc[st.acc_pos..]);
@@ -558,25 +564,15 @@ impl Outputs {
                     Some(other) => return Ok((other, false)),
                 }
             }
-        })();
-        if deferred {
-            self.read_ahead(1 - which);
-        }
-        r
+        })
     }
 
     /// Everything up to the end of stream `which`, passed to `f` once the
     /// end is reached; `WouldBlock` until then (what arrived is kept).
     pub fn read_all<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
-        let mut deferred = false;
-        let r = (|| {
-            let mut guard = self.streams[which].borrow_mut();
-            let st = match guard.as_mut() {
-                Some(st) if st.fd.is_some() => st,
-                _ => return Err("stream is closed".to_string()),
-            };
+        self.with_reader(which, |st, deferred| {
             loop {
-                match self.pull::<T>(st, which, &mut deferred)? {
+                match self.pull::<T>(st, which, deferred)? {
                     None => continue,
                     Some(Got::Eof) => {
                         let v = f(&st.acc[st.acc_pos..]);
@@ -586,11 +582,7 @@ impl Outputs {
                     Some(other) => return Ok(other),
                 }
             }
-        })();
-        if deferred {
-            self.read_ahead(1 - which);
-        }
-        r
+        })
     }
 }
 
