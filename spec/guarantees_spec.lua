@@ -354,6 +354,25 @@ describe("no deadlock on the stream nobody reads, and bounded memory", function(
 end)
 
 describe("the scheduler survives what users' code does", function()
+  -- The spec's first example: a reader spawned before wait(). Here the
+  -- child writes and exits while a task ahead blocks the whole process,
+  -- so wait() finds the exit at its first step; the reader, woken by
+  -- that step's read-ahead, must still run before the script ends.
+  it("a reader spawned before wait() finishes even when wait() needs no waiting", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("echo hello")
+      p:start()
+      local got
+      coroutine.spawn(function() got = p:stdout_stream():read() end)
+      coroutine.spawn(function() os.execute("sleep 0.3") end)
+      print("CODE=" .. tostring(p:wait()))
+      print("GOT=" .. tostring(got))
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("CODE=0", out)
+    assert.matches("GOT=hello\n", out)
+  end)
+
   it("a coroutine.wrap generator that blocks inside a task", function()
     local out, status = script([[
       local gen = coroutine.wrap(function()

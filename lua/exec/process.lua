@@ -219,6 +219,9 @@ function Process:wait(d)
       if t1 then sched.fire(t1) end
       -- A group may outlive its leader: its timeout still ends it then.
       if st._timer and not (st.process_group and raw:signal_rest(0)) then stop_timer(st) end
+      -- An answer found without waiting still lets a reader that the last
+      -- step woke finish, as an in-place wait does (sched.settle).
+      sched.settle_if_not_task()
       return code, nil
     elseif code == false then
       if deadline then

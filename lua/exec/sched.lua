@@ -332,6 +332,7 @@ end
 -- that just exited) run to their next real wait, so that the main chunk
 -- does not end with their work half done.
 local function settle()
+  if closing then return end
   for _ = 1, 1000 do
     if ready_empty() then
       -- Nothing waits on I/O: no system call needed to know nothing is ready.
@@ -357,6 +358,13 @@ end
 local function loop_until(w, what)
   while not w.done do turn(w, what) end
   settle()
+end
+
+--- The same for a blocking call that found its answer without waiting (a
+--- wait() on a child that exited while the tasks ahead of it ran): called
+--- outside a task only, where no other turn of the loop may ever come.
+function M.settle_if_not_task()
+  if not current_task() then settle() end
 end
 
 local isyieldable = coroutine.isyieldable
