@@ -13,8 +13,8 @@ if not exec then
   local time = modules.time(sched, channel)
   local object = modules.object(sched)
   local registry = modules.registry(core, object)
-  local process = modules.process(core, sched, time, object)
-  modules.stream(core, sched, object)
+  local stream = modules.stream(core, sched, object)
+  local process = modules.process(core, sched, time, object, stream)
   local run = modules.run(core, sched, channel, object, process, registry)
 
   exec = {

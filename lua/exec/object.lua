@@ -24,7 +24,7 @@ O.Executor, O.Process, O.Stream = Executor, Process, Stream
 function O.state_of(v, class)
   if type(v) ~= "table" then return nil end
   local st = dgetmt(v)
-  if type(st) == "table" and st.__index == class and st.raw ~= nil then return st end
+  if type(st) == "table" and st.class == class and st.raw ~= nil then return st end
   return nil
 end
 
@@ -32,16 +32,19 @@ function O.describe(v)
   local t = type(v)
   if t == "table" then
     local st = dgetmt(v)
-    if type(st) == "table" and (st.__index == Executor or st.__index == Process or st.__index == Stream) then
-      return st.__index.__name
+    local class = type(st) == "table" and st.class
+    if class == Executor or class == Process or class == Stream then
+      return class.__name
     end
   end
   return t
 end
 
--- A new object of `class` whose state is `st`.
+-- A new object of `class` whose state is `st`. `st.__index` may already
+-- hold a table of the object's own (bound methods) that falls back to the class.
 function O.new_object(class, st)
-  st.__index = class
+  st.class = class
+  st.__index = st.__index or class
   st.__metatable = class.__name
   st.__name = class.__name
   st.__tostring = class.__tostring

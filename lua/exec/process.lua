@@ -3,7 +3,7 @@
 -- operational errors; this file turns its results into the spec's
 -- conventions (raise, or return nil + message) and does the waiting
 -- through the scheduler.
-local core, sched, time, O = ...
+local core, sched, time, O, stream = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
 local check_open, dgetmt = O.check_open, O.dgetmt
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
@@ -282,8 +282,7 @@ local function get_stream(self, which, fname)
   if s then return s end
   local sraw, err = raw:stream(which)
   if not sraw then error(fname .. ": " .. err, 3) end
-  -- `owner`: a stream (and a lines() iterator) keeps its process alive.
-  s = new_object(Stream, { raw = sraw, token = sraw:token(), owner = self, q = {}, qh = 1, qn = 0 })
+  s = stream.new(sraw, self)
   st.streams[which] = s
   return s
 end

@@ -72,19 +72,8 @@ end
 --- 64 KiB by default) as soon as any is available; nil, nil at the end;
 --- nil, message on error. "l"/"L" read a line without/with its newline,
 --- "a" everything up to the end ("" if nothing is left).
-local life = sched.life
 function Stream:read(n)
-  -- Fast path: the next line of the queue, no call at all.
-  local st = dgetmt(self)
-  if n == "l" and st ~= nil and st.__index == Stream and not life.closing then
-    local h = st.qh
-    if h <= st.qn then
-      st.qh = h + 1
-      return st.q[h]
-    end
-  end
-  local raw
-  raw, st = check_self(self, Stream, "stream:read")
+  local raw, st = check_self(self, Stream, "stream:read")
   local data, err
   if n == "l" or n == "L" then
     data, err = next_line(raw, st, n == "L")
@@ -147,4 +136,32 @@ Stream.__tostring = function(self)
   return string.format("exec.stream(%s)", dgetmt(self).raw:closed() and "closed" or "open")
 end
 
-return {}
+local M = {}
+local life = sched.life
+
+--- A new stream object over raw stream `sraw`. `owner` (its process) is
+--- kept alive by it, so that a stream (and a lines() iterator) can be read
+--- to the end.
+function M.new(sraw, owner)
+  local st = { raw = sraw, token = sraw:token(), owner = owner, q = {}, qh = 1, qn = 0 }
+  local q, me = st.q, nil
+  -- Each stream has a read of its own: a line read from the queue, the
+  -- commonest call, then needs no check at all (the method knows its
+  -- object) and costs one Lua call, like a file's read.
+  local own = setmetatable({}, { __index = Stream })
+  function own.read(self, n)
+    if self == me and n == "l" and not life.closing then
+      local h = st.qh
+      if h <= st.qn then
+        st.qh = h + 1
+        return q[h]
+      end
+    end
+    return Stream.read(self, n)
+  end
+  st.__index = own
+  me = new_object(Stream, st)
+  return me
+end
+
+return M
