@@ -4,17 +4,7 @@
 -- suite, and so that Ctrl-C, state end and fork can be tried for real.
 local H = require("spec.helper")
 
--- Run `body` (Lua source) in a fresh interpreter, killed after `limit` s.
--- `exec`, `time` and `H` (the spec helper) are set up for it. `opts.shell`
--- is shell text run before (ulimit), `opts.wrap` a command that runs the
--- interpreter.
-local function script(body, limit, opts)
-  opts = opts or {}
-  local code = "package.path = './?.lua;' .. package.path\n" ..
-    "local exec = require('exec'); local time = require('time'); local H = require('spec.helper')\n" ..
-    "io.stdout:setvbuf('line')\n" .. body
-  return H.run_script(code, (opts.shell or "") .. "timeout -s KILL " .. (limit or 20) .. " " .. (opts.wrap or ""))
-end
+local script = H.script
 
 -- Number of processes whose command line holds `marker` (the first
 -- letter in brackets, so that the shell running pgrep does not match).

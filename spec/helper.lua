@@ -140,6 +140,19 @@ function H.run_script(code, prefix)
   return out:gsub("EXIT=%d+%s*$", ""), status
 end
 
+--- Run `body` (Lua source) in a fresh interpreter, killed after `limit` s
+--- (default 20), so that a case that hangs fails instead of stalling the
+--- suite. `exec`, `time` and `H` (this helper) are set up for it.
+--- `opts.shell` is shell text run before (ulimit), `opts.wrap` a command
+--- that runs the interpreter. Returns the combined output and exit status.
+function H.script(body, limit, opts)
+  opts = opts or {}
+  local code = "package.path = './?.lua;' .. package.path\n" ..
+    "local exec = require('exec'); local time = require('time'); local H = require('spec.helper')\n" ..
+    "io.stdout:setvbuf('line')\n" .. body
+  return H.run_script(code, (opts.shell or "") .. "timeout -s KILL " .. (limit or 20) .. " " .. (opts.wrap or ""))
+end
+
 --- Children of the interpreter `pid` that are zombies.
 function H.zombies_of(pid)
   local n = 0

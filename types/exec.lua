@@ -84,7 +84,16 @@ function exec.quote(s) end
 ---@return thread
 function exec.spawn(fn, ...) end
 
----Run the event loop until every task has finished.
+---Schedule `fn(...)` as a task (the same function as exec.spawn; installed
+---by require("exec") unless something else defined it).
+---@param fn fun(...)
+---@return thread
+function coroutine.spawn(fn, ...) end
+
+---Run the event loop until every task has finished. true, or nil and a
+---message naming every task that ended with an error since the last call.
+---@return true|nil ok
+---@return string|nil failures
 function exec.wait_tasks() end
 
 ---@class exec.ExecOptions
@@ -100,6 +109,13 @@ function exec.wait_tasks() end
 
 ---@class exec.RunOptions: exec.ExecOptions
 ---@field input? string
+---@field check? boolean raise an exec.RunError when the command exits non-zero
+
+---Raised by run with `check = true`: tostring() gives the message; the
+---result's fields come with it.
+---@class exec.RunError: exec.RunResult
+---@field message string "<fn>: '<command>' exited with N: <last lines of stderr>"
+---@field command string
 
 ---@class exec.RunResult
 ---@field code integer
@@ -142,6 +158,13 @@ function Process:start() end
 ---@return string|nil err
 function Process:wait(d) end
 
+---Where the process is: "created", "running", "exited" with the code,
+---"signaled" with the signal number, "closed" (told to stop by close() and
+---not ended yet) or "unknown" (its outcome cannot be known).
+---@return "created"|"running"|"exited"|"signaled"|"closed"|"unknown" state
+---@return integer|nil detail
+function Process:status() end
+
 ---Send a signal.
 ---@param signal_number integer|string a number, or a name: "TERM", "SIGTERM", "term"
 ---@return true|nil ok
@@ -182,15 +205,19 @@ function Process:close_stdin() end
 local Stream = {}
 
 ---The next chunk (at most n bytes, 64 KiB by default), a line ("l"/"L"), or everything ("a").
----nil, nil at the end; nil, message on error.
+---nil, nil at the end; nil, message on error; nil, "timeout" when `timeout`
+---passed before anything complete arrived (nothing read is lost).
 ---@param n? integer|"l"|"L"|"a"
+---@param timeout? string|number
 ---@return string|nil data
 ---@return string|nil err
-function Stream:read(n) end
+function Stream:read(n, timeout) end
 
----Iterate lines without their newline.
+---Iterate lines without their newline ("l", the default), with it ("L"),
+---or chunks of at most n bytes.
+---@param fmt? "l"|"L"|integer
 ---@return fun(): string|nil
-function Stream:lines() end
+function Stream:lines(fmt) end
 
 ---@return true ok
 ---@return nil

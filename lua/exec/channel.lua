@@ -2,7 +2,7 @@
 -- buffered, closable, with select over several operations.
 local sched = ...
 
-local wake, waiter, suspend = sched.wake, sched.waiter, sched.suspend
+local wake, waiter, suspend, raise = sched.wake, sched.waiter, sched.suspend, sched.raise
 
 local Channel = {}
 Channel.__index = Channel
@@ -17,7 +17,7 @@ M.is_channel = is_channel
 
 local function check(self, method)
   if not is_channel(self) then
-    error("channel:" .. method .. ": self must be a channel (got " .. type(self) .. "); use ch:" .. method .. "(...)", 3)
+    raise("channel:" .. method .. ": self must be a channel (got " .. type(self) .. "); use ch:" .. method .. "(...)")
   end
 end
 
@@ -25,7 +25,7 @@ end
 function M.new(size)
   if size == nil then size = 0 end
   if type(size) ~= "number" or size ~= size or size < 0 or size % 1 ~= 0 or size == math.huge then
-    error("channel.new: size must be a whole number >= 0 (got " .. tostring(size) .. ")", 2)
+    raise("channel.new: size must be a whole number >= 0 (got " .. tostring(size) .. ")")
   end
   return setmetatable({ cap = size, buf = {}, head = 1, tail = 0, closed = false, recvq = {}, sendq = {} }, Channel)
 end
@@ -101,12 +101,12 @@ end
 function Channel:send(v)
   check(self, "send")
   local r = try_send(self, v)
-  if r == "closed" then error("channel:send: send on a closed channel", 2) end
+  if r == "closed" then raise("channel:send: send on a closed channel") end
   if r then return true end
   local w = waiter()
   self.sendq[#self.sendq + 1] = { w = w, value = v }
   local _, ok = suspend(w, "channel:send")
-  if not ok then error("channel:send: send on a closed channel", 2) end
+  if not ok then raise("channel:send: send on a closed channel") end
   return true
 end
 
@@ -167,7 +167,7 @@ end
 
 local function check_case(c, i)
   if type(c) ~= "table" or not is_channel(c.channel) or (c.kind ~= "receive" and c.kind ~= "send") then
-    error("channel.select: case " .. i .. " is not a case (use ch:case_receive() or ch:case_send(v))", 3)
+    raise("channel.select: case " .. i .. " is not a case (use ch:case_receive() or ch:case_send(v))")
   end
 end
 
@@ -175,7 +175,7 @@ end
 --- table order as { channel =, value =, ok = }, or { default = true }.
 function M.select(cases)
   if type(cases) ~= "table" then
-    error("channel.select: argument must be a table of cases (got " .. type(cases) .. ")", 2)
+    raise("channel.select: argument must be a table of cases (got " .. type(cases) .. ")")
   end
   local n = #cases
   for i = 1, n do check_case(cases[i], i) end
@@ -186,12 +186,12 @@ function M.select(cases)
       if done then return { channel = c.channel, value = v, ok = ok } end
     else
       local r = try_send(c.channel, c.value)
-      if r == "closed" then error("channel.select: send on a closed channel (case " .. i .. ")", 2) end
+      if r == "closed" then raise("channel.select: send on a closed channel (case " .. i .. ")") end
       if r then return { channel = c.channel, value = c.value, ok = true } end
     end
   end
   if cases.default then return { default = true } end
-  if n == 0 then error("channel.select: no cases and no default", 2) end
+  if n == 0 then raise("channel.select: no cases and no default") end
 
   local w = waiter()
   for i = 1, n do
@@ -211,7 +211,7 @@ function M.select(cases)
   if c.kind == "receive" then
     return { channel = c.channel, value = r[2], ok = r[3] }
   end
-  if not r[2] then error("channel.select: send on a closed channel (case " .. i .. ")", 2) end
+  if not r[2] then raise("channel.select: send on a closed channel (case " .. i .. ")") end
   return { channel = c.channel, value = c.value, ok = true }
 end
 

@@ -13,7 +13,7 @@ if not exec then
   local time = modules.time(sched, channel)
   local object = modules.object(sched)
   local registry = modules.registry(core, object)
-  local stream = modules.stream(core, sched, object)
+  local stream = modules.stream(core, sched, object, time)
   local process = modules.process(core, sched, time, object, stream)
   local run = modules.run(core, sched, channel, object, process, registry)
 

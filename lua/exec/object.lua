@@ -14,6 +14,8 @@ local O = {}
 local dgetmt = debug.getmetatable
 O.dgetmt = dgetmt
 O.check_open = sched.check_open
+local raise = sched.raise
+O.raise = raise
 local check_open = sched.check_open
 
 local Executor, Process, Stream = {}, {}, {}
@@ -58,7 +60,7 @@ function O.check_self(self, mt, name)
   check_open()
   local st = O.state_of(self, mt)
   if not st then
-    error(name .. ": self must be an " .. mt.__name .. " (got " .. O.describe(self) .. "); call it with ':'", 3)
+    raise(name .. ": self must be an " .. mt.__name .. " (got " .. O.describe(self) .. "); call it with ':'")
   end
   return st.raw, st
 end
@@ -74,7 +76,7 @@ function O.soft_self(self, mt, name)
 end
 
 function O.arg_error(fname, n, argname, msg)
-  error(string.format("bad argument #%d (%s) to '%s': %s", n, argname, fname, msg), 3)
+  raise(string.format("bad argument #%d (%s) to '%s': %s", n, argname, fname, msg))
 end
 
 -- { k = v } -> flat { k1, v1, ... }, with the semantics' checks.

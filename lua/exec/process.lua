@@ -5,7 +5,7 @@
 -- through the scheduler.
 local core, sched, time, O, stream = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local check_open, dgetmt = O.check_open, O.dgetmt
+local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
 local unpack = table.unpack or unpack
 local flatten_env = O.flatten_env
@@ -67,7 +67,9 @@ local function normalize_options(opts, fname)
     if k == "env" then
       norm.env = flatten_env(v, fname, "options.env")
     elseif k == "timeout" then
-      norm.timeout = time._seconds(v, fname .. ": option timeout")
+      local secs, why = time._parse(v)
+      if not secs then arg_error(fname, 2, "options", "option timeout: " .. why) end
+      norm.timeout = secs
     else
       norm[k] = v
     end
@@ -88,16 +90,26 @@ local function normalize_options(opts, fname)
 end
 
 --- executor:exec(command, options): a new, unstarted process handle.
-function Executor:exec(command, options)
-  local fname = "executor:exec"
+-- The body of executor:exec; `fname` names the caller in errors (run uses
+-- it too).
+local function new_process(self, command, options, fname)
   local raw = check_self(self, Executor, fname)
   check_command(command, fname)
   local norm = normalize_options(options, fname)
-  if raw:released() then error(fname .. ": executor '" .. raw:id() .. "' has been released", 2) end
-  local praw, err = raw:exec(command, norm)
-  if not praw then error(fname .. ": " .. err, 2) end
+  if raw:released() then raise(fname .. ": executor '" .. raw:id() .. "' has been released") end
+  local praw, err, bad_arg = raw:exec(command, norm)
+  if not praw then
+    if bad_arg == 1 then arg_error(fname, 1, "command", err) end
+    if bad_arg == 2 then arg_error(fname, 2, "options", err) end
+    raise(fname .. ": " .. err)
+  end
   return new_object(Process, { raw = praw, streams = {}, timeout = norm and norm.timeout,
                                process_group = norm and norm.process_group })
+end
+M.new_process = new_process
+
+function Executor:exec(command, options)
+  return new_process(self, command, options, "executor:exec")
 end
 
 --- executor:release(): always true; later exec calls raise.
@@ -146,12 +158,13 @@ end
 
 --- process:start(): raises if already started, closed, the remote
 --- connection cannot be made, or the spawn fails.
-function Process:start()
-  local raw, st = check_self(self, Process, "process:start")
+-- The body of process:start; `fname` names the caller in errors.
+local function start(self, fname)
+  local raw, st = check_self(self, Process, fname)
   local cerr = await_connection(raw)
-  if cerr then error("process:start: " .. cerr, 2) end
+  if cerr then raise(fname .. ": " .. cerr) end
   local ok, err = raw:start()
-  if not ok then error("process:start: " .. err, 2) end
+  if not ok then raise(fname .. ": " .. err) end
   if st.timeout then
     -- Enforced by the event loop, i.e. while the program waits in a
     -- blocking call: SIGTERM (and SIGCONT, for a stopped child) to all that
@@ -164,6 +177,11 @@ function Process:start()
     end)
   end
   return true
+end
+M.start = start
+
+function Process:start()
+  return start(self, "process:start")
 end
 
 --- True once the `timeout` option ended the child.
@@ -239,6 +257,14 @@ function Process:wait(d)
   end
 end
 
+--- process:status(): "created", "running", "exited", code, "signaled",
+--- signo, "closed" (told to stop, not ended yet) or "unknown". See Rust's
+--- Process::status.
+function Process:status()
+  local raw = check_self(self, Process, "process:status")
+  return raw:status()
+end
+
 --- process:signal(n): true, nil; or nil, message.
 -- Signal names: "TERM", "SIGTERM" and "term" all name SIGTERM.
 local SIGNUM = {}
@@ -276,12 +302,12 @@ end
 local function get_stream(self, which, fname)
   local raw, st = check_self(self, Process, fname)
   local state = raw:state()
-  if state == "closed" then error(fname .. ": process is closed", 3) end
-  if state == "created" then error(fname .. ": process not started", 3) end
+  if state == "closed" then raise(fname .. ": process is closed") end
+  if state == "created" then raise(fname .. ": process not started") end
   local s = st.streams[which]
   if s then return s end
   local sraw, err = raw:stream(which)
-  if not sraw then error(fname .. ": " .. err, 3) end
+  if not sraw then raise(fname .. ": " .. err) end
   s = stream.new(sraw, self)
   st.streams[which] = s
   return s

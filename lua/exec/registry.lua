@@ -2,7 +2,7 @@
 -- data), and exec.get.
 local core, O = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local check_open, dgetmt = O.check_open, O.dgetmt
+local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
 local unpack = table.unpack or unpack
 local flatten_env, check_string_list = O.flatten_env, O.check_string_list
@@ -80,7 +80,7 @@ function registry.define(id, config)
     end
   end
   local ok, err = core.define(id, kind, norm)
-  if not ok then error(fname .. ": " .. err, 2) end
+  if not ok then raise(fname .. ": " .. err) end
   return true
 end
 
@@ -143,7 +143,7 @@ local function load_lua_table(text, path)
   local old_hook = { debug.gethook(co) }
   debug.sethook(co, function()
     budget = budget - 1
-    if budget < 0 then error("takes too long to evaluate (a resource file is data, not a program)", 2) end
+    if budget < 0 then raise("takes too long to evaluate (a resource file is data, not a program)") end
   end, "", 1000)
   local smt = dgetmt("")
   local string_index = smt and smt.__index
@@ -174,11 +174,11 @@ function registry.load(path, options)
     trust = v
   end
   local f, oerr = io.open(path, "rb")
-  if not f then error(fname .. ": cannot open " .. tostring(oerr), 2) end
+  if not f then raise(fname .. ": cannot open " .. tostring(oerr)) end
   local text = f:read(LOAD_MAX_BYTES + 1) or ""
   f:close()
   if #text > LOAD_MAX_BYTES then
-    error(fname .. ": " .. path .. ": larger than " .. LOAD_MAX_BYTES .. " bytes", 2)
+    raise(fname .. ": " .. path .. ": larger than " .. LOAD_MAX_BYTES .. " bytes")
   end
   local data, perr
   if path:lower():match("%.json$") then
@@ -186,21 +186,21 @@ function registry.load(path, options)
   else
     data, perr = load_lua_table(text, path)
   end
-  if perr then error(fname .. ": " .. path .. ": " .. perr, 2) end
+  if perr then raise(fname .. ": " .. path .. ": " .. perr) end
   if type(data) ~= "table" then
-    error(fname .. ": " .. path .. ": expected a table of resources (got " .. type(data) .. ")", 2)
+    raise(fname .. ": " .. path .. ": expected a table of resources (got " .. type(data) .. ")")
   end
   local ids = {}
   for id, cfg in pairs(data) do
     if type(id) ~= "string" then
-      error(fname .. ": " .. path .. ": resource ids must be strings (got " .. type(id) .. ")", 2)
+      raise(fname .. ": " .. path .. ": resource ids must be strings (got " .. type(id) .. ")")
     end
     if type(cfg) ~= "table" then
-      error(fname .. ": " .. path .. ": resource '" .. id .. "' must be a table (got " .. type(cfg) .. ")", 2)
+      raise(fname .. ": " .. path .. ": resource '" .. id .. "' must be a table (got " .. type(cfg) .. ")")
     end
     if not trust then
       local refused = check_untrusted(id, cfg)
-      if refused then error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. refused, 2) end
+      if refused then raise(fname .. ": " .. path .. ": resource '" .. id .. "': " .. refused) end
     end
     ids[#ids + 1] = id
   end
@@ -214,7 +214,7 @@ function registry.load(path, options)
         error(err, 0) -- not ours: as it came
       end
       err = err:gsub("^bad argument #%d+ %(%w+%) to 'exec.registry.define': ", ""):gsub("^exec.registry.define: ", "")
-      error(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err, 2)
+      raise(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err)
     end
     done[#done + 1] = id
   end
@@ -228,7 +228,7 @@ function M.get(id)
   if type(id) ~= "string" then arg_error(fname, 1, "resource_id", "string expected, got " .. type(id)) end
   if id == "" then arg_error(fname, 1, "resource_id", "must not be empty") end
   local raw, err = core.get(id)
-  if not raw then error(fname .. ": " .. err, 2) end
+  if not raw then raise(fname .. ": " .. err) end
   return new_object(Executor, { raw = raw })
 end
 

@@ -1,10 +1,9 @@
 -- One-call capture (executor:run, exec.run) and shell quoting.
 local core, sched, channel, O, process, registry = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local check_open, dgetmt = O.check_open, O.dgetmt
+local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
 local unpack = table.unpack or unpack
-local await_connection = process.await_connection
 local KILL_GRACE = core.kill_grace
 
 local M = {}
@@ -18,31 +17,50 @@ local M = {}
 -- group (one that started its own session) may hold the pipes for ever.
 local RUN_LINGER = 0.1
 
+-- How many lines of stderr a `check` error quotes, and at most how many bytes.
+local CHECK_LINES, CHECK_BYTES = 5, 2000
+
+-- The error value `check = true` raises: the message, and the result's
+-- fields (code, stdout, stderr, timed_out) plus `command`.
+local CheckError = { __name = "exec.run_error", __metatable = "exec.run_error" }
+CheckError.__index = CheckError
+CheckError.__tostring = function(e) return e.message end
+
+local function check_error(fname, described, result)
+  local tail = result.stderr:sub(-CHECK_BYTES):gsub("\n+$", "")
+  local lines = {}
+  for line in (tail .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local from = math.max(1, #lines - CHECK_LINES + 1)
+  tail = table.concat(lines, "\n", from)
+  local msg = fname .. ": '" .. described .. "' exited with " .. result.code ..
+    (result.timed_out and " (timed out)" or "") .. (tail ~= "" and (": " .. tail) or "")
+  local e = { message = msg, command = described }
+  for k, v in pairs(result) do e[k] = v end
+  return setmetatable(e, CheckError)
+end
+
 -- The body of executor:run and exec.run; `fname` names the caller in errors.
 local function run(self, fname, command, options)
-  local input
+  local input, check
   local opts = nil
   if options ~= nil then
     if type(options) ~= "table" then
-      error(string.format("bad argument #2 (options) to '%s': table expected, got %s", fname, type(options)), 3)
+      arg_error(fname, 2, "options", "table expected, got " .. type(options))
     end
     opts = {}
     for k, v in pairs(options) do opts[k] = v end
-    input = opts.input
-    opts.input = nil
+    input, check = opts.input, opts.check
+    opts.input, opts.check = nil, nil
+    if check ~= nil and type(check) ~= "boolean" then
+      arg_error(fname, 2, "options", "option check must be a boolean (got " .. type(check) .. ")")
+    end
     if input ~= nil and type(input) ~= "string" then
-      error(string.format("bad argument #2 (options) to '%s': option input must be a string (got %s)", fname, type(input)), 3)
+      arg_error(fname, 2, "options", "option input must be a string (got " .. type(input) .. ")")
     end
   end
-  -- exec and start do not block once the connection is up (waiting for it
-  -- may yield, so it happens outside pcall: Lua 5.1 cannot yield across it).
-  local ok, p = pcall(self.exec, self, command, opts)
-  if not ok then error((tostring(p):gsub("executor:exec", fname)), 3) end
+  local p = process.new_process(self, command, opts, fname)
   local praw, pst = check_self(p, Process, fname)
-  local cerr = await_connection(praw)
-  if cerr then error(fname .. ": " .. cerr, 3) end
-  local started, serr = pcall(p.start, p)
-  if not started then error((tostring(serr):gsub("^.-process:start", fname)), 3) end
+  process.start(p, fname)
   local parts = { stdout = {}, stderr = {} }
   local streams = {}
   local done = channel.new(2)
@@ -98,13 +116,15 @@ local function run(self, fname, command, options)
     p:close(true)
     error(code, 0)
   end
-  if not code then error(fname .. ": " .. tostring(werr), 3) end
-  return {
+  if not code then raise(fname .. ": " .. tostring(werr)) end
+  local result = {
     code = code,
     stdout = table.concat(parts.stdout),
     stderr = table.concat(parts.stderr),
     timed_out = pst._timed_out == true,
   }
+  if check and code ~= 0 then error(check_error(fname, praw:command(), result), 0) end
+  return result
 end
 
 --- executor:run(command, options): start, feed options.input, collect both

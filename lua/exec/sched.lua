@@ -25,6 +25,26 @@ local poll = core.poll
 
 local M = {}
 
+-- Errors about how the library was called belong to the caller's line, not
+-- to the library's own frames: raise(msg) points at the nearest Lua
+-- function outside the library (C functions such as pcall are skipped).
+-- Taken when the module loads, before a host may sandbox `debug` away.
+local getinfo = debug.getinfo
+local ssub = string.sub -- (string methods may be hidden: registry.load)
+local OURS = "@lua/exec/"
+local function raise(msg)
+  local level = 2 -- getinfo's count: 1 is raise itself
+  while true do
+    local info = getinfo(level, "S")
+    if not info then error(msg, 0) end -- no caller of ours (a task's bottom)
+    if info.what ~= "C" and ssub(info.source, 1, #OURS) ~= OURS then
+      error(msg, level) -- error's count from here is the same: 1 is raise
+    end
+    level = level + 1
+  end
+end
+M.raise = raise
+
 -- Set when the Lua state closes (see init.lua): from then on, every entry
 -- point raises instead of calling into a library that is being torn down.
 local closing = false
@@ -34,7 +54,7 @@ local CLOSING = "exec: the Lua state is closing"
 M.life = { closing = false }
 function M.set_closing() closing = true; M.life.closing = true end
 function M.check_open()
-  if closing then error(CLOSING, 3) end
+  if closing then error(CLOSING, 0) end
 end
 function M.is_closing() return closing end
 
@@ -42,7 +62,12 @@ function M.is_closing() return closing end
 -- a cooperative "let others run" and the task is simply queued again.
 local SUSPEND = setmetatable({}, { __tostring = function() return "exec.suspend" end })
 
-local tasks = setmetatable({}, { __mode = "k" })   -- coroutine -> true
+local tasks = setmetatable({}, { __mode = "k" })   -- coroutine -> its function
+-- Errors that ended tasks since wait_tasks last returned them (the first
+-- MAX_FAILURES; past that only counted, so a program that never asks
+-- does not grow).
+local failures, failures_more = {}, 0
+local MAX_FAILURES = 100
 local live_tasks = 0
 
 -- Ready queue of tasks to resume.
@@ -179,7 +204,7 @@ local fire = M.fire
 --- Call `fn(now)` at monotonic time `at` (seconds). Returns the timer, which
 --- `cancel_timer` disarms.
 function M.at(at, fn)
-  if closing then error(CLOSING, 2) end
+  if closing then error(CLOSING, 0) end
   timer_seq = timer_seq + 1
   local t = { at = at, seq = timer_seq, fn = fn }
   heap_push(t)
@@ -237,7 +262,15 @@ local function retire(co)
   end
 end
 
+-- Where a task's function was written, to name the task in wait_tasks' answer.
+local function task_name(fn)
+  local info = type(fn) == "function" and getinfo(fn, "S")
+  if info then return "task defined at " .. info.short_src .. ":" .. info.linedefined end
+  return "task (a callable " .. type(fn) .. ")"
+end
+
 local function resume_task(co)
+  local fn = tasks[co]
   local ok, res = co_resume(co)
   if co_status(co) == "dead" then retire(co) end
   if not ok then
@@ -246,6 +279,11 @@ local function resume_task(co)
     -- cannot yield across xpcall.) Interrupts go on to the program.
     if fatal(res) then error(res, 0) end
     report(co, res)
+    if #failures < MAX_FAILURES then
+      failures[#failures + 1] = task_name(fn) .. ": " .. describe_error(res)
+    else
+      failures_more = failures_more + 1
+    end
   elseif res ~= SUSPEND and co_status(co) == "suspended" then
     push_ready(co) -- a plain coroutine.yield() inside a task: run it again later
   end
@@ -431,26 +469,35 @@ function M.spawn(fn, ...)
   if t ~= "function" then
     local mt = t == "table" and getmetatable(fn)
     if not (mt and mt.__call) then
-      error("bad argument #1 (fn) to 'coroutine.spawn': function expected, got " .. t, 2)
+      raise("bad argument #1 (fn) to 'coroutine.spawn': function expected, got " .. t)
     end
   end
   local args = { n = select("#", ...), ... }
   local co = co_create(function() fn(unpack(args, 1, args.n)) end)
-  tasks[co] = true
+  tasks[co] = fn
   live_tasks = live_tasks + 1
   push_ready(co)
   return co
 end
 
 --- Run the loop until every task has finished (raises on deadlock).
+--- Returns true, or nil and a message naming every task that ended with an
+--- error since the last call (each was also reported on stderr as it
+--- happened).
 function M.run_all()
   if current_task() then
-    error("exec.wait_tasks: cannot be called from inside a task", 2)
+    raise("exec.wait_tasks: cannot be called from inside a task")
   end
   sweep_dead_tasks()
   while live_tasks > 0 do
     turn(nil, "exec.wait_tasks")
   end
+  if failures[1] == nil then return true end
+  local list, more = failures, failures_more
+  failures, failures_more = {}, 0
+  local n = #list + more
+  return nil, (n == 1 and "1 task" or (n .. " tasks")) .. " failed: " .. table.concat(list, "; ") ..
+    (more > 0 and ("; and " .. more .. " more") or "")
 end
 
 --- Let other tasks run once (inside a task), or run one turn of the loop.
@@ -470,7 +517,7 @@ end
 M.yield_across_pcall = not (_VERSION == "Lua 5.1" and rawget(_G, "jit") == nil)
 
 function M.now()
-  if closing then error(CLOSING, 2) end
+  if closing then error(CLOSING, 0) end
   return now()
 end
 return M

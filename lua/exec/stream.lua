@@ -1,8 +1,8 @@
 -- Output streams: chunk, line and whole reads, lines(), close. Bytes are
 -- handled in Rust; this file parks the caller while a read would block.
-local core, sched, O = ...
+local core, sched, O, time = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local check_open, dgetmt = O.check_open, O.dgetmt
+local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
 local unpack = table.unpack or unpack
 
@@ -30,8 +30,26 @@ local function give_back(raw, st)
   end
 end
 
--- The next line (with its newline when keep): line | nil (end) | nil, err.
-local function next_line(raw, st, keep)
+-- Returned by a read whose deadline passed (nothing is lost: what arrived
+-- of a line stays in Rust's buffer for the next read).
+local TIMEOUT = {}
+
+-- Park the caller on the stream's token until something happens, or (with
+-- a deadline) until then: false once the deadline has passed.
+local function park(st, deadline)
+  if not deadline then
+    sched.wait_token(st.token, "stream:read")
+    return true
+  end
+  local left = deadline - sched.now()
+  if left <= 0 then return false end
+  sched.wait_token_for(st.token, left, "stream:read")
+  return true
+end
+
+-- The next line (with its newline when keep): line | nil (end) | nil, err
+-- | nil, TIMEOUT.
+local function next_line(raw, st, keep, deadline)
   local q, h = st.q, st.qh
   if h <= st.qn then
     local line = q[h]
@@ -43,7 +61,7 @@ local function next_line(raw, st, keep)
   while true do
     local n, last = raw:read_lines(q)
     if n == false then
-      sched.wait_token(st.token, "stream:read")
+      if not park(st, deadline) then return nil, TIMEOUT end
     elseif type(n) == "number" then
       local line = q[1]
       q[1] = nil
@@ -60,34 +78,42 @@ end
 
 -- Call raw[method](raw, arg) until it has an answer, parking the caller on
 -- the stream's token while it would block: one call into Rust per attempt.
-local function await(raw, st, method, arg)
+local function await(raw, st, method, arg, deadline)
   while true do
     local data, err = raw[method](raw, arg)
     if data ~= false then return data, err end
-    sched.wait_token(st.token, "stream:read")
+    if not park(st, deadline) then return nil, TIMEOUT end
   end
 end
 
---- stream:read([n | "l" | "L" | "a"]): the next chunk (at most n bytes,
---- 64 KiB by default) as soon as any is available; nil, nil at the end;
---- nil, message on error. "l"/"L" read a line without/with its newline,
---- "a" everything up to the end ("" if nothing is left).
-function Stream:read(n)
+--- stream:read([n | "l" | "L" | "a"] [, timeout]): the next chunk (at
+--- most n bytes, 64 KiB by default) as soon as any is available; nil, nil
+--- at the end; nil, message on error. "l"/"L" read a line without/with its
+--- newline, "a" everything up to the end ("" if nothing is left). With a
+--- timeout (seconds or a duration string), nil, "timeout" when nothing
+--- complete arrived in time.
+function Stream:read(n, timeout)
   local raw, st = check_self(self, Stream, "stream:read")
+  local deadline
+  if timeout ~= nil then
+    local secs, why = time._parse(timeout)
+    if not secs then arg_error("stream:read", 2, "timeout", why) end
+    deadline = sched.now() + secs
+  end
   local data, err
   if n == "l" or n == "L" then
-    data, err = next_line(raw, st, n == "L")
+    data, err = next_line(raw, st, n == "L", deadline)
   elseif n == nil then
     if st.qh <= st.qn then give_back(raw, st) end
-    data, err = await(raw, st, "read", CHUNK)
+    data, err = await(raw, st, "read", CHUNK, deadline)
   elseif type(n) == "string" then
     local fmt = FORMATS[n]
     if not fmt then arg_error("stream:read", 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
     if fmt == "a" then
       if st.qh <= st.qn then give_back(raw, st) end
-      data, err = await(raw, st, "read_all")
+      data, err = await(raw, st, "read_all", nil, deadline)
     else
-      data, err = next_line(raw, st, fmt == "L")
+      data, err = next_line(raw, st, fmt == "L", deadline)
     end
   elseif type(n) ~= "number" then
     arg_error("stream:read", 1, "n", "number or format expected, got " .. type(n))
@@ -95,17 +121,35 @@ function Stream:read(n)
     arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
   else
     if st.qh <= st.qn then give_back(raw, st) end
-    data, err = await(raw, st, "read", n > CHUNK and CHUNK or n)
+    data, err = await(raw, st, "read", n > CHUNK and CHUNK or n, deadline)
   end
   if data then return data, nil end
+  if err == TIMEOUT then return nil, "timeout" end
   if err then return nil, "stream:read: " .. err end
   return nil, nil
 end
 
---- for line in stream:lines() do ... end: lines without their newline.
---- Raises on a read error (a for loop has no place for a message).
-function Stream:lines()
+--- for line in stream:lines([fmt]) do ... end: lines without their newline,
+--- or with it (fmt "L"), or chunks of at most n bytes (fmt a number), as
+--- file:lines does. Raises on a read error (a for loop has no place for a
+--- message).
+function Stream:lines(fmt)
   local raw, st = check_self(self, Stream, "stream:lines")
+  if fmt ~= nil and fmt ~= "l" and fmt ~= "*l" then
+    local kind = FORMATS[fmt]
+    if kind == "a" or (kind == nil and type(fmt) ~= "number") then
+      arg_error("stream:lines", 1, "fmt", "invalid format '" .. tostring(fmt) .. "' (use \"l\", \"L\" or a size)")
+    end
+    if type(fmt) == "number" and (fmt ~= fmt or fmt < 1 or fmt % 1 ~= 0) then
+      arg_error("stream:lines", 1, "fmt", "must be a whole number >= 1 (got " .. tostring(fmt) .. ")")
+    end
+    local me = self
+    return function()
+      local data, err = Stream.read(me, fmt)
+      if err then raise(err) end
+      return data
+    end
+  end
   local q = st.q
   return function()
     local h = st.qh
@@ -115,7 +159,7 @@ function Stream:lines()
     end
     check_open()
     local line, err = next_line(raw, st, false)
-    if err then error("stream:read: " .. err, 2) end
+    if err then raise("stream:read: " .. err) end
     return line
   end
 end
@@ -149,7 +193,7 @@ function M.new(sraw, owner)
   -- commonest call, then needs no check at all (the method knows its
   -- object) and costs one Lua call, like a file's read.
   local own = setmetatable({}, { __index = Stream })
-  function own.read(self, n)
+  function own.read(self, n, timeout)
     if self == me and n == "l" and not life.closing then
       local h = st.qh
       if h <= st.qn then
@@ -157,7 +201,7 @@ function M.new(sraw, owner)
         return q[h]
       end
     end
-    return Stream.read(self, n)
+    return Stream.read(self, n, timeout)
   end
   st.__index = own
   me = new_object(Stream, st)

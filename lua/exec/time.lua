@@ -1,5 +1,6 @@
 -- time.sleep / time.after / time.parse_duration over the scheduler's timers.
 local sched, channel = ...
+local raise = sched.raise
 
 local M = {}
 
@@ -8,23 +9,24 @@ local MAX_SECONDS = 9223372036.854775807
 
 local UNITS = { ns = 1e-9, us = 1e-6, ["\194\181s"] = 1e-6, ["\206\188s"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
 
-local function bad(fname, d, why)
+local function invalid(d, why)
   local shown = type(d) == "string" and ("'" .. d .. "'") or tostring(d)
-  error(fname .. ": invalid duration " .. shown .. (why and (" (" .. why .. ")") or ""), 3)
+  return nil, "invalid duration " .. shown .. (why and (" (" .. why .. ")") or "")
 end
 
 --- Seconds in `d`: a number of seconds, or a Go duration string such as
---- "1s", "250ms", "1m30s", "1.5h" (units ns, us, ms, s, m, h).
-local function seconds(d, fname)
+--- "1s", "250ms", "1m30s", "1.5h" (units ns, us, ms, s, m, h). Returns
+--- nil and why not for anything else.
+local function parse(d)
   local t = type(d)
   if t == "number" then
-    if d ~= d then bad(fname, d, "not a number") end
-    if d < 0 then bad(fname, d, "negative") end
-    if d > MAX_SECONDS then bad(fname, d, "out of range") end
+    if d ~= d then return invalid(d, "not a number") end
+    if d < 0 then return invalid(d, "negative") end
+    if d > MAX_SECONDS then return invalid(d, "out of range") end
     return d
   end
   if t ~= "string" then
-    error(fname .. ": duration must be a string such as \"1s\" or a number of seconds (got " .. t .. ")", 3)
+    return nil, "duration must be a string such as \"1s\" or a number of seconds (got " .. t .. ")"
   end
   local s = d
   local sign = 1
@@ -34,19 +36,27 @@ local function seconds(d, fname)
     s = s:sub(2)
   end
   if s == "0" then return 0 end
-  if s == "" then bad(fname, d) end
+  if s == "" then return invalid(d) end
   local total, pos = 0, 1
   while pos <= #s do
     local num, unit, nxt = s:match("^(%d*%.?%d*)([^%d%.]+)()", pos)
-    if not num or num == "" or num == "." then bad(fname, d) end
+    if not num or num == "" or num == "." then return invalid(d) end
     local factor = UNITS[unit]
-    if not factor then bad(fname, d, "unknown unit '" .. unit .. "'") end
+    if not factor then return invalid(d, "unknown unit '" .. unit .. "'") end
     total = total + tonumber(num) * factor
     pos = nxt
   end
-  if sign < 0 and total > 0 then bad(fname, d, "negative") end
-  if total > MAX_SECONDS then bad(fname, d, "out of range") end
+  if sign < 0 and total > 0 then return invalid(d, "negative") end
+  if total > MAX_SECONDS then return invalid(d, "out of range") end
   return total
+end
+M._parse = parse -- internal: seconds | nil, why
+
+--- Seconds in `d`, or raise "<fname>: why" (at the caller's line).
+local function seconds(d, fname)
+  local secs, why = parse(d)
+  if not secs then raise(fname .. ": " .. why) end
+  return secs
 end
 M._seconds = seconds -- internal: (d, function name for messages)
 

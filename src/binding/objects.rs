@@ -65,15 +65,14 @@ fn pairs_list(t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes)>>, Strin
 }
 
 fn stdio(t: &Table, key: &str) -> Result<Stdio, String> {
-    let mode = opt_text(t, key)?.map(|m| m.to_string_lossy().into_owned());
-    Ok(match mode.as_deref() {
-        None | Some("pipe") => Stdio::Pipe,
-        Some("null") => Stdio::Null,
-        Some("inherit") => Stdio::Inherit,
-        Some("socket") => Stdio::Socket,
-        Some("stdout") if key == "stderr" => Stdio::Stdout,
-        Some(other) => return Err(format!("option {key} must be \"pipe\", \"socket\", \"null\" or \"inherit\"{} (got \"{other}\")",
-            if key == "stderr" { " or \"stdout\"" } else { "" })),
+    let Some(mode) = opt_text(t, key)?.map(|m| m.to_string_lossy().into_owned()) else {
+        return Ok(Stdio::Pipe);
+    };
+    Stdio::parse(&mode, key).ok_or_else(|| {
+        format!(
+            "option {key} must be \"pipe\", \"socket\", \"null\" or \"inherit\"{} (got \"{mode}\")",
+            if key == "stderr" { " or \"stdout\"" } else { "" }
+        )
     })
 }
 
@@ -223,14 +222,17 @@ pub struct ExecutorUd {
 
 impl UserData for ExecutorUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        // process | nil, message, the number of the bad argument (1: the
+        // command, 2: the options) when the message is about one
         m.add_method("exec", |lua, this, (cmd, opts): (Value, Value)| {
+            let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg));
             let spec = match command(cmd) {
                 Ok(c) => c,
-                Err(e) => return fail(e),
+                Err(e) => return bad(e, Some(1)),
             };
             let opts = match exec_options(opts) {
                 Ok(o) => o,
-                Err(e) => return fail(e),
+                Err(e) => return bad(e, Some(2)),
             };
             match this.ex.prepare(spec, opts) {
                 Ok((req, remote, buffer_limit)) => {
@@ -238,9 +240,9 @@ impl UserData for ExecutorUd {
                     if let Some(b) = buffer_limit {
                         p.set_buffer_limit(b);
                     }
-                    ok(lua, ProcessUd(p))
+                    Ok((ProcessUd(p).into_lua(lua)?, None, None))
                 }
-                Err(e) => fail(e),
+                Err(e) => bad(e, None),
             }
         });
         m.add_method_mut("release", |_, this, ()| {
@@ -281,6 +283,7 @@ impl UserData for ProcessUd {
             })
         });
         m.add_method("code", |_, this, ()| Ok(this.0.code()));
+        m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         m.add_method("command", |_, this, ()| Ok(this.0.command()));
         m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));
         m.add_method("stdin_token", |_, this, ()| Ok(this.0.stdin_token()));

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::core::os::children::{self, Owner};
+use crate::core::os::children::{self, ExitStatus, Owner};
 use crate::core::io::driver::{SharedDriver, STDIN_HIGH_WATER};
 use crate::core::io::poller::Token;
 use crate::core::os::spawn::{self, SpawnRequest, Stdio};
@@ -80,7 +80,10 @@ pub struct Process {
     buffer_limit: usize,
     /// `wait()` has begun (see `begin_wait`).
     wait_begun: bool,
-    code: Option<i32>,
+    /// How the child ended, once it was reaped.
+    status: Option<ExitStatus>,
+    /// The same, filled in by whoever reaps the child after `close()`.
+    outcome: children::Outcome,
     /// For a remote process: its remote half. The local child is `ssh`.
     remote: Option<RemoteProcess>,
     /// Why the outcome is unknown (a remote connection failed).
@@ -112,7 +115,8 @@ impl Process {
             taken: [false, false],
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             wait_begun: false,
-            code: None,
+            status: None,
+            outcome: children::Outcome::new(),
         }
     }
 
@@ -132,7 +136,34 @@ impl Process {
 
     /// The exit code, once the child was reaped.
     pub fn code(&self) -> Option<i32> {
-        self.code
+        self.status.map(ExitStatus::code)
+    }
+
+    /// Where the process is: (state, detail). "created", "running", then
+    /// "exited" with the code or "signaled" with the signal once the child
+    /// was reaped (a running child is reaped here if it has exited, as
+    /// Python's `poll()` does), also after `close()` once the child that
+    /// was told to stop has ended; until then "closed". "unknown" when the
+    /// outcome cannot be known (a remote connection failed, or the host
+    /// reaped the child itself).
+    pub fn status(&mut self) -> (&'static str, Option<i32>) {
+        let ended = match self.state {
+            State::Created => return ("created", None),
+            State::Running => match self.try_wait() {
+                Ok(Some(_)) => self.status,
+                Ok(None) => return ("running", None),
+                Err(_) => return ("unknown", None),
+            },
+            State::Closed => self.status.or_else(|| self.outcome.get()),
+        };
+        match ended {
+            Some(s) => match s.signal() {
+                Some(n) => ("signaled", Some(n)),
+                None => ("exited", Some(s.code())),
+            },
+            None if self.failure.is_some() => ("unknown", None),
+            None => ("closed", None),
+        }
     }
 
     pub fn command(&self) -> String {
@@ -190,6 +221,7 @@ impl Process {
             live: Some(self.limit.live.clone()),
             pidfd: pidfd.clone(),
             vanished,
+            outcome: Some(self.outcome.clone()),
         });
         if let Some(r) = &self.remote {
             children::set_remote_stop(spawned.pid, r.stop_argv(false), r.stop_argv(true));
@@ -225,8 +257,8 @@ impl Process {
 
     /// Reap the child if it has exited. The handle stays open until `finish`.
     pub fn try_wait(&mut self) -> Result<Option<i32>, String> {
-        if let Some(c) = self.code {
-            return Ok(Some(c));
+        if let Some(s) = self.status {
+            return Ok(Some(s.code()));
         }
         if let Some(f) = &self.failure {
             return Err(f.clone());
@@ -235,19 +267,19 @@ impl Process {
             State::Created => Err("process not started".into()),
             State::Closed => Err("process is closed".into()),
             State::Running => match children::try_reap(self.pid) {
-                Ok(Some(c)) => {
-                    let c = match &self.remote {
-                        Some(r) => match r.interpret(c) {
-                            Ok(c) => c,
+                Ok(Some(s)) => {
+                    let s = match &self.remote {
+                        Some(r) => match r.interpret(s) {
+                            Ok(s) => s,
                             Err(e) => {
                                 self.failure = Some(e.clone());
                                 return Err(e);
                             }
                         },
-                        None => c,
+                        None => s,
                     };
-                    self.code = Some(c);
-                    Ok(Some(c))
+                    self.status = Some(s);
+                    Ok(Some(s.code()))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(format!("waiting for '{}' failed: {}", self.command(), sys::describe(&e))),
@@ -263,8 +295,8 @@ impl Process {
         match self.state {
             State::Created => return (WaitStep::Failed("process not started".into()), [None, None]),
             State::Closed => {
-                return match self.code {
-                    Some(c) => (WaitStep::Done(c), [None, None]),
+                return match self.status {
+                    Some(s) => (WaitStep::Done(s.code()), [None, None]),
                     None => (WaitStep::Failed("process is closed".into()), [None, None]),
                 }
             }
@@ -311,7 +343,7 @@ impl Process {
     /// `wait()` has returned: close the handle, keep the exit code. Streams
     /// already handed out stay readable to their end.
     pub fn finish(&mut self) {
-        if self.state == State::Running && self.code.is_none() {
+        if self.state == State::Running && self.status.is_none() {
             // Never leave a running child unowned: that would be a zombie
             // and a max_processes slot lost for good.
             return self.close(false);
@@ -363,7 +395,7 @@ impl Process {
     /// and is reaped in the background. Idempotent.
     pub fn close(&mut self, force: bool) {
         // A group may outlive its leader: closing the handle ends it too.
-        if self.pid != 0 && ((self.state == State::Running && self.code.is_none()) || self.req.process_group) {
+        if self.pid != 0 && ((self.state == State::Running && self.status.is_none()) || self.req.process_group) {
             children::abandon(self.pid, force);
         }
         self.release_resources();
@@ -402,7 +434,7 @@ impl Process {
         }
         let mode = if which == Output::Stdout { self.req.stdout } else { self.req.stderr };
         if mode != Stdio::Pipe && mode != Stdio::Socket {
-            return Err(format!("{} is not a pipe (it was set to {:?})", which.name(), mode));
+            return Err(format!("{} is not a pipe (it was set to \"{}\")", which.name(), mode.name()));
         }
         let i = which as usize;
         match (&self.outputs, self.out_tokens[i]) {
@@ -461,7 +493,7 @@ impl Process {
         }
         match &self.stdin {
             Some((p, t)) => Ok((p.clone(), *t)),
-            None => Err(format!("stdin is not a pipe (it was set to {:?})", self.req.stdin)),
+            None => Err(format!("stdin is not a pipe (it was set to \"{}\")", self.req.stdin.name())),
         }
     }
 }

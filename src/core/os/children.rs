@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
@@ -68,16 +68,63 @@ pub fn new_owner() -> Owner {
     NEXT_OWNER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Convert a `waitpid` status to the exit code a shell would report:
-/// the exit status, or 128 + N for a child killed by signal N.
-pub fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        // Stopped/continued are never requested (no WUNTRACED), but be total.
-        128 + libc::WSTOPSIG(status)
+/// Where the library leaves how a child ended for a handle that let it go
+/// before it was reaped (`process:status()` after `close()`): whoever reaps
+/// it, the caller or the reaper thread, fills it in.
+#[derive(Clone, Debug)]
+pub struct Outcome(Arc<AtomicI64>);
+
+impl Outcome {
+    const UNKNOWN: i64 = -1;
+
+    pub fn new() -> Outcome {
+        Outcome(Arc::new(AtomicI64::new(Self::UNKNOWN)))
+    }
+
+    fn set(&self, s: ExitStatus) {
+        self.0.store(i64::from(s.0), Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> Option<ExitStatus> {
+        let v = self.0.load(Ordering::SeqCst);
+        (v != Self::UNKNOWN).then(|| ExitStatus(v as libc::c_int))
+    }
+}
+
+impl Default for Outcome {
+    fn default() -> Outcome {
+        Outcome::new()
+    }
+}
+
+/// How a child ended: a `waitpid` status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(libc::c_int);
+
+impl ExitStatus {
+    pub fn from_raw(status: libc::c_int) -> ExitStatus {
+        ExitStatus(status)
+    }
+
+    /// A plain exit with `code` (what a remote command reports).
+    pub fn exited(code: i32) -> ExitStatus {
+        ExitStatus((code & 0xff) << 8)
+    }
+
+    /// The exit code a shell would report: the exit status, or 128 + N
+    /// for a child killed by signal N.
+    pub fn code(self) -> i32 {
+        match self.signal() {
+            Some(n) => 128 + n,
+            None if libc::WIFEXITED(self.0) => libc::WEXITSTATUS(self.0),
+            // Stopped/continued are never requested (no WUNTRACED), but be total.
+            None => 128 + libc::WSTOPSIG(self.0),
+        }
+    }
+
+    /// The signal that ended the child, if one did.
+    pub fn signal(self) -> Option<i32> {
+        libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
     }
 }
 
@@ -112,6 +159,8 @@ struct Entry {
     /// that end the remote side, (gently, at once). Ending the local client
     /// alone would leave the remote command running.
     remote_stop: Option<(Vec<Bytes>, Vec<Bytes>)>,
+    /// Told how the child ended, once it is reaped.
+    outcome: Option<Outcome>,
 }
 
 struct Orphan {
@@ -166,6 +215,7 @@ pub struct Child {
     pub live: Option<Arc<AtomicUsize>>,
     pub pidfd: Option<Arc<OwnedFd>>,
     pub vanished: bool,
+    pub outcome: Option<Outcome>,
 }
 
 /// Enter a freshly spawned child.
@@ -185,13 +235,14 @@ pub fn register_child(c: Child) {
         orphan: None,
         helper: false,
         remote_stop: None,
+        outcome: c.outcome,
     };
     table().entries.insert(c.pid, entry);
 }
 
 /// Enter a child that is watched by polling (no pidfd, no group).
 pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Option<Arc<AtomicUsize>>) {
-    register_child(Child { pid, owner, process_group, live, pidfd: None, vanished: false });
+    register_child(Child { pid, owner, process_group, live, pidfd: None, vanished: false, outcome: None });
 }
 
 /// Mark `pid` as the local end of a remote process: whenever the library
@@ -231,14 +282,15 @@ fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owner) -> Resul
         orphan: Some(Orphan { kill_at: Some(Instant::now() + Duration::from_secs(10)) }),
         helper: true,
         remote_stop: None,
+        outcome: None,
     };
     t.entries.insert(s.pid, entry);
     Ok(s.pid)
 }
 
-/// Reap `pid` if it has exited: `Ok(Some(code))` once. A group leader whose
+/// Reap `pid` if it has exited: `Ok(Some(status))` once. A group leader whose
 /// group still has members lives on as a group (see the module comment).
-pub fn try_reap(pid: libc::pid_t) -> io::Result<Option<i32>> {
+pub fn try_reap(pid: libc::pid_t) -> io::Result<Option<ExitStatus>> {
     let mut t = table();
     match t.entries.get(&pid) {
         Some(e) if e.creator == getpid() => {}
@@ -256,7 +308,7 @@ fn pidfd_group(e: &Entry) -> Option<&Arc<OwnedFd>> {
     }
 }
 
-fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Option<i32>> {
+fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Option<ExitStatus>> {
     let (pin_leader, pinned) = match t.entries.get(&pid) {
         Some(e) => (e.process_group && pidfd_group(e).is_none() && !e.vanished, e.pinned),
         None => return Err(io::Error::from_raw_os_error(libc::ECHILD)),
@@ -276,12 +328,15 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
         };
         if sys::group_has_members(pid, pid) {
             if let Some(e) = t.entries.get_mut(&pid) {
+                if let Some(o) = &e.outcome {
+                    o.set(ExitStatus(status));
+                }
                 e.pinned = Some(status);
                 if let Some(l) = e.live.take() {
                     l.fetch_sub(1, Ordering::SeqCst);
                 }
             }
-            return Ok(Some(exit_code(status)));
+            return Ok(Some(ExitStatus::from_raw(status)));
         }
     }
     let mut status = 0;
@@ -308,6 +363,10 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
             // remote command would go on, so end it too.
             let stop = t.entries.get_mut(&pid).and_then(|e| e.remote_stop.take());
             let owner = t.entries.get(&pid).map(|e| e.owner).unwrap_or(0);
+            let ended = ExitStatus(pinned.unwrap_or(status));
+            if let Some(o) = t.entries.get(&pid).and_then(|e| e.outcome.as_ref()) {
+                o.set(ended);
+            }
             // A group that outlives its leader stays reachable.
             if let Some(e) = t.entries.get(&pid) {
                 if let Some(fd) = pidfd_group(e) {
@@ -328,7 +387,7 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
                     wake_reaper_unlocked();
                 }
             }
-            Ok(Some(exit_code(pinned.unwrap_or(status))))
+            Ok(Some(ended))
         }
     }
 }
@@ -748,13 +807,15 @@ mod tests {
             code = try_reap(pid).unwrap();
             code.is_some()
         }));
-        assert_eq!(code, Some(3));
+        assert_eq!(code.map(ExitStatus::code), Some(3));
+        assert_eq!(code.and_then(ExitStatus::signal), None);
         let pid = start("kill -TERM $$");
         assert!(eventually(|| {
             code = try_reap(pid).unwrap();
             code.is_some()
         }));
-        assert_eq!(code, Some(143));
+        assert_eq!(code.map(ExitStatus::code), Some(143));
+        assert_eq!(code.and_then(ExitStatus::signal), Some(libc::SIGTERM), "told apart from exit 143");
     }
 
     #[test]
@@ -827,7 +888,7 @@ mod tests {
             code = try_reap(pid).unwrap();
             code.is_some()
         }));
-        assert_eq!(code, Some(7));
+        assert_eq!(code.map(ExitStatus::code), Some(7));
         assert!(sys::group_has_members(pid, pid), "the background sleep is still in the group");
         assert!(signal_group(pid, libc::SIGKILL), "the group was reachable");
         // Once the killed member is reaped by its new parent, the group is

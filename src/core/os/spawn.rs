@@ -50,6 +50,26 @@ pub enum Stdio {
     Socket,
 }
 
+impl Stdio {
+    /// The option value that selects this mode, as users write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stdio::Pipe => "pipe",
+            Stdio::Null => "null",
+            Stdio::Inherit => "inherit",
+            Stdio::Stdout => "stdout",
+            Stdio::Socket => "socket",
+        }
+    }
+
+    /// The mode an option value names (`stdout` only for stderr).
+    pub fn parse(value: &str, stream: &str) -> Option<Stdio> {
+        [Stdio::Pipe, Stdio::Null, Stdio::Inherit, Stdio::Socket, Stdio::Stdout]
+            .into_iter()
+            .find(|m| m.name() == value && (*m != Stdio::Stdout || stream == "stderr"))
+    }
+}
+
 /// Everything needed to start one child.
 #[derive(Debug, Clone)]
 pub struct SpawnRequest {

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
 
-use crate::core::os::children::{self, Owner};
+use crate::core::os::children::{self, ExitStatus, Owner};
 use crate::core::command::quote;
 use crate::core::os::sys::signal_name;
 use crate::core::command::{Bytes, CommandSpec};
@@ -449,7 +449,8 @@ impl Connection {
                     }
                     match children::try_reap(*pid) {
                         Ok(None) => return Ok(Readiness::Connecting),
-                        Ok(Some(code)) => {
+                        Ok(Some(status)) => {
+                            let code = status.code();
                             let why = read_log(log);
                             let _ = std::fs::remove_file(log);
                             *m = Master::Down;
@@ -573,9 +574,11 @@ impl RemoteProcess {
 
     /// Turn the local ssh's exit code into the remote command's, or a
     /// connection error.
-    pub fn interpret(&self, code: i32) -> Result<i32, String> {
-        if code != 255 {
-            return Ok(code);
+    pub fn interpret(&self, status: ExitStatus) -> Result<ExitStatus, String> {
+        // What ssh reports is the remote command's exit code (a remote
+        // shell's 128 + N for a signal cannot be told from an exit).
+        if status.code() != 255 {
+            return Ok(ExitStatus::exited(status.code()));
         }
         let why = read_log(&self.log);
         if !why.is_empty() {
@@ -586,9 +589,9 @@ impl RemoteProcess {
         }
         // SIGKILL to the group ends the wrapper too; ssh reports 255.
         if self.last_signal.load(Ordering::Relaxed) == libc::SIGKILL {
-            return Ok(128 + libc::SIGKILL);
+            return Ok(ExitStatus::from_raw(libc::SIGKILL));
         }
-        Ok(255)
+        Ok(status)
     }
 }
 
