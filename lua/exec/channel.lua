@@ -165,11 +165,21 @@ Channel.__tostring = function(self)
   return string.format("exec.channel(%d/%d%s)", buffered(self), self.cap, self.closed and ", closed" or "")
 end
 
+-- A case is a channel's (kind "receive" or "send") or one that polls
+-- something of the event loop (kind "poll", e.g. stream:case_read()): its
+-- `try()` answers done, value, ok[, err] without waiting, and its `token`
+-- says when to try again.
 local function check_case(c, i)
-  if type(c) ~= "table" or not is_channel(c.channel) or (c.kind ~= "receive" and c.kind ~= "send") then
-    raise("channel.select: case " .. i .. " is not a case (use ch:case_receive() or ch:case_send(v))")
+  local ok = type(c) == "table" and (
+    (is_channel(c.channel) and (c.kind == "receive" or c.kind == "send")) or
+    (c.kind == "poll" and type(c.try) == "function" and c.token ~= nil))
+  if not ok then
+    raise("channel.select: case " .. i .. " is not a case (use ch:case_receive(), ch:case_send(v) or stream:case_read())")
   end
 end
+
+-- What woke a select through a polled case's token: try them all again.
+local POLLED = setmetatable({}, { __tostring = function() return "exec.polled" end })
 
 --- channel.select{ case, ..., default = true? }: the first ready case in
 --- table order as { channel =, value =, ok = }, or { default = true }.
@@ -179,40 +189,61 @@ function M.select(cases)
   end
   local n = #cases
   for i = 1, n do check_case(cases[i], i) end
-  for i = 1, n do
-    local c = cases[i]
-    if c.kind == "receive" then
-      local done, v, ok = try_receive(c.channel)
-      if done then return { channel = c.channel, value = v, ok = ok } end
-    else
-      local r = try_send(c.channel, c.value)
-      if r == "closed" then raise("channel.select: send on a closed channel (case " .. i .. ")") end
-      if r then return { channel = c.channel, value = c.value, ok = true } end
-    end
-  end
-  if cases.default then return { default = true } end
-  if n == 0 then raise("channel.select: no cases and no default") end
-
-  local w = waiter()
-  for i = 1, n do
-    local c = cases[i]
-    local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
-    q[#q + 1] = { w = w, case = i, value = c.value }
-  end
-  w.cleanup = function()
+  local first = true
+  while true do
     for i = 1, n do
-      remove_waiter(cases[i].channel.recvq, w)
-      remove_waiter(cases[i].channel.sendq, w)
+      local c = cases[i]
+      if c.kind == "receive" then
+        local done, v, ok = try_receive(c.channel)
+        if done then return { channel = c.channel, value = v, ok = ok } end
+      elseif c.kind == "send" then
+        local r = try_send(c.channel, c.value)
+        if r == "closed" then raise("channel.select: send on a closed channel (case " .. i .. ")") end
+        if r then return { channel = c.channel, value = c.value, ok = true } end
+      else
+        local done, v, ok, err = c.try()
+        if done then return { channel = c.channel, value = v, ok = ok, err = err } end
+      end
     end
+    if first then
+      if cases.default then return { default = true } end
+      if n == 0 then raise("channel.select: no cases and no default") end
+      first = false
+    end
+
+    local w = waiter()
+    w.tag = POLLED
+    for i = 1, n do
+      local c = cases[i]
+      if c.kind ~= "poll" then
+        local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
+        q[#q + 1] = { w = w, case = i, value = c.value }
+      end
+    end
+    w.cleanup = function()
+      for i = 1, n do
+        local c = cases[i]
+        if c.kind ~= "poll" then
+          remove_waiter(c.channel.recvq, w)
+          remove_waiter(c.channel.sendq, w)
+        end
+      end
+    end
+    for i = 1, n do
+      if cases[i].kind == "poll" then sched.on_token(w, cases[i].token) end
+    end
+    local r = { suspend(w, "channel.select") }
+    local i = r[1]
+    if i ~= POLLED then
+      local c = cases[i]
+      if c.kind == "receive" then
+        return { channel = c.channel, value = r[2], ok = r[3] }
+      end
+      if not r[2] then raise("channel.select: send on a closed channel (case " .. i .. ")") end
+      return { channel = c.channel, value = c.value, ok = true }
+    end
+    -- A polled case's token fired: every case is tried again, in order.
   end
-  local r = { suspend(w, "channel.select") }
-  local i = r[1]
-  local c = cases[i]
-  if c.kind == "receive" then
-    return { channel = c.channel, value = r[2], ok = r[3] }
-  end
-  if not r[2] then raise("channel.select: send on a closed channel (case " .. i .. ")") end
-  return { channel = c.channel, value = c.value, ok = true }
 end
 
 M.Channel = Channel

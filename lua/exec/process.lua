@@ -158,12 +158,99 @@ end
 
 --- process:start(): raises if already started, closed, the remote
 --- connection cannot be made, or the spawn fails.
+-- `queue = true`: starts beyond max_processes wait for a slot, first come,
+-- first served. One queue per resource: { head, tail, [i] = entry }.
+-- A slot is freed when a child is reaped: by a wait() here (which kicks the
+-- queue at once) or by the reaper thread after a close() (noticed within
+-- the fallback poll interval).
+local queues = {}
+local FALLBACK_POLL = core.fallback_poll
+-- Per resource, the processes started here that hold a slot (weak: a
+-- collected handle's child is ended and reaped by the library anyway).
+-- A child that exited while nobody waits for it still holds its slot
+-- until it is reaped: a queued start reaps those itself (as status() does).
+local holders = {}
+
+local function reap_holders(id)
+  local set = holders[id]
+  if not set then return end
+  for praw in pairs(set) do
+    if praw:state() ~= "running" or praw:try_wait() ~= false then set[praw] = nil end
+  end
+end
+
+local function queue_key(id) return "exec.queue:" .. id end
+
+-- Someone of resource `id` may have freed a slot: its queue looks again.
+local function kick_queue(id)
+  if id and queues[id] then sched.fire(queue_key(id)) end
+end
+
+-- Drop entries from the head whose caller can no longer take its turn (a
+-- task that was closed while it waited).
+local function live_head(q)
+  while q.head <= q.tail do
+    local e = q[q.head]
+    if not e.gone and not (e.co and coroutine.status(e.co) == "dead") then return e end
+    q[q.head] = nil
+    q.head = q.head + 1
+  end
+  return nil
+end
+
+local function room(raw, id)
+  if raw:has_room() then return true end
+  reap_holders(id)
+  return raw:has_room()
+end
+
+local function await_slot(raw, id, fname)
+  local q = queues[id]
+  if not q then
+    q = { head = 1, tail = 0 }
+    queues[id] = q
+  end
+  if live_head(q) == nil and room(raw, id) then return end
+  local me = { co = coroutine.running() }
+  q.tail = q.tail + 1
+  q[q.tail] = me
+  while not (live_head(q) == me and room(raw, id)) do
+    local w = sched.waiter()
+    sched.on_token(w, queue_key(id))
+    local timer = sched.at(sched.now() + FALLBACK_POLL, function() sched.wake(w, false) end)
+    local prev = w.cleanup
+    w.cleanup = function(self)
+      sched.cancel_timer(timer)
+      -- Taken away by an error (Ctrl-C, a closed task): give up the turn.
+      if self.cancelled then me.gone = true end
+      if prev then prev(self) end
+    end
+    sched.suspend(w, fname .. " (waiting for a max_processes slot)")
+  end
+  -- Our turn: leave the queue; the next one looks once this start is done.
+  q[q.head] = nil
+  q.head = q.head + 1
+  if q.head > q.tail then queues[id] = nil end
+end
+
 -- The body of process:start; `fname` names the caller in errors.
 local function start(self, fname)
   local raw, st = check_self(self, Process, fname)
   local cerr = await_connection(raw)
   if cerr then raise(fname .. ": " .. cerr) end
+  local qid = raw:queue_id()
+  if qid and raw:state() == "created" then
+    await_slot(raw, qid, fname)
+    st.queue_id = qid
+  end
   local ok, err = raw:start()
+  if qid then
+    if ok then
+      holders[qid] = holders[qid] or setmetatable({}, { __mode = "k" })
+      holders[qid][raw] = true
+    end
+    kick_queue(qid) -- (the next in line checks for room)
+  end
   if not ok then raise(fname .. ": " .. err) end
   if st.timeout then
     -- Enforced by the event loop, i.e. while the program waits in a
@@ -217,8 +304,8 @@ function Process:wait(d)
   if not raw then return nil, st end
   local deadline
   if d ~= nil then
-    local ok, secs = pcall(time._seconds, d, "process:wait")
-    if not ok then return nil, tostring(secs) end
+    local secs, why = time._parse(d)
+    if not secs then return nil, "process:wait: " .. why end
     deadline = sched.now() + secs
   end
   -- Tasks already scheduled (typically a reader spawned just before this
@@ -235,6 +322,7 @@ function Process:wait(d)
       -- registered after the token's last report would sleep forever.)
       if a then sched.fire(a) end
       if t1 then sched.fire(t1) end
+      kick_queue(st.queue_id)
       -- A group may outlive its leader: its timeout still ends it then.
       if st._timer and not (st.process_group and raw:signal_rest(0)) then stop_timer(st) end
       -- An answer found without waiting still lets a reader that the last
@@ -296,6 +384,7 @@ function Process:close(force)
   wake_waiters(raw)
   stop_timer(st)
   raw:close(force == true)
+  kick_queue(st.queue_id)
   return true
 end
 

@@ -17,6 +17,7 @@ local NATIVE_OPTIONS = {
   kind = true, default_work_dir = "string", default_env = "table",
   command_whitelist = "table", max_processes = "number",
   allowed_env = "table", work_dir_within = "string", inherit_env = "boolean",
+  queue = "boolean",
 }
 
 -- exec.ssh: the native options (applied on the remote host) and the

@@ -196,7 +196,8 @@ function M.fire(token)
   token_waiters[token] = nil
   token_waiter_count = token_waiter_count - #list
   for i = 1, #list do
-    wake(list[i], token) -- its cleanup finds the list already detached
+    local w = list[i]
+    wake(w, w.tag or token) -- its cleanup finds the list already detached
   end
 end
 local fire = M.fire

@@ -86,6 +86,34 @@ local function await(raw, st, method, arg, deadline)
   end
 end
 
+-- A read format checked once: "l", "L", "a", or a chunk size (nil: 64 KiB).
+local function check_format(n, fname)
+  if n == nil then return CHUNK end
+  if type(n) == "string" then
+    local fmt = FORMATS[n]
+    if not fmt then arg_error(fname, 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
+    return fmt
+  end
+  if type(n) ~= "number" then
+    arg_error(fname, 1, "n", "number or format expected, got " .. type(n))
+  end
+  if n ~= n or n < 1 or n % 1 ~= 0 then
+    arg_error(fname, 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
+  end
+  return n > CHUNK and CHUNK or n
+end
+
+-- Read `fmt` (from check_format) until `deadline` (nil: none): data | nil
+-- (end) | nil, message | nil, TIMEOUT.
+local function read_until(raw, st, fmt, deadline)
+  if fmt == "l" or fmt == "L" then
+    return next_line(raw, st, fmt == "L", deadline)
+  end
+  if st.qh <= st.qn then give_back(raw, st) end
+  if fmt == "a" then return await(raw, st, "read_all", nil, deadline) end
+  return await(raw, st, "read", fmt, deadline)
+end
+
 --- stream:read([n | "l" | "L" | "a"] [, timeout]): the next chunk (at
 --- most n bytes, 64 KiB by default) as soon as any is available; nil, nil
 --- at the end; nil, message on error. "l"/"L" read a line without/with its
@@ -94,39 +122,39 @@ end
 --- complete arrived in time.
 function Stream:read(n, timeout)
   local raw, st = check_self(self, Stream, "stream:read")
+  local fmt = check_format(n, "stream:read")
   local deadline
   if timeout ~= nil then
     local secs, why = time._parse(timeout)
     if not secs then arg_error("stream:read", 2, "timeout", why) end
     deadline = sched.now() + secs
   end
-  local data, err
-  if n == "l" or n == "L" then
-    data, err = next_line(raw, st, n == "L", deadline)
-  elseif n == nil then
-    if st.qh <= st.qn then give_back(raw, st) end
-    data, err = await(raw, st, "read", CHUNK, deadline)
-  elseif type(n) == "string" then
-    local fmt = FORMATS[n]
-    if not fmt then arg_error("stream:read", 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
-    if fmt == "a" then
-      if st.qh <= st.qn then give_back(raw, st) end
-      data, err = await(raw, st, "read_all", nil, deadline)
-    else
-      data, err = next_line(raw, st, fmt == "L", deadline)
-    end
-  elseif type(n) ~= "number" then
-    arg_error("stream:read", 1, "n", "number or format expected, got " .. type(n))
-  elseif n ~= n or n < 1 or n % 1 ~= 0 then
-    arg_error("stream:read", 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
-  else
-    if st.qh <= st.qn then give_back(raw, st) end
-    data, err = await(raw, st, "read", n > CHUNK and CHUNK or n, deadline)
-  end
+  local data, err = read_until(raw, st, fmt, deadline)
   if data then return data, nil end
   if err == TIMEOUT then return nil, "timeout" end
   if err then return nil, "stream:read: " .. err end
   return nil, nil
+end
+
+--- stream:case_read([fmt]): a case for channel.select. When chosen, the
+--- result has channel = the stream, value = what read(fmt) returned, ok =
+--- false at the end (and on an error, whose message is in `err`).
+function Stream:case_read(n)
+  local raw, st = check_self(self, Stream, "stream:case_read")
+  local fmt = check_format(n, "stream:case_read")
+  local me = self
+  return {
+    kind = "poll", channel = me, token = st.token,
+    -- done, value, ok, err: an attempt that never waits (its deadline has
+    -- passed before it starts).
+    try = function()
+      check_open()
+      local data, err = read_until(raw, st, fmt, 0)
+      if err == TIMEOUT then return false end
+      if data then return true, data, true end
+      return true, nil, false, err and ("stream:read: " .. err)
+    end,
+  }
 end
 
 --- for line in stream:lines([fmt]) do ... end: lines without their newline,

@@ -92,6 +92,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
+    core.set("fallback_poll", children::FALLBACK_POLL.as_secs_f64())?;
     // Signal names (without "SIG") -> numbers, for process:signal("TERM").
     {
         let t = lua.create_table()?;

@@ -140,6 +140,7 @@ fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
             work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
         },
         max_processes: max,
+        queue: t.raw_get::<Option<bool>>("queue").map_err(|e| e.to_string())?.unwrap_or(false),
         inherit_env: t.raw_get::<Option<bool>>("inherit_env").map_err(|e| e.to_string())?.unwrap_or(false),
     })
 }
@@ -283,6 +284,10 @@ impl UserData for ProcessUd {
             })
         });
         m.add_method("code", |_, this, ()| Ok(this.0.code()));
+        // For `queue = true`: the executor id to queue under (nil without
+        // queueing), and whether a start would find a slot now.
+        m.add_method("queue_id", |_, this, ()| Ok(this.0.queue_id()));
+        m.add_method("has_room", |_, this, ()| Ok(this.0.has_room()));
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         m.add_method("command", |_, this, ()| Ok(this.0.command()));
         m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));

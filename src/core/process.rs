@@ -26,6 +26,22 @@ pub struct Limit {
     pub executor: String,
     pub live: Arc<AtomicUsize>,
     pub max: Option<usize>,
+    /// `queue = true`: a start beyond `max` waits for a slot (in Lua,
+    /// which parks the caller) instead of failing.
+    pub queue: bool,
+}
+
+impl Limit {
+    /// Whether one more process may start now. Orphans that exited are
+    /// reaped first where no reaper thread runs, so their slots count free.
+    pub fn has_room(&self) -> bool {
+        let Some(max) = self.max else { return true };
+        if self.live.load(Ordering::SeqCst) < max {
+            return true;
+        }
+        children::sweep_orphans();
+        self.live.load(Ordering::SeqCst) < max
+    }
 }
 
 /// What one step of `wait()` found.
@@ -166,6 +182,15 @@ impl Process {
         }
     }
 
+    /// The executor whose slots this process queues for (`queue = true`).
+    pub fn queue_id(&self) -> Option<String> {
+        (self.limit.queue && self.limit.max.is_some()).then(|| self.limit.executor.clone())
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.limit.has_room()
+    }
+
     pub fn command(&self) -> String {
         match &self.remote {
             Some(r) => r.describe(),
@@ -196,14 +221,12 @@ impl Process {
             State::Running => return Err("process already started".into()),
             State::Closed => return Err("process is closed".into()),
         }
-        children::sweep_orphans();
-        if let Some(max) = self.limit.max {
-            if self.limit.live.load(Ordering::SeqCst) >= max {
-                return Err(format!(
-                    "executor '{}' reached its max_processes limit ({max} live processes)",
-                    self.limit.executor
-                ));
-            }
+        if !self.limit.has_room() {
+            return Err(format!(
+                "executor '{}' reached its max_processes limit ({} live processes)",
+                self.limit.executor,
+                self.limit.max.unwrap_or(0)
+            ));
         }
         let spawned = spawn::spawn(&self.req)?;
         // From here on the child exists: register it before anything can fail,
@@ -513,7 +536,7 @@ mod tests {
 
     fn process(cmd: &str) -> Process {
         let req = SpawnRequest::new(CommandSpec::Shell(cmd.into()));
-        let limit = Limit { executor: "test:x".into(), live: Arc::new(AtomicUsize::new(0)), max: Some(1) };
+        let limit = Limit { executor: "test:x".into(), live: Arc::new(AtomicUsize::new(0)), max: Some(1), queue: false };
         Process::new(req, None, Driver::shared().unwrap(), children::new_owner(), limit)
     }
 

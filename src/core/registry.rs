@@ -29,6 +29,8 @@ pub struct ExecutorConfig {
     /// `work_dir_within`): see policy.rs.
     pub policy: Policy,
     pub max_processes: Option<usize>,
+    /// A start beyond `max_processes` waits for a slot instead of failing.
+    pub queue: bool,
     /// `default_env` and a caller's `env` overlay our environment instead
     /// of replacing it.
     pub inherit_env: bool,
@@ -231,7 +233,12 @@ impl Executor {
     }
 
     pub fn limit(&self) -> Limit {
-        Limit { executor: self.id.clone(), live: self.live.clone(), max: self.config.max_processes }
+        Limit {
+            executor: self.id.clone(),
+            live: self.live.clone(),
+            max: self.config.max_processes,
+            queue: self.config.queue,
+        }
     }
 
     /// Check a command and its options against this executor and build
