@@ -22,6 +22,7 @@ local registry = {}
 ---@field allowed_env? string[] the only variable names a caller's `env` may set
 ---@field work_dir_within? string a caller's `work_dir` must resolve (symlinks followed) inside this directory
 ---@field max_processes? integer
+---@field queue? boolean start() beyond max_processes waits for a slot (first come, first served) instead of raising
 ---@field inherit_env? boolean default_env and a caller's env overlay our environment instead of replacing it
 ---@field host? string exec.ssh: required
 ---@field port? integer
@@ -99,13 +100,19 @@ function exec.wait_tasks() end
 ---@class exec.ExecOptions
 ---@field work_dir? string
 ---@field env? table<string, string|number>
----@field stdin? "pipe"|"socket"|"null"|"inherit"
----@field stdout? "pipe"|"socket"|"null"|"inherit"
----@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"
+---@field stdin? "pipe"|"socket"|"null"|"inherit"|file*|exec.PathRedirect|exec.Stream a file, a path, or another process's output stream (a pipeline)
+---@field stdout? "pipe"|"socket"|"null"|"inherit"|file*|exec.PathRedirect
+---@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"|file*|exec.PathRedirect
+---@field detach? boolean a session of its own, never ended by the library (close, collection, state end, os.exit); still reaped
 ---@field process_group? boolean Lead a new process group; signals, close() and timeouts reach the whole group until it is empty. Default: true with `timeout` (unless stdin is an inherited terminal), else false.
 ---@field timeout? string|number SIGTERM to all of the command when it passes, SIGKILL 1 s later.
 ---@field inherit_env? boolean the child gets our environment, overlaid by default_env, overlaid by env (default: the resource's inherit_env, else false: env alone replaces it)
 ---@field buffer_limit? integer Bytes of unread output taken in per process while the program waits on something else of it (default 16 MiB); past it the oldest are dropped and the next read says so.
+
+---A file the library opens when the child starts (relative to our current directory).
+---@class exec.PathRedirect
+---@field path string
+---@field append? boolean stdout/stderr: append instead of truncating
 
 ---@class exec.RunOptions: exec.ExecOptions
 ---@field input? string
@@ -218,6 +225,11 @@ function Stream:read(n, timeout) end
 ---@param fmt? "l"|"L"|integer
 ---@return fun(): string|nil
 function Stream:lines(fmt) end
+
+---A case for channel.select: when chosen, `value` is what read(fmt) returned and `ok` is false at the end (`err` on an error).
+---@param fmt? integer|"l"|"L"|"a"
+---@return table
+function Stream:case_read(fmt) end
 
 ---@return true ok
 ---@return nil

@@ -18,8 +18,9 @@ local M = {}
 ----------------------------------------------------------------------------
 
 local EXEC_OPTIONS = {
-  work_dir = "string", env = "table", stdin = "string", stdout = "string", stderr = "string",
+  work_dir = "string", env = "table", stdin = true, stdout = true, stderr = true,
   process_group = "boolean", timeout = true, buffer_limit = "number", inherit_env = "boolean",
+  detach = "boolean",
 }
 
 -- A child that outlives its `timeout` gets SIGTERM, then SIGKILL this much later.
@@ -66,6 +67,14 @@ local function normalize_options(opts, fname)
     end
     if k == "env" then
       norm.env = flatten_env(v, fname, "options.env")
+    elseif (k == "stdin" or k == "stdout" or k == "stderr") and O.state_of(v, Stream) then
+      -- Another process's output stream (a pipeline): Rust takes its pipe.
+      -- Lines already taken into Lua mean it was read from.
+      local sst = O.state_of(v, Stream)
+      if sst.qh <= sst.qn then
+        arg_error(fname, 2, "options", "option " .. k .. ": the stream cannot be handed over: it was read from already")
+      end
+      norm[k] = sst.raw
     elseif k == "timeout" then
       local secs, why = time._parse(v)
       if not secs then arg_error(fname, 2, "options", "option timeout: " .. why) end

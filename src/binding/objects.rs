@@ -16,7 +16,10 @@ use crate::core::process::{Output, Process, State, WaitStep};
 use crate::core::json::Json;
 use crate::core::registry::{ExecOptions, Executor, ExecutorConfig, NATIVE_KIND, SSH_KIND};
 use crate::core::remote::ssh::{Readiness, SshTarget};
-use crate::core::os::spawn::Stdio;
+use crate::core::os::spawn::{Redirect, Stdio};
+use crate::core::os::sys;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use crate::core::io::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
 
 type Fail = (Value, Option<String>);
@@ -64,16 +67,120 @@ fn pairs_list(t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes)>>, Strin
     Ok(Some(out))
 }
 
-fn stdio(t: &Table, key: &str) -> Result<Stdio, String> {
-    let Some(mode) = opt_text(t, key)?.map(|m| m.to_string_lossy().into_owned()) else {
-        return Ok(Stdio::Pipe);
-    };
-    Stdio::parse(&mode, key).ok_or_else(|| {
-        format!(
-            "option {key} must be \"pipe\", \"socket\", \"null\" or \"inherit\"{} (got \"{mode}\")",
-            if key == "stderr" { " or \"stdout\"" } else { "" }
-        )
-    })
+/// One of stdin/stdout/stderr: a mode name, `{ path =, append = }`, a Lua
+/// file, or (stdin only) another process's output stream, which is handed
+/// over once the process is prepared (see the `exec` method).
+fn stdio(lua: &Lua, t: &Table, key: &str) -> Result<(Stdio, Option<Redirect>, Option<mlua::AnyUserData>), String> {
+    match t.raw_get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Nil => Ok((Stdio::Pipe, None, None)),
+        Value::String(s) => {
+            let mode = s.to_string_lossy();
+            Stdio::parse(&mode, key).map(|m| (m, None, None)).ok_or_else(|| {
+                format!(
+                    "option {key} must be \"pipe\", \"socket\", \"null\", \"inherit\"{}, a file or {{ path = ... }} (got \"{mode}\")",
+                    if key == "stderr" { ", \"stdout\"" } else { "" }
+                )
+            })
+        }
+        Value::Table(p) => Ok((Stdio::File, Some(path_redirect(&p, key)?), None)),
+        Value::UserData(ud) => {
+            if ud.is::<StreamUd>() {
+                if key != "stdin" {
+                    return Err(format!("option {key}: only stdin can take another process's output stream"));
+                }
+                return Ok((Stdio::File, None, Some(ud)));
+            }
+            let fd = lua_file_fd(lua, Value::UserData(ud), key)?;
+            Ok((Stdio::File, Some(Redirect::Fd(Arc::new(fd))), None))
+        }
+        other => Err(format!("option {key} must be a string, a file or a table (got {})", other.type_name())),
+    }
+}
+
+/// `{ path = "out.log", append = true }`: opened when the child starts.
+fn path_redirect(t: &Table, key: &str) -> Result<Redirect, String> {
+    let mut path = None;
+    let mut append = false;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(|e| e.to_string())?;
+        match (k.as_string().map(|s| s.to_string_lossy()).as_deref(), v) {
+            (Some("path"), Value::String(p)) => path = Some(PathBuf::from(OsString::from_vec(p.as_bytes().to_vec()))),
+            (Some("append"), Value::Boolean(b)) if key != "stdin" => append = b,
+            (Some("append"), _) if key == "stdin" => return Err("option stdin: append is for stdout and stderr".into()),
+            (Some(name @ ("path" | "append")), v) => {
+                return Err(format!("option {key}: {name} must be a {} (got {})",
+                    if name == "path" { "string" } else { "boolean" }, v.type_name()))
+            }
+            _ => {
+                let name = match &k {
+                    Value::String(s) => format!("'{}'", s.to_string_lossy()),
+                    other => format!("of type {}", other.type_name()),
+                };
+                return Err(format!("option {key}: unknown field {name} (use path and append)"));
+            }
+        }
+    }
+    match path {
+        Some(p) if !p.as_os_str().is_empty() && !p.as_os_str().as_encoded_bytes().contains(&0) => {
+            Ok(Redirect::Path { path: p, append })
+        }
+        Some(_) => Err(format!("option {key}: path must be a non-empty string without NUL bytes")),
+        None => Err(format!("option {key}: a table needs a path ({{ path = \"file\" }})")),
+    }
+}
+
+/// The descriptor of an open Lua file (io.open, io.popen, io.stdout...),
+/// flushed and duplicated (close-on-exec, above 2): the child gets the
+/// duplicate, and closing the Lua file later changes nothing for it.
+fn lua_file_fd(lua: &Lua, v: Value, key: &str) -> Result<OwnedFd, String> {
+    // SAFETY: exec_raw runs the closure in protected mode with the value at
+    // stack index 1. Its memory is used only if it is a userdata whose
+    // metatable is the registry's "FILE*", i.e. a file of the io library,
+    // whose block starts with the FILE pointer (luaL_Stream in 5.2-5.4,
+    // IOFileUD in LuaJIT, FILE* in 5.1). A closed file has a NULL FILE
+    // pointer there, or (5.2-5.4) a NULL close function after it; neither
+    // is used then. The closure holds nothing with a destructor.
+    let fd: mlua::Integer = unsafe {
+        lua.exec_raw(v, |state| {
+            use mlua::ffi;
+            // luaL_testudata, which Lua 5.1 and LuaJIT lack.
+            let mut p: *const *mut libc::FILE = std::ptr::null();
+            if ffi::lua_type(state, 1) == ffi::LUA_TUSERDATA && ffi::lua_getmetatable(state, 1) != 0 {
+                ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"FILE*".as_ptr());
+                if ffi::lua_rawequal(state, -1, -2) != 0 {
+                    p = ffi::lua_touserdata(state, 1) as *const *mut libc::FILE;
+                }
+            }
+            let n = if p.is_null() {
+                -2
+            } else {
+                #[cfg(any(feature = "lua54", feature = "lua53"))]
+                let closed = (*p).is_null() || (*(p.add(1) as *const Option<unsafe extern "C" fn()>)).is_none();
+                #[cfg(not(any(feature = "lua54", feature = "lua53")))]
+                let closed = (*p).is_null();
+                if closed {
+                    -1
+                } else {
+                    libc::fflush(*p);
+                    libc::fileno(*p) as mlua::Integer
+                }
+            };
+            ffi::lua_settop(state, 0);
+            ffi::lua_pushinteger(state, n as _);
+        })
+    }
+    .map_err(|e| e.to_string())?;
+    match fd {
+        -2 => Err(format!("option {key} must be a string, a file or a table (got a userdata that is not a file)")),
+        -1 => Err(format!("option {key}: the file is closed")),
+        fd if fd < 0 => Err(format!("option {key}: the file has no descriptor")),
+        fd => {
+            // SAFETY: `fd` is open (the file is), borrowed only to duplicate it.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd as i32) };
+            let dup = borrowed.try_clone_to_owned().map_err(|e| format!("option {key}: {}", sys::describe(&e)))?;
+            sys::above_stdio(dup).map_err(|e| format!("option {key}: {}", sys::describe(&e)))
+        }
+    }
 }
 
 fn command(v: Value) -> Result<CommandSpec, String> {
@@ -90,18 +197,25 @@ fn command(v: Value) -> Result<CommandSpec, String> {
     }
 }
 
-fn exec_options(v: Value) -> Result<ExecOptions, String> {
+/// The options of `exec`, and (stdin = another process's stream) the stream
+/// to hand over once the process is prepared.
+fn exec_options(lua: &Lua, v: Value) -> Result<(ExecOptions, Option<mlua::AnyUserData>), String> {
     let t = match v {
-        Value::Nil => return Ok(ExecOptions::default()),
+        Value::Nil => return Ok((ExecOptions::default(), None)),
         Value::Table(t) => t,
         other => return Err(format!("options must be a table (got {})", other.type_name())),
     };
-    Ok(ExecOptions {
+    let (stdin, in_file, in_stream) = stdio(lua, &t, "stdin")?;
+    let (stdout, out_file, _) = stdio(lua, &t, "stdout")?;
+    let (stderr, err_file, _) = stdio(lua, &t, "stderr")?;
+    let opts = ExecOptions {
         work_dir: opt_text(&t, "work_dir")?.map(PathBuf::from),
         env: pairs_list(&t, "env")?,
-        stdin: stdio(&t, "stdin")?,
-        stdout: stdio(&t, "stdout")?,
-        stderr: stdio(&t, "stderr")?,
+        stdin,
+        stdout,
+        stderr,
+        redirect: [in_file, out_file, err_file],
+        detach: t.raw_get::<Option<bool>>("detach").map_err(|e| e.to_string())?.unwrap_or(false),
         process_group: t.raw_get::<Option<bool>>("process_group").map_err(|e| e.to_string())?.unwrap_or(false),
         buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(|e| e.to_string())? {
             Value::Nil => None,
@@ -110,7 +224,8 @@ fn exec_options(v: Value) -> Result<ExecOptions, String> {
             v => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
         },
         inherit_env: t.raw_get::<Option<bool>>("inherit_env").map_err(|e| e.to_string())?,
-    })
+    };
+    Ok((opts, in_stream))
 }
 
 fn text_list(t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
@@ -231,12 +346,20 @@ impl UserData for ExecutorUd {
                 Ok(c) => c,
                 Err(e) => return bad(e, Some(1)),
             };
-            let opts = match exec_options(opts) {
+            let (opts, in_stream) = match exec_options(lua, opts) {
                 Ok(o) => o,
                 Err(e) => return bad(e, Some(2)),
             };
             match this.ex.prepare(spec, opts) {
-                Ok((req, remote, buffer_limit)) => {
+                Ok((mut req, remote, buffer_limit)) => {
+                    // Handed over only now that nothing else can fail.
+                    if let Some(ud) = in_stream {
+                        let handed = ud.borrow_mut::<StreamUd>().map_err(|e| e.to_string()).and_then(|mut s| s.0.hand_over());
+                        match handed {
+                            Ok(fd) => req.redirect[0] = Some(Redirect::Fd(Arc::new(fd))),
+                            Err(e) => return bad(format!("option stdin: the stream cannot be handed over: {e}"), Some(2)),
+                        }
+                    }
                     let mut p = Process::new(req, remote, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
                     if let Some(b) = buffer_limit {
                         p.set_buffer_limit(b);

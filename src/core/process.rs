@@ -245,6 +245,7 @@ impl Process {
             pidfd: pidfd.clone(),
             vanished,
             outcome: Some(self.outcome.clone()),
+            detached: self.req.new_session,
         });
         if let Some(r) = &self.remote {
             children::set_remote_stop(spawned.pid, r.stop_argv(false), r.stop_argv(true));

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::policy::Policy;
 use super::command::{self, Bytes, CommandSpec};
 use super::process::Limit;
-use crate::core::os::spawn::{SpawnRequest, Stdio};
+use crate::core::os::spawn::{Redirect, SpawnRequest, Stdio};
 use crate::core::remote::ssh::{Connection, RemoteProcess, SshTarget};
 
 pub const NATIVE_KIND: &str = "exec.native";
@@ -67,6 +67,10 @@ pub struct ExecOptions {
     pub buffer_limit: Option<usize>,
     /// Start from our environment (`None`: the resource's choice).
     pub inherit_env: Option<bool>,
+    /// The files of streams set to `Stdio::File`.
+    pub redirect: [Option<Redirect>; 3],
+    /// A new session, never ended by the library (`detach`).
+    pub detach: bool,
 }
 
 impl Default for ExecOptions {
@@ -80,6 +84,8 @@ impl Default for ExecOptions {
             process_group: false,
             buffer_limit: None,
             inherit_env: None,
+            redirect: [None, None, None],
+            detach: false,
         }
     }
 }
@@ -270,6 +276,9 @@ impl Executor {
         if opts.stdout == Stdio::Stdout {
             return Err("stdout cannot be set to \"stdout\"".into());
         }
+        if opts.detach && self.remote.is_some() {
+            return Err(format!("detach is not available for remote resource '{}'", self.id));
+        }
         let caller_dir = match &opts.work_dir {
             Some(d) if self.remote.is_none() => Some(policy.check_work_dir(d, &self.id)?),
             Some(d) if policy.work_dir_within.is_some() => {
@@ -291,6 +300,7 @@ impl Executor {
             // The local ssh leads its own group so that a group-wide signal
             // there never reaches us; the remote side is always a group.
             req.process_group = opts.process_group;
+            req.redirect = opts.redirect;
             return Ok((req, Some(remote), opts.buffer_limit));
         }
         // A whitelisted program is found with the resource's own PATH (its
@@ -309,7 +319,11 @@ impl Executor {
         req.stdin = opts.stdin;
         req.stdout = opts.stdout;
         req.stderr = opts.stderr;
-        req.process_group = opts.process_group;
+        // A detached child leads a session (and so a group) of its own, which
+        // the library never ends: no group record that state end would kill.
+        req.process_group = opts.process_group && !opts.detach;
+        req.new_session = opts.detach;
+        req.redirect = opts.redirect;
         Ok((req, None, opts.buffer_limit))
     }
 }

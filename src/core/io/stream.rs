@@ -89,6 +89,9 @@ struct StreamState {
     acc: Vec<u8>,
     /// Bytes of `acc` already returned.
     acc_pos: usize,
+    /// The program has read it (or tried to): it can no longer be handed
+    /// to another process without taking something from its reader.
+    read_from: bool,
     /// `acc[acc_pos..scan]` holds no newline (not searched twice).
     scan: usize,
 }
@@ -151,6 +154,7 @@ impl Outputs {
                 dropped: 0,
                 acc: Vec::new(),
                 acc_pos: 0,
+                read_from: false,
                 scan: 0,
             }))
         });
@@ -323,8 +327,9 @@ impl Outputs {
         let mut guard = self.streams[which].borrow_mut();
         let st = match guard.as_mut() {
             Some(st) if st.fd.is_some() => st,
-            _ => return Err("stream is closed".into()),
+            other => return Err(gone(other.as_deref())),
         };
+        st.read_from = true;
         if st.pending() > 0 {
             let n = st.pending().min(buf.len());
             buf[..n].copy_from_slice(&st.acc[st.acc_pos..st.acc_pos + n]);
@@ -387,12 +392,31 @@ impl Outputs {
             let held = st.buffered();
             self.used.set(self.used.get() - held);
             st.fd = None;
+            st.error = None;
             st.buffer = Vec::new();
             st.pos = 0;
             st.acc = Vec::new();
             st.acc_pos = 0;
             st.scan = 0;
         }
+    }
+
+    /// Give the read end of stream `which` away (another child's stdin, for
+    /// a pipeline), in blocking mode as a child expects: only while nothing
+    /// of it was taken in. Reads afterwards say where it went.
+    pub fn hand_over(&self, which: usize) -> Result<OwnedFd, String> {
+        let mut guard = self.streams[which].borrow_mut();
+        let st = guard.as_mut().ok_or("stream is closed")?;
+        if let Some(e) = &st.error {
+            return Err(e.clone());
+        }
+        if st.read_from || st.buffered() > 0 || st.pending() > 0 || st.eof || st.mode == Mode::Discard {
+            return Err("it was read from already (only a stream nothing has read yet can be handed over)".into());
+        }
+        let fd = st.fd.take().ok_or("stream is closed")?;
+        sys::set_blocking(fd.as_raw_fd()).map_err(|e| sys::describe(&e))?;
+        st.error = Some(HANDED_OVER.into());
+        Ok(fd)
     }
 
     /// Put `data` back in front of what stream `which` returns next.
@@ -497,8 +521,11 @@ impl Outputs {
         let r = {
             let mut guard = self.streams[which].borrow_mut();
             match guard.as_mut() {
-                Some(st) if st.fd.is_some() => read(st, &mut deferred),
-                _ => Err("stream is closed".to_string()),
+                Some(st) if st.fd.is_some() => {
+                    st.read_from = true;
+                    read(st, &mut deferred)
+                }
+                other => Err(gone(other.as_deref())),
             }
         };
         if deferred {
@@ -586,6 +613,17 @@ impl Outputs {
     }
 }
 
+/// Why a stream without a pipe cannot be read: closed, or handed over.
+fn gone(st: Option<&StreamState>) -> String {
+    match st.and_then(|s| s.error.as_deref()) {
+        Some(HANDED_OVER) => HANDED_OVER.into(),
+        _ => "stream is closed".into(),
+    }
+}
+
+/// What reading a stream says once it was given to another process.
+pub const HANDED_OVER: &str = "handed to another process";
+
 /// A stream handed out to the program.
 pub struct Stream {
     outputs: SharedOutputs,
@@ -625,6 +663,14 @@ impl Stream {
 
     pub fn unread(&mut self, data: &[u8]) -> Result<(), String> {
         self.outputs.unread(self.which, data)
+    }
+
+    /// Give the pipe to another child (see `Outputs::hand_over`); the event
+    /// loop stops watching it.
+    pub fn hand_over(&mut self) -> Result<OwnedFd, String> {
+        let fd = self.outputs.hand_over(self.which)?;
+        self.driver.borrow_mut().remove(self.token);
+        Ok(fd)
     }
 
     /// The read-ahead limit of the process this stream belongs to.

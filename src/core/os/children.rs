@@ -87,7 +87,7 @@ impl Outcome {
 
     pub fn get(&self) -> Option<ExitStatus> {
         let v = self.0.load(Ordering::SeqCst);
-        (v != Self::UNKNOWN).then(|| ExitStatus(v as libc::c_int))
+        (v != Self::UNKNOWN).then_some(ExitStatus(v as libc::c_int))
     }
 }
 
@@ -161,6 +161,8 @@ struct Entry {
     remote_stop: Option<(Vec<Bytes>, Vec<Bytes>)>,
     /// Told how the child ended, once it is reaped.
     outcome: Option<Outcome>,
+    /// See `Child::detached`.
+    detached: bool,
 }
 
 struct Orphan {
@@ -216,6 +218,9 @@ pub struct Child {
     pub pidfd: Option<Arc<OwnedFd>>,
     pub vanished: bool,
     pub outcome: Option<Outcome>,
+    /// Started with `detach`: never signalled by the library on its own
+    /// (close, collection, state end, exit), only reaped once it exits.
+    pub detached: bool,
 }
 
 /// Enter a freshly spawned child.
@@ -236,13 +241,14 @@ pub fn register_child(c: Child) {
         helper: false,
         remote_stop: None,
         outcome: c.outcome,
+        detached: c.detached,
     };
     table().entries.insert(c.pid, entry);
 }
 
 /// Enter a child that is watched by polling (no pidfd, no group).
 pub fn register(pid: libc::pid_t, owner: Owner, process_group: bool, live: Option<Arc<AtomicUsize>>) {
-    register_child(Child { pid, owner, process_group, live, pidfd: None, vanished: false, outcome: None });
+    register_child(Child { pid, owner, process_group, live, pidfd: None, vanished: false, outcome: None, detached: false });
 }
 
 /// Mark `pid` as the local end of a remote process: whenever the library
@@ -283,6 +289,7 @@ fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owner) -> Resul
         helper: true,
         remote_stop: None,
         outcome: None,
+        detached: false,
     };
     t.entries.insert(s.pid, entry);
     Ok(s.pid)
@@ -482,6 +489,14 @@ pub fn abandon(pid: libc::pid_t, force: bool) {
     let sig = if force { libc::SIGKILL } else { libc::SIGTERM };
     let kill_at = if force { None } else { Some(Instant::now() + GRACE) };
     let (owner, stop) = match t.entries.get_mut(&pid) {
+        Some(e) if e.creator == me && e.detached => {
+            // Left to run: the reaper only reaps it once it exits.
+            e.orphan = Some(Orphan { kill_at: None });
+            let _ = reap_locked(&mut t, pid, false);
+            drop(t);
+            wake_reaper();
+            return;
+        }
         Some(e) if e.creator == me => (e.owner, e.remote_stop.take()),
         Some(_) => return, // a forked copy's table: not ours to touch
         None => {
@@ -663,7 +678,12 @@ fn kill_matching(pred: impl Fn(Owner) -> bool) {
             let _ = sys::pidfd_signal(&g.pidfd, libc::SIGKILL, true);
         }
     }
-    let pids: Vec<_> = t.entries.iter().filter(|(_, e)| e.creator == me && pred(e.owner)).map(|(p, _)| *p).collect();
+    // Detached children go on: orphans now, reaped if they exit while we live.
+    for e in t.entries.values_mut().filter(|e| e.creator == me && e.detached && pred(e.owner)) {
+        e.orphan = Some(Orphan { kill_at: None });
+    }
+    let pids: Vec<_> =
+        t.entries.iter().filter(|(_, e)| e.creator == me && !e.detached && pred(e.owner)).map(|(p, _)| *p).collect();
     for &pid in &pids {
         if let Some(e) = t.entries.get(&pid) {
             let _ = if e.pinned.is_some() { sys::kill(-pid, libc::SIGKILL) } else { send(pid, e, libc::SIGKILL, true) };
@@ -876,7 +896,16 @@ mod tests {
         req.process_group = true;
         let s = spawn(&req).unwrap();
         let pidfd = sys::pidfd_open(s.pid).unwrap().map(Arc::new);
-        register_child(Child { pid: s.pid, owner: 0, process_group: true, live: None, pidfd, vanished: false });
+        register_child(Child {
+            pid: s.pid,
+            owner: 0,
+            process_group: true,
+            live: None,
+            pidfd,
+            vanished: false,
+            outcome: None,
+            detached: false,
+        });
         s.pid
     }
 

@@ -15,6 +15,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::core::command::{self, Bytes, CommandSpec};
 use crate::core::os::sys;
@@ -32,6 +33,9 @@ extern "C" {
     static environ: *const *const libc::c_char;
 }
 
+/// glibc >= 2.26: the child calls setsid() (not in every libc crate version).
+const POSIX_SPAWN_SETSID: libc::c_int = 0x80;
+
 /// Where one of the child's standard streams goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stdio {
@@ -48,6 +52,20 @@ pub enum Stdio {
     /// MSG_NOSIGNAL), but a child cannot open `/dev/stdin` or `/dev/stdout`
     /// on it (ENXIO), as with libuv's and Node's child stdio.
     Socket,
+    /// A file or another process's pipe: `SpawnRequest::redirect` says which.
+    File,
+}
+
+/// Where a `Stdio::File` stream goes or comes from.
+#[derive(Debug, Clone)]
+pub enum Redirect {
+    /// A descriptor given to the library (a Lua file's, or the read end of
+    /// another child's output pipe, for pipelines). Shared: a request may
+    /// be cloned; the child gets a duplicate.
+    Fd(Arc<OwnedFd>),
+    /// A path the library opens when the child starts: for reading (stdin),
+    /// else for writing, created if missing, truncated unless `append`.
+    Path { path: PathBuf, append: bool },
 }
 
 impl Stdio {
@@ -59,6 +77,7 @@ impl Stdio {
             Stdio::Inherit => "inherit",
             Stdio::Stdout => "stdout",
             Stdio::Socket => "socket",
+            Stdio::File => "file",
         }
     }
 
@@ -85,6 +104,10 @@ pub struct SpawnRequest {
     pub stderr: Stdio,
     /// Start the child as the leader of a new process group.
     pub process_group: bool,
+    /// Start the child in a new session (`detach`).
+    pub new_session: bool,
+    /// For each of stdin, stdout, stderr set to `Stdio::File`: the file.
+    pub redirect: [Option<Redirect>; 3],
 }
 
 impl SpawnRequest {
@@ -98,6 +121,8 @@ impl SpawnRequest {
             stdout: Stdio::Pipe,
             stderr: Stdio::Pipe,
             process_group: false,
+            new_session: false,
+            redirect: [None, None, None],
         }
     }
 }
@@ -148,7 +173,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
     };
 
     let fail = |e: io::Error, doing: &str| format!("{doing} for '{what}': {}", sys::describe(&e));
-    let stdio = StdioPipes::open(req).map_err(|e| fail(e, "cannot create pipes"))?;
+    let stdio = StdioPipes::open(req, &what)?;
 
     let mut argv_ptrs: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -169,7 +194,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         if let Some(dir) = &c_dir {
             actions.chdir(dir).map_err(|e| fail(e, "posix_spawn setup"))?;
         }
-        attr.reset_signals(req.process_group).map_err(|e| fail(e, "posix_spawn setup"))?;
+        attr.reset_signals(req.process_group, req.new_session).map_err(|e| fail(e, "posix_spawn setup"))?;
 
         let envp = match &env_ptrs {
             Some(v) => v.as_ptr(),
@@ -199,18 +224,50 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
     Ok(stdio.into_spawned(pid))
 }
 
-/// The pipes (or /dev/null) for the three standard streams.
+const STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
+
+/// Why the child's streams could not be set up: a path the caller named,
+/// or the system (out of descriptors).
+enum Opened {
+    Path(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Opened {
+    fn from(e: io::Error) -> Opened {
+        Opened::Io(e)
+    }
+}
+
+/// The pipes (or /dev/null, or files) for the three standard streams.
 struct StdioPipes {
     /// (parent end, child end) per stream; `None` for inherit.
     ends: [Option<(Option<OwnedFd>, OwnedFd)>; 3],
 }
 
 impl StdioPipes {
-    fn open(req: &SpawnRequest) -> io::Result<StdioPipes> {
+    fn open(req: &SpawnRequest, what: &str) -> Result<StdioPipes, String> {
+        Self::open_io(req).map_err(|e| match e {
+            Opened::Path(msg) => msg,
+            Opened::Io(e) => format!("cannot create pipes for '{what}': {}", sys::describe(&e)),
+        })
+    }
+
+    fn open_io(req: &SpawnRequest) -> Result<StdioPipes, Opened> {
         let mut null: Option<std::rc::Rc<OwnedFd>> = None;
         let mut ends: [Option<(Option<OwnedFd>, OwnedFd)>; 3] = [None, None, None];
         for (i, mode) in [req.stdin, req.stdout, req.stderr].into_iter().enumerate() {
             ends[i] = match mode {
+                Stdio::File => match &req.redirect[i] {
+                    Some(Redirect::Fd(fd)) => Some((None, sys::above_stdio(fd.try_clone()?)?)),
+                    Some(Redirect::Path { path, append }) => {
+                        let fd = sys::open_for_child(path, i == 0, *append).map_err(|e| {
+                            Opened::Path(format!("{}: cannot open '{}': {}", STREAMS[i], path.display(), sys::describe(&e)))
+                        })?;
+                        Some((None, sys::above_stdio(fd)?))
+                    }
+                    None => return Err(Opened::Path(format!("{}: no file given", STREAMS[i]))),
+                },
                 Stdio::Inherit => None,
                 Stdio::Stdout => None, // filled in below from stdout's child end
                 Stdio::Null => {
@@ -299,7 +356,7 @@ impl SpawnAttr {
 
     /// Default dispositions for every signal, an empty mask, and optionally a
     /// new process group led by the child.
-    unsafe fn reset_signals(&mut self, process_group: bool) -> io::Result<()> {
+    unsafe fn reset_signals(&mut self, process_group: bool, new_session: bool) -> io::Result<()> {
         // Every bit set, not sigfillset(): glibc's sigfillset leaves out its
         // internal signals (32 and 33), and posix_spawn then sets those to
         // SIG_IGN in the child, which keeps them ignored across exec. The
@@ -313,7 +370,10 @@ impl SpawnAttr {
         libc::sigemptyset(&mut none);
         check(libc::posix_spawnattr_setsigmask(&mut self.0, &none))?;
         let mut flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
-        if process_group {
+        if new_session {
+            // A session leader leads its own group too (setpgid would fail).
+            flags |= POSIX_SPAWN_SETSID;
+        } else if process_group {
             flags |= libc::POSIX_SPAWN_SETPGROUP;
             check(libc::posix_spawnattr_setpgroup(&mut self.0, 0))?;
         }
