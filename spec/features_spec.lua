@@ -75,6 +75,51 @@ describe("process:status()", function()
   end)
 end)
 
+describe("process:close(signal)", function()
+  it("sends the signal given by name or number, then SIGKILL after the grace period", function()
+    passes([[
+      local ex = exec.get("process:native")
+      local function ended(how)
+        local p = ex:exec({ "sleep", "5" })
+        p:start()
+        p:close(how)
+        local t0 = time.now()
+        local s, n = p:status()
+        while s == "closed" and time.now() - t0 < 5 do
+          time.sleep(0.01)
+          s, n = p:status()
+        end
+        return s .. " " .. tostring(n)
+      end
+      assert(ended("INT") == "signaled 2", ended("INT"))
+      assert(ended("SIGHUP") == "signaled 1")
+      assert(ended(10) == "signaled 10")
+      assert(ended(true) == "signaled 9")
+      assert(ended(false) == "signaled 15")
+      assert(ended(nil) == "signaled 15")
+      -- A child that ignores the signal still ends: SIGKILL after the grace.
+      local p = ex:exec("trap '' INT; sleep 30")
+      p:start()
+      time.sleep(0.1)
+      p:close("INT")
+      local t0 = time.now()
+      while p:status() == "closed" and time.now() - t0 < 5 do time.sleep(0.02) end
+      local s, n = p:status()
+      assert(s == "signaled" and n == 9, s .. " " .. tostring(n))
+    ]])
+  end)
+
+  it("refuses unknown names and other types", function()
+    local p = H.native:exec("true")
+    assert.has_error(function() p:close("BOGUS") end,
+      "bad argument #1 (force_stop) to 'process:close': unknown signal name 'BOGUS'")
+    assert.has_error(function() p:close({}) end,
+      "bad argument #1 (force_stop) to 'process:close': boolean, signal number or signal name expected, got table")
+    assert.has_error(function() p:close(0) end,
+      "bad argument #1 (force_stop) to 'process:close': invalid signal number 0")
+  end)
+end)
+
 describe("stream:read(fmt, timeout)", function()
   it("returns nil, 'timeout' and keeps a partial line for the next read", function()
     passes([[

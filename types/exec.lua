@@ -178,8 +178,9 @@ function Process:status() end
 ---@return string|nil err
 function Process:signal(signal_number) end
 
----SIGTERM (SIGKILL with force) a running child; always true.
----@param force_stop? boolean
+---SIGTERM (SIGKILL with force, or the signal given by number or name) a
+---running child, SIGKILL after the grace period; always true.
+---@param force_stop? boolean|integer|string
 ---@return true
 function Process:close(force_stop) end
 

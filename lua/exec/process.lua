@@ -367,15 +367,22 @@ end
 local SIGNUM = {}
 for name, n in pairs(core.signals) do SIGNUM[name] = n end
 
-function Process:signal(sig)
-  local raw = check_self(self, Process, "process:signal")
+-- A signal given by name or number as a number (raises for an unknown
+-- name or another type; the range is checked by the caller).
+local function signal_number(sig, fname, argname)
   if type(sig) == "string" then
     local n = SIGNUM[sig:upper():gsub("^SIG", "")]
-    if not n then arg_error("process:signal", 1, "signal", "unknown signal name '" .. sig .. "'") end
-    sig = n
+    if not n then arg_error(fname, 1, argname, "unknown signal name '" .. sig .. "'") end
+    return n
   elseif type(sig) ~= "number" then
-    arg_error("process:signal", 1, "signal_number", "number or signal name expected, got " .. type(sig))
+    arg_error(fname, 1, argname, "number or signal name expected, got " .. type(sig))
   end
+  return sig
+end
+
+function Process:signal(sig)
+  local raw = check_self(self, Process, "process:signal")
+  sig = signal_number(sig, "process:signal", "signal_number")
   if sig ~= sig or sig % 1 ~= 0 or sig < 1 or sig > 64 then
     return nil, "process:signal: invalid signal number " .. tostring(sig)
   end
@@ -384,15 +391,26 @@ function Process:signal(sig)
   return true, nil
 end
 
---- process:close(force): always true; idempotent.
+--- process:close([force | signal]): always true; idempotent. A running
+--- child gets SIGTERM (SIGKILL with force = true, or the signal given by
+--- number or name), then SIGKILL after the grace period.
 function Process:close(force)
   local raw, st = check_self(self, Process, "process:close")
-  if force ~= nil and type(force) ~= "boolean" then
-    arg_error("process:close", 1, "force_stop", "boolean expected, got " .. type(force))
+  local sig = 15
+  if force == true then
+    sig = 9
+  elseif force ~= nil and force ~= false then
+    if type(force) ~= "string" and type(force) ~= "number" then
+      arg_error("process:close", 1, "force_stop", "boolean, signal number or signal name expected, got " .. type(force))
+    end
+    sig = signal_number(force, "process:close", "force_stop")
+    if sig ~= sig or sig % 1 ~= 0 or sig < 1 or sig > 64 then
+      arg_error("process:close", 1, "force_stop", "invalid signal number " .. tostring(sig))
+    end
   end
   wake_waiters(raw)
   stop_timer(st)
-  raw:close(force == true)
+  raw:close(sig)
   kick_queue(st.queue_id)
   return true
 end

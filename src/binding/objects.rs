@@ -453,8 +453,8 @@ impl UserData for ProcessUd {
             let r = this.0.signal(sig);
             unit(lua, r)
         });
-        m.add_method_mut("close", |_, this, force: bool| {
-            this.0.close(force);
+        m.add_method_mut("close", |_, this, sig: i32| {
+            this.0.close_with(sig);
             Ok(true)
         });
         m.add_method_mut("stream", |lua, this, which: i64| {

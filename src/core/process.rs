@@ -418,9 +418,15 @@ impl Process {
     /// End the handle: a running child gets SIGTERM (SIGKILL when `force`)
     /// and is reaped in the background. Idempotent.
     pub fn close(&mut self, force: bool) {
+        self.close_with(if force { libc::SIGKILL } else { libc::SIGTERM });
+    }
+
+    /// `close` with the signal the caller chose (SIGKILL follows after the
+    /// grace period if the child is still there).
+    pub fn close_with(&mut self, sig: i32) {
         // A group may outlive its leader: closing the handle ends it too.
         if self.pid != 0 && ((self.state == State::Running && self.status.is_none()) || self.req.process_group) {
-            children::abandon(self.pid, force);
+            children::abandon_with(self.pid, sig);
         }
         self.release_resources();
         self.state = State::Closed;

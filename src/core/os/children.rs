@@ -484,9 +484,15 @@ fn signal_group_locked(t: &mut Table, pid: libc::pid_t, sig: libc::c_int) -> io:
 /// ended: send SIGTERM (SIGKILL when `force`) to it and its group, and let
 /// the reaper finish them off without blocking the caller.
 pub fn abandon(pid: libc::pid_t, force: bool) {
+    abandon_with(pid, if force { libc::SIGKILL } else { libc::SIGTERM });
+}
+
+/// `abandon` with the signal the caller chose (`close("INT")`): `sig` (and
+/// SIGCONT) first, SIGKILL after the grace period if anything is left.
+pub fn abandon_with(pid: libc::pid_t, sig: libc::c_int) {
     let mut t = table();
     let me = getpid();
-    let sig = if force { libc::SIGKILL } else { libc::SIGTERM };
+    let force = sig == libc::SIGKILL;
     let kill_at = if force { None } else { Some(Instant::now() + GRACE) };
     let (owner, stop) = match t.entries.get_mut(&pid) {
         Some(e) if e.creator == me && e.detached => {
@@ -520,7 +526,8 @@ pub fn abandon(pid: libc::pid_t, force: bool) {
         let _ = spawn_detached_locked(&mut t, if force { forced } else { gentle }, owner);
     }
     if let Some(e) = t.entries.get(&pid) {
-        let signals: &[libc::c_int] = if force { &[libc::SIGKILL] } else { &[libc::SIGTERM, libc::SIGCONT] };
+        let gentle = [sig, libc::SIGCONT];
+        let signals: &[libc::c_int] = if force { &[libc::SIGKILL] } else { &gentle };
         // (SIGCONT: a stopped child cannot act on SIGTERM until it runs again.)
         for &s in signals {
             let _ = if e.pinned.is_some() { sys::kill(-pid, s) } else { send(pid, e, s, true) };
