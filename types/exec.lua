@@ -103,6 +103,7 @@ function exec.wait_tasks() end
 ---@field stdin? "pipe"|"socket"|"null"|"inherit"|file*|exec.PathRedirect|exec.Stream a file, a path, or another process's output stream (a pipeline)
 ---@field stdout? "pipe"|"socket"|"null"|"inherit"|file*|exec.PathRedirect
 ---@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"|file*|exec.PathRedirect
+---@field pty? boolean|{ rows?: integer, cols?: integer } stdin, stdout and stderr are a new pseudo-terminal (default 24 x 80), the child's controlling terminal
 ---@field detach? boolean a session of its own, never ended by the library (close, collection, state end, os.exit); still reaped
 ---@field process_group? boolean Lead a new process group; signals, close() and timeouts reach the whole group until it is empty. Default: true with `timeout` (unless stdin is an inherited terminal), else false.
 ---@field timeout? string|number SIGTERM to all of the command when it passes, SIGKILL 1 s later.
@@ -171,6 +172,13 @@ function Process:wait(d) end
 ---@return "created"|"running"|"exited"|"signaled"|"closed"|"unknown" state
 ---@return integer|nil detail
 function Process:status() end
+
+---Change the window size of the process's terminal (pty = true).
+---@param rows integer
+---@param cols integer
+---@return true|nil ok
+---@return string|nil err
+function Process:resize(rows, cols) end
 
 ---Send a signal.
 ---@param signal_number integer|string a number, or a name: "TERM", "SIGTERM", "term"

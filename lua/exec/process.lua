@@ -20,7 +20,7 @@ local M = {}
 local EXEC_OPTIONS = {
   work_dir = "string", env = "table", stdin = true, stdout = true, stderr = true,
   process_group = "boolean", timeout = true, buffer_limit = "number", inherit_env = "boolean",
-  detach = "boolean",
+  detach = "boolean", pty = true,
 }
 
 -- A child that outlives its `timeout` gets SIGTERM, then SIGKILL this much later.
@@ -388,6 +388,20 @@ function Process:signal(sig)
   end
   local ok, err = raw:signal(sig)
   if not ok then return nil, "process:signal: " .. err end
+  return true, nil
+end
+
+--- process:resize(rows, cols): true, nil; or nil, message. The window
+--- size of the process's terminal (pty = true).
+function Process:resize(rows, cols)
+  local raw = check_self(self, Process, "process:resize")
+  for i, v in ipairs({ rows, cols }) do
+    if type(v) ~= "number" or v ~= v or v % 1 ~= 0 or v < 1 or v > 65535 then
+      arg_error("process:resize", i, i == 1 and "rows" or "cols", "whole number from 1 to 65535 expected, got " .. tostring(v))
+    end
+  end
+  local ok, err = raw:resize(rows, cols)
+  if not ok then return nil, "process:resize: " .. err end
   return true, nil
 end
 

@@ -97,6 +97,35 @@ fn stdio(lua: &Lua, t: &Table, key: &str) -> Result<(Stdio, Option<Redirect>, Op
     }
 }
 
+/// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
+fn pty_size(t: &Table) -> Result<Option<(u16, u16)>, String> {
+    const DEFAULT: (u16, u16) = (24, 80);
+    let size = |v: Value, name: &str| -> Result<Option<u16>, String> {
+        match v {
+            Value::Nil => Ok(None),
+            Value::Integer(n) if (1..=65535).contains(&n) => Ok(Some(n as u16)),
+            Value::Number(n) if (1.0..=65535.0).contains(&n) && n.fract() == 0.0 => Ok(Some(n as u16)),
+            v => Err(format!("option pty: {name} must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+        }
+    };
+    match t.raw_get::<Value>("pty").map_err(|e| e.to_string())? {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        Value::Boolean(true) => Ok(Some(DEFAULT)),
+        Value::Table(p) => {
+            for pair in p.pairs::<Value, Value>() {
+                let (k, _) = pair.map_err(|e| e.to_string())?;
+                if !matches!(k.as_string().map(|s| s.to_string_lossy()).as_deref(), Some("rows" | "cols")) {
+                    return Err("option pty: a table takes rows and cols only".into());
+                }
+            }
+            let rows = size(p.raw_get("rows").map_err(|e| e.to_string())?, "rows")?.unwrap_or(DEFAULT.0);
+            let cols = size(p.raw_get("cols").map_err(|e| e.to_string())?, "cols")?.unwrap_or(DEFAULT.1);
+            Ok(Some((rows, cols)))
+        }
+        v => Err(format!("option pty must be true or {{ rows =, cols = }} (got {})", v.type_name())),
+    }
+}
+
 /// `{ path = "out.log", append = true }`: opened when the child starts.
 fn path_redirect(t: &Table, key: &str) -> Result<Redirect, String> {
     let mut path = None;
@@ -216,6 +245,7 @@ fn exec_options(lua: &Lua, v: Value) -> Result<(ExecOptions, Option<mlua::AnyUse
         stderr,
         redirect: [in_file, out_file, err_file],
         detach: t.raw_get::<Option<bool>>("detach").map_err(|e| e.to_string())?.unwrap_or(false),
+        pty: pty_size(&t)?,
         process_group: t.raw_get::<Option<bool>>("process_group").map_err(|e| e.to_string())?.unwrap_or(false),
         buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(|e| e.to_string())? {
             Value::Nil => None,
@@ -411,6 +441,10 @@ impl UserData for ProcessUd {
         // queueing), and whether a start would find a slot now.
         m.add_method("queue_id", |_, this, ()| Ok(this.0.queue_id()));
         m.add_method("has_room", |_, this, ()| Ok(this.0.has_room()));
+        m.add_method_mut("resize", |lua, this, (rows, cols): (u16, u16)| match this.0.resize(rows, cols) {
+            Ok(()) => ok(lua, true),
+            Err(e) => fail(e),
+        });
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         m.add_method("command", |_, this, ()| Ok(this.0.command()));
         m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));

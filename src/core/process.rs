@@ -44,6 +44,10 @@ impl Limit {
     }
 }
 
+/// The terminal's end-of-file character (VEOF, ^D), which `close_stdin`
+/// types into a pseudo-terminal.
+const EOF_CHAR: u8 = 0x04;
+
 /// What one step of `wait()` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitStep {
@@ -98,6 +102,8 @@ pub struct Process {
     wait_begun: bool,
     /// How the child ended, once it was reaped.
     status: Option<ExitStatus>,
+    /// The master of the child's pseudo-terminal (`pty`), for its window size.
+    pty: Option<OwnedFd>,
     /// The same, filled in by whoever reaps the child after `close()`.
     outcome: children::Outcome,
     /// For a remote process: its remote half. The local child is `ssh`.
@@ -132,6 +138,7 @@ impl Process {
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             wait_begun: false,
             status: None,
+            pty: None,
             outcome: children::Outcome::new(),
         }
     }
@@ -245,7 +252,7 @@ impl Process {
             pidfd: pidfd.clone(),
             vanished,
             outcome: Some(self.outcome.clone()),
-            detached: self.req.new_session,
+            detached: self.req.detach,
         });
         if let Some(r) = &self.remote {
             children::set_remote_stop(spawned.pid, r.stop_argv(false), r.stop_argv(true));
@@ -260,7 +267,8 @@ impl Process {
         Ok(())
     }
 
-    fn watch(&mut self, spawned: spawn::Spawned) -> Result<(), String> {
+    fn watch(&mut self, mut spawned: spawn::Spawned) -> Result<(), String> {
+        self.pty = spawned.pty.take();
         let fail = |e: std::io::Error| format!("cannot watch '{}': {}", self.req.command.describe(), sys::describe(&e));
         let mut d = self.driver.borrow_mut();
         self.exit_token = Some(d.add_exit(self.pidfd.as_ref().map(|f| f.as_raw_fd())).map_err(fail)?);
@@ -426,7 +434,7 @@ impl Process {
     pub fn close_with(&mut self, sig: i32) {
         // A group may outlive its leader: closing the handle ends it too.
         if self.pid != 0 && ((self.state == State::Running && self.status.is_none()) || self.req.process_group) {
-            children::abandon_with(self.pid, sig);
+            children::abandon(self.pid, sig);
         }
         self.release_resources();
         self.state = State::Closed;
@@ -438,6 +446,7 @@ impl Process {
             d.remove(t);
         }
         self.pidfd = None;
+        self.pty = None;
         if let Some((pipe, t)) = self.stdin.take() {
             d.remove(t);
             pipe.borrow_mut().discard();
@@ -463,7 +472,10 @@ impl Process {
             State::Running => {}
         }
         let mode = if which == Output::Stdout { self.req.stdout } else { self.req.stderr };
-        if mode != Stdio::Pipe && mode != Stdio::Socket {
+        if mode == Stdio::Pty && which == Output::Stderr {
+            return Err("stderr goes to the terminal with pty: read it from stdout_stream()".into());
+        }
+        if mode != Stdio::Pipe && mode != Stdio::Socket && mode != Stdio::Pty {
             return Err(format!("{} is not a pipe (it was set to \"{}\")", which.name(), mode.name()));
         }
         let i = which as usize;
@@ -510,9 +522,27 @@ impl Process {
             State::Running => {}
         }
         if let Some((pipe, _)) = &self.stdin {
-            pipe.borrow_mut().close();
+            if self.pty.is_some() {
+                // A terminal has no end of its input to give: type the
+                // end-of-file character, as a user would (it ends a line
+                // read by a program in canonical mode).
+                pipe.borrow_mut().push(&[EOF_CHAR])?;
+            } else {
+                pipe.borrow_mut().close();
+            }
         }
         Ok(())
+    }
+
+    /// Change the window size of the process's terminal (`pty`).
+    pub fn resize(&mut self, rows: u16, cols: u16) -> Result<(), String> {
+        if self.state != State::Running {
+            return Err(if self.state == State::Created { "process not started" } else { "process is closed" }.into());
+        }
+        match &self.pty {
+            Some(m) => sys::set_window_size(m.as_raw_fd(), rows, cols).map_err(|e| sys::describe(&e)),
+            None => Err("the process has no terminal (start it with pty = true)".into()),
+        }
     }
 
     fn stdin_pipe(&self) -> Result<(Rc<RefCell<StdinPipe>>, Token), String> {

@@ -71,6 +71,8 @@ pub struct ExecOptions {
     pub redirect: [Option<Redirect>; 3],
     /// A new session, never ended by the library (`detach`).
     pub detach: bool,
+    /// A pseudo-terminal of (rows, cols) for stdin, stdout and stderr.
+    pub pty: Option<(u16, u16)>,
 }
 
 impl Default for ExecOptions {
@@ -86,6 +88,7 @@ impl Default for ExecOptions {
             inherit_env: None,
             redirect: [None, None, None],
             detach: false,
+            pty: None,
         }
     }
 }
@@ -279,6 +282,14 @@ impl Executor {
         if opts.detach && self.remote.is_some() {
             return Err(format!("detach is not available for remote resource '{}'", self.id));
         }
+        if opts.pty.is_some() {
+            if self.remote.is_some() {
+                return Err(format!("pty is not available for remote resource '{}'", self.id));
+            }
+            if [opts.stdin, opts.stdout, opts.stderr].iter().any(|m| *m != Stdio::Pipe) {
+                return Err("pty replaces stdin, stdout and stderr: leave those options unset".into());
+            }
+        }
         let caller_dir = match &opts.work_dir {
             Some(d) if self.remote.is_none() => Some(policy.check_work_dir(d, &self.id)?),
             Some(d) if policy.work_dir_within.is_some() => {
@@ -322,8 +333,15 @@ impl Executor {
         // A detached child leads a session (and so a group) of its own, which
         // the library never ends: no group record that state end would kill.
         req.process_group = opts.process_group && !opts.detach;
-        req.new_session = opts.detach;
+        req.new_session = opts.detach || opts.pty.is_some();
+        req.detach = opts.detach;
         req.redirect = opts.redirect;
+        if opts.pty.is_some() {
+            req.pty = opts.pty;
+            req.stdin = Stdio::Pty;
+            req.stdout = Stdio::Pty;
+            req.stderr = Stdio::Pty;
+        }
         Ok((req, None, opts.buffer_limit))
     }
 }

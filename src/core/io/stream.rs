@@ -306,6 +306,7 @@ impl Outputs {
         match err.raw_os_error() {
             Some(libc::EINTR) => self.read_into_buffer(st, fd),
             Some(libc::EAGAIN) => Ok(ReadOutcome::WouldBlock),
+            Some(libc::EIO) => Ok(ReadOutcome::Eof), // a terminal's other side is gone (see sys::read_nonblocking)
             _ => Err(err),
         }
     }
@@ -495,6 +496,10 @@ impl Outputs {
         let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => Ok(None),
+            Some(libc::EIO) => {
+                st.eof = true; // a terminal's other side is gone (see sys::read_nonblocking)
+                Ok(None)
+            }
             Some(libc::EAGAIN) => {
                 // The reader is about to block on this stream: the other one
                 // must not hold the child up (done once the borrow ends).

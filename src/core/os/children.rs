@@ -483,13 +483,10 @@ fn signal_group_locked(t: &mut Table, pid: libc::pid_t, sig: libc::c_int) -> io:
 /// The handle of a child is gone (or closed) before the child and its group
 /// ended: send SIGTERM (SIGKILL when `force`) to it and its group, and let
 /// the reaper finish them off without blocking the caller.
-pub fn abandon(pid: libc::pid_t, force: bool) {
-    abandon_with(pid, if force { libc::SIGKILL } else { libc::SIGTERM });
-}
-
-/// `abandon` with the signal the caller chose (`close("INT")`): `sig` (and
-/// SIGCONT) first, SIGKILL after the grace period if anything is left.
-pub fn abandon_with(pid: libc::pid_t, sig: libc::c_int) {
+/// `sig` is SIGTERM for a plain close, SIGKILL when forced, or what the
+/// caller chose (`close("INT")`): it (and SIGCONT) first, SIGKILL after the
+/// grace period if anything is left.
+pub fn abandon(pid: libc::pid_t, sig: libc::c_int) {
     let mut t = table();
     let me = getpid();
     let force = sig == libc::SIGKILL;
@@ -857,7 +854,7 @@ mod tests {
         let pid = start("sleep 30");
         let pidfd = crate::core::os::sys::pidfd_open(pid).unwrap().map(Arc::new);
         table().entries.get_mut(&pid).unwrap().pidfd = pidfd;
-        abandon(pid, false);
+        abandon(pid, libc::SIGTERM);
         assert!(eventually(|| gone(pid)), "child {pid} still present");
     }
 
@@ -865,7 +862,7 @@ mod tests {
     fn abandoned_children_that_ignore_sigterm_get_sigkill() {
         let pid = start("trap '' TERM; sleep 30");
         std::thread::sleep(Duration::from_millis(100)); // let the trap install
-        abandon(pid, false);
+        abandon(pid, libc::SIGTERM);
         assert!(eventually(|| gone(pid)), "child {pid} survived SIGTERM + grace");
     }
 
@@ -880,7 +877,7 @@ mod tests {
         kill_owner(owner);
         assert!(gone(s.pid));
         assert!(!gone(other));
-        abandon(other, true);
+        abandon(other, libc::SIGKILL);
     }
 
     #[test]
@@ -937,7 +934,7 @@ mod tests {
     fn abandoning_a_group_kills_members_that_ignore_sigterm() {
         let pid = start_group("(trap '' TERM; sleep 30) & wait");
         std::thread::sleep(Duration::from_millis(200)); // let the trap install
-        abandon(pid, false);
+        abandon(pid, libc::SIGTERM);
         assert!(eventually(|| !sys::group_has_members(pid, pid) && gone(pid)), "group {pid} survived");
     }
 
@@ -951,7 +948,7 @@ mod tests {
             // SAFETY: the child only calls into this module and _exit.
             let child = unsafe { libc::fork() };
             if child == 0 {
-                abandon(pid, true);
+                abandon(pid, libc::SIGKILL);
                 let _ = signal(pid, libc::SIGKILL);
                 kill_all();
                 // SAFETY: ends the forked copy without running exit handlers.
@@ -972,6 +969,6 @@ mod tests {
         }
         assert!(done, "the forked copy never finished");
         assert!(!gone(pid) && try_reap(pid).unwrap().is_none(), "the forked copy ended the parent's child");
-        abandon(pid, true);
+        abandon(pid, libc::SIGKILL);
     }
 }

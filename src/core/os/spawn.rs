@@ -54,6 +54,8 @@ pub enum Stdio {
     Socket,
     /// A file or another process's pipe: `SpawnRequest::redirect` says which.
     File,
+    /// All three are a new pseudo-terminal (`SpawnRequest::pty`).
+    Pty,
 }
 
 /// Where a `Stdio::File` stream goes or comes from.
@@ -78,6 +80,7 @@ impl Stdio {
             Stdio::Stdout => "stdout",
             Stdio::Socket => "socket",
             Stdio::File => "file",
+            Stdio::Pty => "pty",
         }
     }
 
@@ -104,8 +107,13 @@ pub struct SpawnRequest {
     pub stderr: Stdio,
     /// Start the child as the leader of a new process group.
     pub process_group: bool,
-    /// Start the child in a new session (`detach`).
+    /// Start the child in a new session (`detach`, and always with a pty).
     pub new_session: bool,
+    /// Never ended by the library, only reaped (`detach`; see children.rs).
+    pub detach: bool,
+    /// stdin, stdout and stderr are a new pseudo-terminal of this many
+    /// rows and columns, the child's controlling terminal.
+    pub pty: Option<(u16, u16)>,
     /// For each of stdin, stdout, stderr set to `Stdio::File`: the file.
     pub redirect: [Option<Redirect>; 3],
 }
@@ -122,6 +130,8 @@ impl SpawnRequest {
             stderr: Stdio::Pipe,
             process_group: false,
             new_session: false,
+            detach: false,
+            pty: None,
             redirect: [None, None, None],
         }
     }
@@ -134,6 +144,8 @@ pub struct Spawned {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// The pseudo-terminal's master (for its window size), with `pty`.
+    pub pty: Option<OwnedFd>,
 }
 
 /// Start the child. On error nothing is left behind: no process, and every
@@ -174,6 +186,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
 
     let fail = |e: io::Error, doing: &str| format!("{doing} for '{what}': {}", sys::describe(&e));
     let stdio = StdioPipes::open(req, &what)?;
+    let pty = match req.pty {
+        Some((rows, cols)) => Some(sys::open_pty(rows, cols).map_err(|e| fail(e, "cannot open a pseudo-terminal"))?),
+        None => None,
+    };
 
     let mut argv_ptrs: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -190,11 +206,20 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         for (target, fd) in stdio.child_ends() {
             actions.dup2(target, fd).map_err(|e| fail(e, "posix_spawn setup"))?;
         }
+        if let Some((_, path)) = &pty {
+            // Opened after setsid() (glibc runs file actions after the
+            // session is made), without O_NOCTTY: it becomes the
+            // controlling terminal.
+            actions.open(0, path, libc::O_RDWR).map_err(|e| fail(e, "posix_spawn setup"))?;
+            actions.dup2(1, 0).map_err(|e| fail(e, "posix_spawn setup"))?;
+            actions.dup2(2, 0).map_err(|e| fail(e, "posix_spawn setup"))?;
+        }
         actions.close_from(3).map_err(|e| fail(e, "posix_spawn setup"))?;
         if let Some(dir) = &c_dir {
             actions.chdir(dir).map_err(|e| fail(e, "posix_spawn setup"))?;
         }
-        attr.reset_signals(req.process_group, req.new_session).map_err(|e| fail(e, "posix_spawn setup"))?;
+        attr.reset_signals(req.process_group, req.new_session || pty.is_some())
+            .map_err(|e| fail(e, "posix_spawn setup"))?;
 
         let envp = match &env_ptrs {
             Some(v) => v.as_ptr(),
@@ -221,7 +246,16 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         pid
     };
     // The child ends close here, in the parent, as `stdio` drops.
-    Ok(stdio.into_spawned(pid))
+    let mut spawned = stdio.into_spawned(pid);
+    if let Some((master, _)) = pty {
+        // One open terminal, three descriptors: read (stdout), write (stdin)
+        // and the one kept for the window size.
+        let dup = |f: &OwnedFd| f.try_clone().map_err(|e| fail(e, "cannot duplicate the pseudo-terminal"));
+        spawned.stdout = Some(dup(&master)?);
+        spawned.stdin = Some(dup(&master)?);
+        spawned.pty = Some(master);
+    }
+    Ok(spawned)
 }
 
 const STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
@@ -269,6 +303,7 @@ impl StdioPipes {
                     None => return Err(Opened::Path(format!("{}: no file given", STREAMS[i]))),
                 },
                 Stdio::Inherit => None,
+                Stdio::Pty => None, // the terminal is opened by the child itself (see spawn)
                 Stdio::Stdout => None, // filled in below from stdout's child end
                 Stdio::Null => {
                     if null.is_none() {
@@ -315,7 +350,7 @@ impl StdioPipes {
     fn into_spawned(self, pid: libc::pid_t) -> Spawned {
         let [a, b, c] = self.ends;
         let parent = |e: Option<(Option<OwnedFd>, OwnedFd)>| e.and_then(|(p, _child)| p);
-        Spawned { pid, stdin: parent(a), stdout: parent(b), stderr: parent(c) }
+        Spawned { pid, stdin: parent(a), stdout: parent(b), stderr: parent(c), pty: None }
     }
 }
 
@@ -329,6 +364,9 @@ impl FileActions {
     }
     unsafe fn dup2(&mut self, target: RawFd, fd: RawFd) -> io::Result<()> {
         check(libc::posix_spawn_file_actions_adddup2(&mut self.0, fd, target))
+    }
+    unsafe fn open(&mut self, target: RawFd, path: &std::ffi::CStr, flags: libc::c_int) -> io::Result<()> {
+        check(libc::posix_spawn_file_actions_addopen(&mut self.0, target, path.as_ptr(), flags, 0))
     }
     unsafe fn close_from(&mut self, from: RawFd) -> io::Result<()> {
         check(posix_spawn_file_actions_addclosefrom_np(&mut self.0, from))
