@@ -513,7 +513,7 @@ describe("detach = true", function()
       local function stat(pid)
         local f = io.open("/proc/" .. pid .. "/stat")
         if not f then return nil end
-        local s = f:read("a")
+        local s = f:read("*a")
         f:close()
         local state, pgrp, sid = s:match("^%d+ %b() (%a) %d+ (%d+) (%d+)")
         return state, tonumber(pgrp), tonumber(sid)

@@ -27,7 +27,8 @@ local M = {}
 
 -- Errors about how the library was called belong to the caller's line, not
 -- to the library's own frames: raise(msg) points at the nearest Lua
--- function outside the library (C functions such as pcall are skipped).
+-- function outside the library (C functions such as pcall are skipped, and
+-- so is Lua 5.1's "(tail call)" marker, which has no line).
 -- Taken when the module loads, before a host may sandbox `debug` away.
 local getinfo = debug.getinfo
 local ssub = string.sub -- (string methods may be hidden: registry.load)
@@ -37,7 +38,7 @@ local function raise(msg)
   while true do
     local info = getinfo(level, "S")
     if not info then error(msg, 0) end -- no caller of ours (a task's bottom)
-    if info.what ~= "C" and ssub(info.source, 1, #OURS) ~= OURS then
+    if info.what ~= "C" and info.what ~= "tail" and ssub(info.source, 1, #OURS) ~= OURS then
       error(msg, level) -- error's count from here is the same: 1 is raise
     end
     level = level + 1
