@@ -80,7 +80,7 @@ valgrind: deps all
 # Benchmarks against luv, io.popen and plain C, side by side in one run.
 # The README's table is this command's output.
 bench: all
-	@WITH_BENCH=1 sh scripts/deps.sh
+	@sh scripts/deps.sh
 	@mkdir -p bench/out
 	@for c in spawn_loop pipe_read pipe_write spawn_sleep; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
 	@LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)

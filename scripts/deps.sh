@@ -2,8 +2,9 @@
 # Install the Debian packages lua-exec needs, if any are missing.
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
-need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted lua5.3 lua5.1 openssh-client openssh-server"
-[ "${WITH_BENCH:-0}" = 1 ] && need="$need lua-luv"
+# lua-luv, lua-cqueues and lua-copas: the event loops spec/hostloops_spec.lua
+# runs lua-exec inside (luv is also what make bench compares against).
+need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted lua5.3 lua5.1 openssh-client openssh-server lua-luv lua-cqueues lua-copas"
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -36,6 +36,8 @@ if not exec then
     channel = { new = channel.new, select = channel.select },
     time = time,
     wait_tasks = sched.run_all,
+    step = sched.step,
+    pollfd = sched.pollfd,
     version = core.version,
     _VERSION = "lua-exec " .. core.version,
     -- Introspection for tests and tools.

@@ -502,6 +502,35 @@ function M.run_all()
     (more > 0 and ("; and " .. more .. " more") or "")
 end
 
+--- For a host event loop (luv, cqueues, copas): run everything that is
+--- ready now without blocking (tasks, I/O, children, timers) and return the
+--- seconds until the loop must run again even if pollfd() stays quiet
+--- (0: at once; nil: only when pollfd() becomes readable).
+function M.step()
+  if closing then error(CLOSING, 0) end
+  if current_task() then raise("exec.step: cannot be called from inside a task (it runs them)") end
+  run_ready()
+  poll_now(0)
+  fire_timers()
+  run_ready()
+  if not ready_empty() then return 0 end
+  local due = core.poll_due_ms()
+  local wait = due and due / 1000
+  local at = next_deadline()
+  if at then
+    local left = at - now()
+    if left < 0 then left = 0 end
+    if not wait or left < wait then wait = left end
+  end
+  return wait
+end
+
+--- The descriptor a host loop watches for readability: then call step().
+function M.pollfd()
+  if closing then error(CLOSING, 0) end
+  return core.pollfd()
+end
+
 --- Let other tasks run once (inside a task), or run one turn of the loop.
 function M.yield()
   if current_task() then

@@ -120,6 +120,14 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     )?;
     core.set("stdin_is_tty", lua.create_function(|_, ()| Ok(sys::is_tty(0)))?)?;
     {
+        // For host event loops: the descriptor to watch, and within how
+        // many ms the loop must run even if it stays quiet (nil: no limit).
+        let c1 = ctx.clone();
+        core.set("pollfd", lua.create_function(move |_, ()| Ok(c1.driver.borrow().fd()))?)?;
+        let c2 = ctx.clone();
+        core.set("poll_due_ms", lua.create_function(move |_, ()| Ok(c2.driver.borrow().due_within_ms()))?)?;
+    }
+    {
         let ctx = ctx.clone();
         let mut ready = Vec::new();
         core.set(

@@ -120,6 +120,25 @@ impl Driver {
         self.sources.remove(&token);
     }
 
+    /// A descriptor that becomes readable when `poll` has news (see Poller::fd).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.poller.fd()
+    }
+
+    /// Within how many milliseconds `poll` must run again even if `fd` stays
+    /// quiet: 0 when work is queued that no descriptor will announce (a fill
+    /// that stopped early, a fill outside a poll), the fallback interval
+    /// while children without pidfds are watched, else `None`.
+    pub fn due_within_ms(&self) -> Option<i32> {
+        if !self.again.is_empty() || !self.wakeups.borrow().is_empty() {
+            Some(0)
+        } else if !self.polled_exits.is_empty() {
+            Some(FALLBACK_POLL_MS)
+        } else {
+            None
+        }
+    }
+
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
     /// must hear about into `ready`. Returns early with nothing on EINTR.
     pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {

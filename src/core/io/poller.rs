@@ -40,6 +40,12 @@ impl Poller {
         })
     }
 
+    /// The epoll descriptor itself: readable while any watched source has
+    /// an event not yet taken (so another event loop can watch it).
+    pub fn fd(&self) -> RawFd {
+        self.epfd.as_raw_fd()
+    }
+
     pub fn add(&self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         let bits = match interest {
             Interest::Read => libc::EPOLLIN | libc::EPOLLRDHUP,
