@@ -97,6 +97,16 @@ function coroutine.spawn(fn, ...) end
 ---@return string|nil failures
 function exec.wait_tasks() end
 
+---For a host event loop: the descriptor to watch for readability (then call exec.step()).
+---@return integer fd
+function exec.pollfd() end
+
+---For a host event loop: run what is ready without blocking; the seconds until lua-exec must
+---run again even if pollfd() stays quiet (0: at once; nil: only when pollfd() is readable).
+---Raises inside a task.
+---@return number|nil seconds
+function exec.step() end
+
 ---@class exec.ExecOptions
 ---@field work_dir? string
 ---@field env? table<string, string|number>
