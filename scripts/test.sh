@@ -29,6 +29,22 @@ fi
 echo "cargo: $c_pass passed, $c_fail failed"
 passed=$((passed + c_pass)); failed=$((failed + c_fail))
 
+# Count one busted TAP run into the totals: tally <label> <tap> <stderr> <exit code>
+tally() {
+  p=$(grep -c "^ok " "$2"); s=$(grep -c "^ok .*# SKIP" "$2"); f=$(grep -c "^not ok " "$2")
+  p=$((p - s))
+  grep -E "^(not ok|ok .*# SKIP)" "$2" | head -50
+  if [ "$4" != 0 ] && [ "$f" = 0 ]; then
+    # busted itself failed (a spec file that does not load, a crash, a timeout)
+    echo "busted ($1) exited $4:"; tail -20 "$3"; tail -5 "$2"
+    f=1
+  fi
+  # TAP puts the failure details after each "not ok"; show them.
+  [ "$f" != 0 ] && awk '/^not ok/{show=1} /^ok /{show=0} show' "$2" | head -150
+  echo "$1: $p passed, $f failed, $s skipped"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
 interpreters="lua5.4 luajit"
 for extra in lua5.3 lua5.1; do
   command -v $extra >/dev/null && [ -f build/$extra/exec.so ] && interpreters="$interpreters $extra"
@@ -36,34 +52,16 @@ done
 for lua in $interpreters; do
   echo "== busted under $lua"
   LUA_CPATH="$top/build/$lua/?.so;;" timeout 1500 $lua /usr/bin/busted -o TAP "$@" >build/test/$lua.tap 2>build/test/$lua.err
-  rc=$?
-  grep -E "^(not ok|ok .*# SKIP)" build/test/$lua.tap | head -50
-  p=$(grep -c "^ok " build/test/$lua.tap)
-  s=$(grep -c "^ok .*# SKIP" build/test/$lua.tap)
-  f=$(grep -c "^not ok " build/test/$lua.tap)
-  p=$((p - s))
-  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
-    # busted itself failed (a spec file that does not load, a crash, a timeout)
-    echo "busted under $lua exited $rc:"; tail -20 build/test/$lua.err; tail -5 build/test/$lua.tap
-    f=1
-  fi
-  if [ "$f" != 0 ]; then
-    # TAP puts the failure details after each "not ok"; show them.
-    awk '/^not ok/{show=1} /^ok /{show=0} show' build/test/$lua.tap | head -150
-  fi
-  echo "$lua: $p passed, $f failed, $s skipped"
-  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  tally "$lua" build/test/$lua.tap build/test/$lua.err $?
 done
 
 echo "== the guarantees without pidfds (the fallback for old kernels), under lua5.4"
 LUA_EXEC_NO_PIDFD=1 LUA_CPATH="$top/build/lua5.4/?.so;;" timeout 900 lua5.4 /usr/bin/busted -o TAP spec/guarantees_spec.lua >build/test/nopidfd.tap 2>build/test/nopidfd.err
-rc=$?
-p=$(grep -c "^ok " build/test/nopidfd.tap); s=$(grep -c "^ok .*# SKIP" build/test/nopidfd.tap); f=$(grep -c "^not ok " build/test/nopidfd.tap)
-p=$((p - s))
-if [ "$rc" != 0 ] && [ "$f" = 0 ]; then tail -20 build/test/nopidfd.err; f=1; fi
-[ "$f" != 0 ] && awk '/^not ok/{show=1} /^ok /{show=0} show' build/test/nopidfd.tap | head -80
-echo "lua5.4 without pidfds: $p passed, $f failed, $s skipped"
-passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+tally "lua5.4 without pidfds" build/test/nopidfd.tap build/test/nopidfd.err $?
+
+echo "== everything with fork + exec instead of posix_spawn (the path for glibc < 2.34 and musl), under lua5.4"
+LUA_EXEC_FORK_SPAWN=1 LUA_CPATH="$top/build/lua5.4/?.so;;" timeout 1500 lua5.4 /usr/bin/busted -o TAP "$@" >build/test/fork.tap 2>build/test/fork.err
+tally "lua5.4 with the fork path" build/test/fork.tap build/test/fork.err $?
 
 echo "== the rock: luarocks make for both interpreters, then require from the trees"
 if sh scripts/install-rock.sh >build/test/rock.log 2>&1; then

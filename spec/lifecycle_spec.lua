@@ -104,6 +104,11 @@ describe("a child", function()
     return text:match(name .. ":%s*(%x+)")
   end
 
+  it("starts with posix_spawn, or with fork + exec where LUA_EXEC_FORK_SPAWN forces the fallback", function()
+    local want = os.getenv("LUA_EXEC_FORK_SPAWN") and "fork" or "posix_spawn"
+    assert.equals(want, H.exec._internal.core.spawn_method)
+  end)
+
   it("gets default signal dispositions and an empty mask, even if the parent ignores SIGPIPE", function()
     -- The interpreter is started with SIGPIPE and SIGINT ignored.
     local out, status = H.run_script([[

@@ -93,6 +93,8 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
     core.set("fallback_poll", children::FALLBACK_POLL.as_secs_f64())?;
+    // "posix_spawn" or "fork": how children start on this system (tests).
+    core.set("spawn_method", crate::core::os::spawn::method())?;
     // Signal names (without "SIG") -> numbers, for process:signal("TERM").
     {
         let t = lua.create_table()?;

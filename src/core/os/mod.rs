@@ -3,4 +3,5 @@
 
 pub(crate) mod children;
 pub(crate) mod spawn;
+pub(crate) mod spawn_fork;
 pub(crate) mod sys;

@@ -10,7 +10,7 @@
 //!   closed (`addclosefrom_np`), so nothing of the parent, nor another child's
 //!   pipes, leaks in, even descriptors the host opened without CLOEXEC.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -21,16 +21,50 @@ use crate::core::command::{self, Bytes, CommandSpec};
 use crate::core::os::sys;
 
 extern "C" {
-    // glibc >= 2.29 and >= 2.34; the libc crate does not bind them all.
-    fn posix_spawn_file_actions_addchdir_np(
-        actions: *mut libc::posix_spawn_file_actions_t,
-        path: *const libc::c_char,
-    ) -> libc::c_int;
-    fn posix_spawn_file_actions_addclosefrom_np(
-        actions: *mut libc::posix_spawn_file_actions_t,
-        from: libc::c_int,
-    ) -> libc::c_int;
     static environ: *const *const libc::c_char;
+}
+
+type AddChdir = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const libc::c_char) -> libc::c_int;
+type AddClosefrom = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, libc::c_int) -> libc::c_int;
+
+/// glibc's `posix_spawn_file_actions_addchdir_np` (2.29) and
+/// `addclosefrom_np` (2.34), looked up at run time as Rust std does with
+/// its weak symbols: linking them would make the module fail to load on
+/// older systems (Debian 11, Ubuntu 20.04, Amazon Linux 2) and on musl.
+/// `None` where either is missing, or when the `LUA_EXEC_FORK_SPAWN` test
+/// switch is set: then children start through `spawn_fork`.
+struct SpawnExtensions {
+    addchdir: AddChdir,
+    addclosefrom: AddClosefrom,
+}
+
+static EXTENSIONS: once_cell::sync::Lazy<Option<SpawnExtensions>> = once_cell::sync::Lazy::new(|| {
+    if std::env::var_os("LUA_EXEC_FORK_SPAWN").is_some() {
+        return None;
+    }
+    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names; a non-null
+    // result is the address of the glibc function of that name, whose
+    // signature is the one declared above.
+    unsafe {
+        let chdir = libc::dlsym(libc::RTLD_DEFAULT, c"posix_spawn_file_actions_addchdir_np".as_ptr());
+        let closefrom = libc::dlsym(libc::RTLD_DEFAULT, c"posix_spawn_file_actions_addclosefrom_np".as_ptr());
+        if chdir.is_null() || closefrom.is_null() {
+            return None;
+        }
+        Some(SpawnExtensions {
+            addchdir: std::mem::transmute::<*mut libc::c_void, AddChdir>(chdir),
+            addclosefrom: std::mem::transmute::<*mut libc::c_void, AddClosefrom>(closefrom),
+        })
+    }
+});
+
+/// Which way children start here: "posix_spawn" or "fork" (the fallback).
+pub fn method() -> &'static str {
+    if EXTENSIONS.is_some() {
+        "posix_spawn"
+    } else {
+        "fork"
+    }
 }
 
 /// glibc >= 2.26: the child calls setsid() (not in every libc crate version).
@@ -148,6 +182,62 @@ pub struct Spawned {
     pub pty: Option<OwnedFd>,
 }
 
+/// What the child must look like, prepared before it starts (nothing in
+/// here allocates once the child runs, which the fork path needs).
+pub struct ChildPlan<'a> {
+    pub program: &'a CStr,
+    /// NULL-terminated.
+    pub argv: *const *const libc::c_char,
+    /// NULL-terminated.
+    pub envp: *const *const libc::c_char,
+    /// (target, fd): `fd` goes onto `target` (0, 1, 2).
+    pub dups: Vec<(RawFd, RawFd)>,
+    /// A terminal to open as 0, 1 and 2 (after the new session).
+    pub pty: Option<&'a CStr>,
+    pub dir: Option<&'a CStr>,
+    pub process_group: bool,
+    pub new_session: bool,
+}
+
+/// Start `plan` with posix_spawn: `Ok(Ok(pid))`, `Ok(Err(errno))` when the
+/// child could not be started (exec or chdir failed), `Err` when the
+/// spawn could not even be set up.
+fn spawn_posix(plan: &ChildPlan, ext: &SpawnExtensions) -> io::Result<Result<libc::pid_t, libc::c_int>> {
+    // SAFETY: every pointer handed to posix_spawn (program, argv, envp, file
+    // actions, attributes) points into values that live until it returns;
+    // argv and envp are NULL-terminated (ChildPlan).
+    unsafe {
+        let mut actions = FileActions::new()?;
+        let mut attr = SpawnAttr::new()?;
+        for &(target, fd) in &plan.dups {
+            actions.dup2(target, fd)?;
+        }
+        if let Some(path) = plan.pty {
+            // Opened after setsid() (glibc runs file actions after the
+            // session is made), without O_NOCTTY: it becomes the
+            // controlling terminal.
+            actions.open(0, path, libc::O_RDWR)?;
+            actions.dup2(1, 0)?;
+            actions.dup2(2, 0)?;
+        }
+        check((ext.addclosefrom)(&mut actions.0, 3))?;
+        if let Some(dir) = plan.dir {
+            check((ext.addchdir)(&mut actions.0, dir.as_ptr()))?;
+        }
+        attr.reset_signals(plan.process_group, plan.new_session)?;
+        let mut pid: libc::pid_t = 0;
+        let rc = libc::posix_spawn(
+            &mut pid,
+            plan.program.as_ptr(),
+            &actions.0,
+            &attr.0,
+            plan.argv as *const *mut libc::c_char,
+            plan.envp as *const *mut libc::c_char,
+        );
+        Ok(if rc == 0 { Ok(pid) } else { Err(rc) })
+    }
+}
+
 /// Start the child. On error nothing is left behind: no process, and every
 /// descriptor opened here is closed again when its `OwnedFd` drops.
 pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
@@ -199,51 +289,35 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         v
     });
 
-    // SAFETY: every pointer handed to posix_spawn (program, argv, envp, file actions, attributes) points into values that live until it returns; argv and envp are NULL-terminated.
-    let pid = unsafe {
-        let mut actions = FileActions::new().map_err(|e| fail(e, "posix_spawn setup"))?;
-        let mut attr = SpawnAttr::new().map_err(|e| fail(e, "posix_spawn setup"))?;
-        for (target, fd) in stdio.child_ends() {
-            actions.dup2(target, fd).map_err(|e| fail(e, "posix_spawn setup"))?;
-        }
-        if let Some((_, path)) = &pty {
-            // Opened after setsid() (glibc runs file actions after the
-            // session is made), without O_NOCTTY: it becomes the
-            // controlling terminal.
-            actions.open(0, path, libc::O_RDWR).map_err(|e| fail(e, "posix_spawn setup"))?;
-            actions.dup2(1, 0).map_err(|e| fail(e, "posix_spawn setup"))?;
-            actions.dup2(2, 0).map_err(|e| fail(e, "posix_spawn setup"))?;
-        }
-        actions.close_from(3).map_err(|e| fail(e, "posix_spawn setup"))?;
-        if let Some(dir) = &c_dir {
-            actions.chdir(dir).map_err(|e| fail(e, "posix_spawn setup"))?;
-        }
-        attr.reset_signals(req.process_group, req.new_session || pty.is_some())
-            .map_err(|e| fail(e, "posix_spawn setup"))?;
-
-        let envp = match &env_ptrs {
-            Some(v) => v.as_ptr(),
-            None => environ,
-        };
-        let mut pid: libc::pid_t = 0;
-        let rc = libc::posix_spawn(
-            &mut pid,
-            c_program.as_ptr(),
-            &actions.0,
-            &attr.0,
-            argv_ptrs.as_ptr() as *const *mut libc::c_char,
-            envp as *const *mut libc::c_char,
-        );
-        if rc != 0 {
+    let envp = match &env_ptrs {
+        Some(v) => v.as_ptr(),
+        // SAFETY: `environ` is the process's environment; only its value
+        // (the array's address) is read here.
+        None => unsafe { environ },
+    };
+    let plan = ChildPlan {
+        program: &c_program,
+        argv: argv_ptrs.as_ptr(),
+        envp,
+        dups: stdio.child_ends(),
+        pty: pty.as_ref().map(|(_, p)| p.as_c_str()),
+        dir: c_dir.as_deref(),
+        process_group: req.process_group,
+        new_session: req.new_session || pty.is_some(),
+    };
+    let started = match &*EXTENSIONS {
+        Some(ext) => spawn_posix(&plan, ext).map_err(|e| fail(e, "posix_spawn setup"))?,
+        None => crate::core::os::spawn_fork::spawn(&plan).map_err(|e| fail(e, "fork"))?,
+    };
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(rc) => {
             let reason = sys::strerror(rc);
             return Err(match &req.work_dir {
-                Some(d) if rc == libc::ENOENT && !d.is_dir() => {
-                    format!("work_dir '{}': {reason}", d.display())
-                }
+                Some(d) if rc == libc::ENOENT && !d.is_dir() => format!("work_dir '{}': {reason}", d.display()),
                 _ => format!("cannot run '{}': {reason}", program.display()),
             });
         }
-        pid
     };
     // The child ends close here, in the parent, as `stdio` drops.
     let mut spawned = stdio.into_spawned(pid);
@@ -367,12 +441,6 @@ impl FileActions {
     }
     unsafe fn open(&mut self, target: RawFd, path: &std::ffi::CStr, flags: libc::c_int) -> io::Result<()> {
         check(libc::posix_spawn_file_actions_addopen(&mut self.0, target, path.as_ptr(), flags, 0))
-    }
-    unsafe fn close_from(&mut self, from: RawFd) -> io::Result<()> {
-        check(posix_spawn_file_actions_addclosefrom_np(&mut self.0, from))
-    }
-    unsafe fn chdir(&mut self, dir: &CString) -> io::Result<()> {
-        check(posix_spawn_file_actions_addchdir_np(&mut self.0, dir.as_ptr()))
     }
 }
 
