@@ -13,7 +13,7 @@ ROCKTREE  := $(BUILD)/rocks
 ROCKSPEC  := rockspec/lua-exec-scm-1.rockspec
 SOURCES   := Cargo.toml $(shell find src lua -type f)
 
-.PHONY: all deps demo test stress valgrind bench bench-ssh clean rock rock-install
+.PHONY: all deps demo test stress valgrind bench bench-ssh clean rock rock-install dist
 
 all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
 
@@ -57,8 +57,14 @@ test: deps all
 	@$(MAKE) --no-print-directory $(EXTRA_ABIS)
 	@sh scripts/test.sh
 
+# What a release publishes (see README, "Installing from LuaRocks"): the
+# source archive with vendored crates, the versioned rockspec, the .src.rock.
+dist:
+	@sh scripts/deps.sh
+	@sh scripts/dist.sh
+
 clean:
-	rm -rf $(BUILD) target
+	rm -rf $(BUILD) target dist
 
 rock-install:
 	mkdir -p "$(INST_LIBDIR)" && cp $(BUILD)/rock/exec.so "$(INST_LIBDIR)/exec.so.tmp" && mv -f "$(INST_LIBDIR)/exec.so.tmp" "$(INST_LIBDIR)/exec.so"

@@ -3,8 +3,9 @@
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 # lua-luv, lua-cqueues and lua-copas: the event loops spec/hostloops_spec.lua
-# runs lua-exec inside (luv is also what make bench compares against).
-need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted lua5.3 lua5.1 openssh-client openssh-server lua-luv lua-cqueues lua-copas"
+# runs lua-exec inside (luv is also what make bench compares against); zip and
+# unzip for the source rock (make dist, and luarocks installing it).
+need="lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted lua5.3 lua5.1 openssh-client openssh-server lua-luv lua-cqueues lua-copas zip unzip"
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -77,5 +77,18 @@ else
   cat build/test/rock.log; echo "not ok luarocks make"; failed=$((failed + 1))
 fi
 
+echo "== make dist, then the literal luarocks install lua-exec from it, offline (lua5.4, luajit)"
+if sh scripts/dist.sh >build/test/dist.log 2>&1; then
+  echo "ok make dist"; passed=$((passed + 1))
+  sh scripts/offline-install.sh >build/test/offline.log 2>&1
+  cat build/test/offline.log | grep -E "^(ok|not ok)"
+  o=$(grep -c "^ok " build/test/offline.log); n=$(grep -c "^not ok " build/test/offline.log)
+  [ "$n" != 0 ] && cat build/test/offline.log | tail -40
+  [ "$o" = 2 ] || [ "$n" != 0 ] || { echo "not ok offline install printed no results"; n=1; }
+  passed=$((passed + o)); failed=$((failed + n))
+else
+  tail -20 build/test/dist.log; echo "not ok make dist"; failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
