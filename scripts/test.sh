@@ -81,9 +81,9 @@ echo "== make dist, then the literal luarocks install lua-exec from it, offline 
 if sh scripts/dist.sh >build/test/dist.log 2>&1; then
   echo "ok make dist"; passed=$((passed + 1))
   sh scripts/offline-install.sh >build/test/offline.log 2>&1
-  cat build/test/offline.log | grep -E "^(ok|not ok)"
+  grep -E "^(ok|not ok)" build/test/offline.log
   o=$(grep -c "^ok " build/test/offline.log); n=$(grep -c "^not ok " build/test/offline.log)
-  [ "$n" != 0 ] && cat build/test/offline.log | tail -40
+  [ "$n" = 0 ] || tail -40 build/test/offline.log
   [ "$o" = 2 ] || [ "$n" != 0 ] || { echo "not ok offline install printed no results"; n=1; }
   passed=$((passed + o)); failed=$((failed + n))
 else
