@@ -83,11 +83,8 @@ local function normalize_options(opts, fname)
       norm[k] = v
     end
   end
-  if norm.stdout == "stdout" then arg_error(fname, 2, "options", "option stdout cannot be \"stdout\"") end
-  local limit = norm.buffer_limit
-  if limit ~= nil and (limit ~= limit or limit < 1 or limit % 1 ~= 0 or limit == math.huge) then
-    arg_error(fname, 2, "options", "option buffer_limit must be a whole number of bytes >= 1 (got " .. tostring(limit) .. ")")
-  end
+  -- (The values of stdin/stdout/stderr, buffer_limit and pty are checked
+  -- in Rust, once: see src/binding/objects.rs.)
   -- A timeout bounds the whole command: it gets a process group of its
   -- own, so that what it started ends with it. Not when it reads our
   -- terminal: a child outside the terminal's foreground group would be

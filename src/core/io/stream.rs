@@ -105,6 +105,11 @@ impl StreamState {
         self.acc.clear();
         self.acc_pos = 0;
         self.scan = 0;
+        // A whole read of a big output leaves a big buffer: give it back
+        // rather than keep it for the stream's life.
+        if self.acc.capacity() > ACC_KEEP {
+            self.acc = Vec::new();
+        }
     }
 
     fn buffered(&self) -> usize {
@@ -626,6 +631,10 @@ fn gone(st: Option<&StreamState>) -> String {
     }
 }
 
+/// The capacity of a reader's buffer kept after a read (lines and chunks
+/// reuse it); anything bigger is freed.
+const ACC_KEEP: usize = 4 * MAX_CHUNK;
+
 /// What reading a stream says once it was given to another process.
 pub const HANDED_OVER: &str = "handed to another process";
 
@@ -707,6 +716,40 @@ mod tests {
         sys::set_nonblocking(r.as_raw_fd()).unwrap();
         sys::set_nonblocking(w.as_raw_fd()).unwrap();
         (Outputs::new([Some(r), None], limit), w)
+    }
+
+    #[test]
+    fn a_whole_read_gives_its_big_buffer_back() {
+        let (outs, w) = pipe_outputs(1 << 20);
+        let writer = std::thread::spawn(move || {
+            let block = vec![b'x'; 16 * MAX_CHUNK];
+            write_all_blocking(&w, &block);
+        });
+        let mut total = 0;
+        loop {
+            match outs.read_all(0, |all| all.len()).unwrap() {
+                Got::Data(n) => {
+                    total = n;
+                    break;
+                }
+                Got::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
+                _ => panic!("unexpected"),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(total, 16 * MAX_CHUNK);
+        let cap = outs.streams[0].borrow().as_ref().unwrap().acc.capacity();
+        assert!(cap <= ACC_KEEP, "kept {cap} bytes");
+    }
+
+    fn write_all_blocking(fd: &OwnedFd, data: &[u8]) {
+        let mut off = 0;
+        while off < data.len() {
+            match sys::write_nosigpipe(fd.as_raw_fd(), &data[off..]).unwrap() {
+                Some(n) => off += n,
+                None => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
     }
 
     fn write_all(fd: &OwnedFd, data: &[u8]) {
