@@ -725,17 +725,13 @@ mod tests {
             let block = vec![b'x'; 16 * MAX_CHUNK];
             write_all_blocking(&w, &block);
         });
-        let mut total = 0;
-        loop {
+        let total = loop {
             match outs.read_all(0, |all| all.len()).unwrap() {
-                Got::Data(n) => {
-                    total = n;
-                    break;
-                }
+                Got::Data(n) => break n,
                 Got::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
                 _ => panic!("unexpected"),
             }
-        }
+        };
         writer.join().unwrap();
         assert_eq!(total, 16 * MAX_CHUNK);
         let cap = outs.streams[0].borrow().as_ref().unwrap().acc.capacity();
