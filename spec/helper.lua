@@ -153,6 +153,20 @@ function H.script(body, limit, opts)
   return H.run_script(code, (opts.shell or "") .. "timeout -s KILL " .. (limit or 20) .. " " .. (opts.wrap or ""))
 end
 
+--- Start a throwaway sshd on 127.0.0.1 (scripts/sshd.sh) with its files in
+--- `dir`: its port and the user to log in as.
+function H.sshd_start(dir)
+  local r = os.execute("sh scripts/sshd.sh start " .. dir .. " >" .. dir .. ".out 2>&1")
+  assert(r == true or r == 0, "scripts/sshd.sh failed: " .. tostring(H.read_file(dir .. ".out")))
+  return tonumber(H.read_file(dir .. "/port")), (H.read_file(dir .. "/user"):gsub("%s+$", ""))
+end
+
+--- Stop the sshd of `dir` and remove its files.
+function H.sshd_stop(dir)
+  os.execute("sh scripts/sshd.sh stop " .. dir)
+  os.execute("rm -rf " .. dir .. " " .. dir .. ".out")
+end
+
 --- Children of the interpreter `pid` that are zombies.
 function H.zombies_of(pid)
   local n = 0

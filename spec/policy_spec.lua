@@ -271,15 +271,11 @@ describe("exec.ssh executors cannot be steered", function()
   end
 
   setup(function()
-    local r = os.execute("sh scripts/sshd.sh start " .. dir .. " >" .. dir .. ".out 2>&1")
-    assert(r == true or r == 0, "scripts/sshd.sh failed: " .. tostring(H.read_file(dir .. ".out")))
-    port = tonumber(H.read_file(dir .. "/port"))
-    user = H.read_file(dir .. "/user"):gsub("%s+$", "")
+    port, user = H.sshd_start(dir)
   end)
 
   teardown(function()
-    os.execute("sh scripts/sshd.sh stop " .. dir)
-    os.execute("rm -rf " .. dir .. " " .. dir .. ".out")
+    H.sshd_stop(dir)
   end)
 
   it("refuses environment names the remote env would read as options", function()

@@ -97,15 +97,27 @@ fn stdio(lua: &Lua, t: &Table, key: &str) -> Result<(Stdio, Option<Redirect>, Op
     }
 }
 
+/// Floats at or above this may not hold the whole number the caller wrote.
+const EXACT_FLOAT: f64 = 1e15;
+
+/// `v` as a whole number from `min` to `max`: a Lua integer, or a float
+/// without fraction (below EXACT_FLOAT); `None` for anything else.
+fn whole_number(v: &Value, min: i64, max: i64) -> Option<i64> {
+    match *v {
+        Value::Integer(n) if (min..=max).contains(&n) => Some(n),
+        Value::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 && n < EXACT_FLOAT => Some(n as i64),
+        _ => None,
+    }
+}
+
 /// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
 fn pty_size(t: &Table) -> Result<Option<(u16, u16)>, String> {
     const DEFAULT: (u16, u16) = (24, 80);
     let size = |v: Value, name: &str| -> Result<Option<u16>, String> {
-        match v {
-            Value::Nil => Ok(None),
-            Value::Integer(n) if (1..=65535).contains(&n) => Ok(Some(n as u16)),
-            Value::Number(n) if (1.0..=65535.0).contains(&n) && n.fract() == 0.0 => Ok(Some(n as u16)),
-            v => Err(format!("option pty: {name} must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+        match (&v, whole_number(&v, 1, 65535)) {
+            (Value::Nil, _) => Ok(None),
+            (_, Some(n)) => Ok(Some(n as u16)),
+            _ => Err(format!("option pty: {name} must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
         }
     };
     match t.raw_get::<Value>("pty").map_err(|e| e.to_string())? {
@@ -249,9 +261,10 @@ fn exec_options(lua: &Lua, v: Value) -> Result<(ExecOptions, Option<mlua::AnyUse
         process_group: t.raw_get::<Option<bool>>("process_group").map_err(|e| e.to_string())?.unwrap_or(false),
         buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(|e| e.to_string())? {
             Value::Nil => None,
-            Value::Integer(n) if n >= 1 => Some(n as usize),
-            Value::Number(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => Some(n as usize),
-            v => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
+            v => match whole_number(&v, 1, i64::MAX) {
+                Some(n) => Some(n as usize),
+                None => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
+            },
         },
         inherit_env: t.raw_get::<Option<bool>>("inherit_env").map_err(|e| e.to_string())?,
     };
@@ -272,9 +285,10 @@ fn text_list(t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
 fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
     let max = match t.raw_get::<Value>("max_processes").map_err(|e| e.to_string())? {
         Value::Nil => None,
-        Value::Integer(n) if n >= 1 => Some(n as usize),
-        Value::Number(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => Some(n as usize),
-        v => return Err(format!("max_processes must be a whole number of at least 1 (got {})", lua_repr(&v))),
+        v => match whole_number(&v, 1, i64::MAX) {
+            Some(n) => Some(n as usize),
+            None => return Err(format!("max_processes must be a whole number of at least 1 (got {})", lua_repr(&v))),
+        },
     };
     Ok(ExecutorConfig {
         default_work_dir: opt_text(t, "default_work_dir")?.map(PathBuf::from),
@@ -294,9 +308,10 @@ fn executor_config(t: &Table) -> Result<ExecutorConfig, String> {
 fn ssh_target(t: &Table) -> Result<SshTarget, String> {
     let port = match t.raw_get::<Value>("port").map_err(|e| e.to_string())? {
         Value::Nil => None,
-        Value::Integer(n) if (1..=65535).contains(&n) => Some(n as u16),
-        Value::Number(n) if (1.0..=65535.0).contains(&n) && n.fract() == 0.0 => Some(n as u16),
-        v => return Err(format!("port must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+        v => match whole_number(&v, 1, 65535) {
+            Some(n) => Some(n as u16),
+            None => return Err(format!("port must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+        },
     };
     let mut options = Vec::new();
     if let Value::Table(o) = t.raw_get::<Value>("ssh_options").map_err(|e| e.to_string())? {

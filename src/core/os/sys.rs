@@ -476,12 +476,19 @@ mod tests {
         drop(b);
         let err = send_nosignal(a.as_raw_fd(), b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
-        // SAFETY: test code: the descriptors belong to the pipes just created.
-        unsafe {
+        assert_no_sigpipe_pending();
+    }
+
+    /// A SIGPIPE raised by our writes was consumed, not left pending.
+    fn assert_no_sigpipe_pending() {
+        // SAFETY: sigpending and sigismember get a pointer to a local,
+        // zero-initialised sigset_t (plain data).
+        let pending = unsafe {
             let mut pending: libc::sigset_t = std::mem::zeroed();
             libc::sigpending(&mut pending);
-            assert_eq!(libc::sigismember(&pending, libc::SIGPIPE), 0);
-        }
+            libc::sigismember(&pending, libc::SIGPIPE)
+        };
+        assert_eq!(pending, 0);
     }
 
     #[test]
@@ -490,13 +497,7 @@ mod tests {
         drop(r);
         let err = write_nosigpipe(w.as_raw_fd(), b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
-        // The SIGPIPE raised by that write was consumed, not left pending.
-        // SAFETY: test code: the descriptors belong to the pipes just created.
-        unsafe {
-            let mut pending: libc::sigset_t = std::mem::zeroed();
-            libc::sigpending(&mut pending);
-            assert_eq!(libc::sigismember(&pending, libc::SIGPIPE), 0);
-        }
+        assert_no_sigpipe_pending();
     }
 
     #[test]
