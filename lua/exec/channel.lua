@@ -189,7 +189,7 @@ function M.select(cases)
   end
   local n = #cases
   for i = 1, n do check_case(cases[i], i) end
-  local first = true
+  if n == 0 and not cases.default then raise("channel.select: no cases and no default") end
   while true do
     for i = 1, n do
       local c = cases[i]
@@ -205,21 +205,11 @@ function M.select(cases)
         if done then return { channel = c.channel, value = v, ok = ok, err = err } end
       end
     end
-    if first then
-      if cases.default then return { default = true } end
-      if n == 0 then raise("channel.select: no cases and no default") end
-      first = false
-    end
+    -- (With a default, the first pass through the cases ends here.)
+    if cases.default then return { default = true } end
 
     local w = waiter()
     w.tag = POLLED
-    for i = 1, n do
-      local c = cases[i]
-      if c.kind ~= "poll" then
-        local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
-        q[#q + 1] = { w = w, case = i, value = c.value }
-      end
-    end
     w.cleanup = function()
       for i = 1, n do
         local c = cases[i]
@@ -230,7 +220,13 @@ function M.select(cases)
       end
     end
     for i = 1, n do
-      if cases[i].kind == "poll" then sched.on_token(w, cases[i].token) end
+      local c = cases[i]
+      if c.kind == "poll" then
+        sched.on_token(w, c.token) -- (chains the cleanup above)
+      else
+        local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
+        q[#q + 1] = { w = w, case = i, value = c.value }
+      end
     end
     local r = { suspend(w, "channel.select") }
     local i = r[1]

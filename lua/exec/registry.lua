@@ -1,9 +1,9 @@
 -- The resource registry from Lua: define, kind, load (resource files are
 -- data), and exec.get.
 local core, O = ...
-local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
+local arg_error, new_object = O.arg_error, O.new_object
 local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
-local Executor, Process, Stream = O.Executor, O.Process, O.Stream
+local Executor = O.Executor
 local unpack = table.unpack or unpack
 local flatten_env, check_string_list = O.flatten_env, O.check_string_list
 

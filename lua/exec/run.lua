@@ -1,9 +1,8 @@
 -- One-call capture (executor:run, exec.run) and shell quoting.
 local core, sched, channel, O, process, registry = ...
-local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
-local Executor, Process, Stream = O.Executor, O.Process, O.Stream
-local unpack = table.unpack or unpack
+local arg_error, check_self = O.arg_error, O.check_self
+local check_open, raise = O.check_open, O.raise
+local Executor, Process = O.Executor, O.Process
 local KILL_GRACE = core.kill_grace
 
 local M = {}
@@ -23,7 +22,6 @@ local CHECK_LINES, CHECK_BYTES = 5, 2000
 -- The error value `check = true` raises: the message, and the result's
 -- fields (code, stdout, stderr, timed_out) plus `command`.
 local CheckError = { __name = "exec.run_error", __metatable = "exec.run_error" }
-CheckError.__index = CheckError
 CheckError.__tostring = function(e) return e.message end
 
 local function check_error(fname, described, result)

@@ -46,18 +46,18 @@ local function raise(msg)
 end
 M.raise = raise
 
--- Set when the Lua state closes (see init.lua): from then on, every entry
--- point raises instead of calling into a library that is being torn down.
-local closing = false
+-- life.closing is set when the Lua state closes (see init.lua): from then
+-- on, every entry point raises instead of calling into a library that is
+-- being torn down. A table, so that hot paths elsewhere read the flag as a
+-- field rather than through a call.
+local life = { closing = false }
+M.life = life
 local CLOSING = "exec: the Lua state is closing"
--- The same flag in a table, for hot paths elsewhere (a field read is
--- cheaper than a call).
-M.life = { closing = false }
-function M.set_closing() closing = true; M.life.closing = true end
-function M.check_open()
-  if closing then error(CLOSING, 0) end
+function M.set_closing() life.closing = true end
+local function check_open()
+  if life.closing then error(CLOSING, 0) end
 end
-function M.is_closing() return closing end
+M.check_open = check_open
 
 -- Yielded by a task that suspends on a waiter; any other yield of a task is
 -- a cooperative "let others run" and the task is simply queued again.
@@ -206,7 +206,7 @@ local fire = M.fire
 --- Call `fn(now)` at monotonic time `at` (seconds). Returns the timer, which
 --- `cancel_timer` disarms.
 function M.at(at, fn)
-  if closing then error(CLOSING, 0) end
+  check_open()
   timer_seq = timer_seq + 1
   local t = { at = at, seq = timer_seq, fn = fn }
   heap_push(t)
@@ -338,7 +338,7 @@ end
 -- Waits for waiter `w`, or (without one) for every task to finish. Raises
 -- "deadlock: ..." naming `what` if nothing at all could make progress.
 local function turn(w, what)
-  if closing then error(CLOSING, 0) end
+  check_open()
   run_ready()
   if w then
     if w.done then return end
@@ -372,7 +372,7 @@ end
 -- that just exited) run to their next real wait, so that the main chunk
 -- does not end with their work half done.
 local function settle()
-  if closing then return end
+  if life.closing then return end
   for _ = 1, 1000 do
     if ready_empty() then
       -- Nothing waits on I/O: no system call needed to know nothing is ready.
@@ -507,7 +507,7 @@ end
 --- seconds until the loop must run again even if pollfd() stays quiet
 --- (0: at once; nil: only when pollfd() becomes readable).
 function M.step()
-  if closing then error(CLOSING, 0) end
+  check_open()
   if current_task() then raise("exec.step: cannot be called from inside a task (it runs them)") end
   run_ready()
   poll_now(0)
@@ -527,7 +527,7 @@ end
 
 --- The descriptor a host loop watches for readability: then call step().
 function M.pollfd()
-  if closing then error(CLOSING, 0) end
+  check_open()
   return core.pollfd()
 end
 
@@ -548,7 +548,7 @@ end
 M.yield_across_pcall = not (_VERSION == "Lua 5.1" and rawget(_G, "jit") == nil)
 
 function M.now()
-  if closing then error(CLOSING, 0) end
+  check_open()
   return now()
 end
 return M

@@ -1,10 +1,9 @@
 -- Output streams: chunk, line and whole reads, lines(), close. Bytes are
 -- handled in Rust; this file parks the caller while a read would block.
 local core, sched, O, time = ...
-local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
+local arg_error, check_self, new_object = O.arg_error, O.check_self, O.new_object
 local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
-local Executor, Process, Stream = O.Executor, O.Process, O.Stream
-local unpack = table.unpack or unpack
+local Stream = O.Stream
 
 ----------------------------------------------------------------------------
 -- Stream
@@ -86,19 +85,24 @@ local function await(raw, st, method, arg, deadline)
   end
 end
 
+-- What read and case_read take, and what lines takes ("a" would never end).
+local READ_FORMATS = 'a size, "l", "L" or "a"'
+local LINES_FORMATS = '"l", "L" or a size'
+
 -- A read format checked once: "l", "L", "a", or a chunk size (nil: 64 KiB).
-local function check_format(n, fname)
+-- `argname` and `usage` word the argument error of function `fname`.
+local function check_format(n, fname, argname, usage)
   if n == nil then return CHUNK end
   if type(n) == "string" then
     local fmt = FORMATS[n]
-    if not fmt then arg_error(fname, 1, "n", "invalid format '" .. n .. "' (use a size, \"l\", \"L\" or \"a\")") end
+    if not fmt then arg_error(fname, 1, argname, "invalid format '" .. n .. "' (use " .. usage .. ")") end
     return fmt
   end
   if type(n) ~= "number" then
-    arg_error(fname, 1, "n", "number or format expected, got " .. type(n))
+    arg_error(fname, 1, argname, "number or format expected, got " .. type(n))
   end
   if n ~= n or n < 1 or n % 1 ~= 0 then
-    arg_error(fname, 1, "n", "must be a whole number >= 1 (got " .. tostring(n) .. ")")
+    arg_error(fname, 1, argname, "must be a whole number >= 1 (got " .. tostring(n) .. ")")
   end
   return n > CHUNK and CHUNK or n
 end
@@ -122,7 +126,7 @@ end
 --- complete arrived in time.
 function Stream:read(n, timeout)
   local raw, st = check_self(self, Stream, "stream:read")
-  local fmt = check_format(n, "stream:read")
+  local fmt = check_format(n, "stream:read", "n", READ_FORMATS)
   local deadline
   if timeout ~= nil then
     local secs, why = time._parse(timeout)
@@ -141,10 +145,9 @@ end
 --- false at the end (and on an error, whose message is in `err`).
 function Stream:case_read(n)
   local raw, st = check_self(self, Stream, "stream:case_read")
-  local fmt = check_format(n, "stream:case_read")
-  local me = self
+  local fmt = check_format(n, "stream:case_read", "n", READ_FORMATS)
   return {
-    kind = "poll", channel = me, token = st.token,
+    kind = "poll", channel = self, token = st.token,
     -- done, value, ok, err: an attempt that never waits (its deadline has
     -- passed before it starts).
     try = function()
@@ -161,23 +164,21 @@ end
 --- or with it (fmt "L"), or chunks of at most n bytes (fmt a number), as
 --- file:lines does. Raises on a read error (a for loop has no place for a
 --- message).
-function Stream:lines(fmt)
+function Stream:lines(fmt_arg)
   local raw, st = check_self(self, Stream, "stream:lines")
-  if fmt ~= nil and fmt ~= "l" and fmt ~= "*l" then
-    local kind = FORMATS[fmt]
-    if kind == "a" or (kind == nil and type(fmt) ~= "number") then
-      arg_error("stream:lines", 1, "fmt", "invalid format '" .. tostring(fmt) .. "' (use \"l\", \"L\" or a size)")
-    end
-    if type(fmt) == "number" and (fmt ~= fmt or fmt < 1 or fmt % 1 ~= 0) then
-      arg_error("stream:lines", 1, "fmt", "must be a whole number >= 1 (got " .. tostring(fmt) .. ")")
-    end
-    local me = self
+  local fmt = fmt_arg == nil and "l" or check_format(fmt_arg, "stream:lines", "fmt", LINES_FORMATS)
+  if fmt == "a" then
+    arg_error("stream:lines", 1, "fmt", "invalid format '" .. fmt_arg .. "' (use " .. LINES_FORMATS .. ")")
+  end
+  if fmt ~= "l" then
     return function()
-      local data, err = Stream.read(me, fmt)
-      if err then raise(err) end
+      check_open()
+      local data, err = read_until(raw, st, fmt)
+      if err then raise("stream:read: " .. err) end
       return data
     end
   end
+  -- Lines without their newline, the common case: from the queue directly.
   local q = st.q
   return function()
     local h = st.qh
