@@ -398,6 +398,36 @@ describe("resource option queue = true", function()
     ]])
   end)
 
+  it("an error (Ctrl-C) between two waits of a queued start gives up its turn", function()
+    -- The error is raised from a hook when the queue looks for room the
+    -- second time (right after the caller joined it, before any wait):
+    -- outside any waiter, where nothing else could notice it.
+    local out = passes([[
+      exec.registry.define("jobs:q", { kind = "exec.native", max_processes = 1, queue = true })
+      local ex = exec.get("jobs:q")
+      local a = ex:exec({ "sleep", "0.3" })
+      a:start()
+      local looks = 0
+      debug.sethook(function()
+        local info = debug.getinfo(2, "nS")
+        if info.name == "room" and info.source:find("lua/exec/process", 1, true) then
+          looks = looks + 1
+          if looks == 2 then debug.sethook(); error("interrupted!") end
+        end
+      end, "c")
+      local ok, err = pcall(function() ex:exec({ "true" }):start() end)
+      debug.sethook()
+      print("FIRST=" .. tostring(ok) .. " " .. tostring(err))
+      local b, done = ex:exec({ "true" }), nil
+      coroutine.spawn(function() b:start(); done = b:wait() end)
+      assert(a:wait() == 0)
+      assert(exec.wait_tasks())
+      print("NEXT=" .. tostring(done))
+    ]], 15)
+    assert.matches("FIRST=false [^\n]*interrupted!", out)
+    assert.matches("NEXT=0", out)
+  end)
+
   it("a queued start leaves the queue when its task ends (closed, or an error)", function()
     passes([[
       exec.registry.define("jobs:q", { kind = "exec.native", max_processes = 1, queue = true })

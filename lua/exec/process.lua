@@ -5,11 +5,9 @@
 -- through the scheduler.
 local core, sched, time, O, stream = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
+local dgetmt, raise = O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
-local unpack = table.unpack or unpack
 local flatten_env = O.flatten_env
-local floor = math.floor
 
 local M = {}
 
@@ -162,8 +160,6 @@ local function signal_command(raw, sig)
   return raw:signal_rest(sig)
 end
 
---- process:start(): raises if already started, closed, the remote
---- connection cannot be made, or the spawn fails.
 -- `queue = true`: starts beyond max_processes wait for a slot, first come,
 -- first served. One queue per resource: { head, tail, [i] = entry }.
 -- A slot is freed when a child is reaped: by a wait() here (which kicks the
@@ -192,8 +188,8 @@ local function kick_queue(id)
   if id and queues[id] then sched.fire(queue_key(id)) end
 end
 
--- Drop entries from the head whose caller can no longer take its turn (a
--- task that was closed while it waited).
+-- Drop entries from the head whose caller can no longer take its turn: an
+-- error took it out of await_slot, or its task was closed while it waited.
 local function live_head(q)
   while q.head <= q.tail do
     local e = q[q.head]
@@ -220,18 +216,22 @@ local function await_slot(raw, id, fname)
   local me = { co = coroutine.running() }
   q.tail = q.tail + 1
   q[q.tail] = me
-  while not (live_head(q) == me and room(raw, id)) do
-    local w = sched.waiter()
-    sched.on_token(w, queue_key(id))
-    local timer = sched.at(sched.now() + FALLBACK_POLL, function() sched.wake(w, false) end)
-    local prev = w.cleanup
-    w.cleanup = function(self)
-      sched.cancel_timer(timer)
-      -- Taken away by an error (Ctrl-C, a closed task): give up the turn.
-      if self.cancelled then me.gone = true end
-      if prev then prev(self) end
+  local function wait_turn()
+    while not (live_head(q) == me and room(raw, id)) do
+      sched.wait_token_for(queue_key(id), FALLBACK_POLL, fname .. " (waiting for a max_processes slot)")
     end
-    sched.suspend(w, fname .. " (waiting for a max_processes slot)")
+  end
+  -- An error anywhere in the wait (Ctrl-C, memory) gives up the turn and
+  -- goes on unchanged. (Lua 5.1 cannot yield across pcall: there, an error
+  -- in a task ends the task, which live_head notices.)
+  if sched.yield_across_pcall or not sched.current_task() then
+    local ok, err = pcall(wait_turn)
+    if not ok then
+      me.gone = true
+      error(err, 0)
+    end
+  else
+    wait_turn()
   end
   -- Our turn: leave the queue; the next one looks once this start is done.
   q[q.head] = nil
@@ -239,7 +239,9 @@ local function await_slot(raw, id, fname)
   if q.head > q.tail then queues[id] = nil end
 end
 
--- The body of process:start; `fname` names the caller in errors.
+-- The body of process:start; `fname` names the caller in errors. Raises if
+-- already started, closed, the remote connection cannot be made, or the
+-- spawn fails.
 local function start(self, fname)
   local raw, st = check_self(self, Process, fname)
   local cerr = await_connection(raw)
