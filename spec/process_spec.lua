@@ -84,6 +84,66 @@ describe("options", function()
     end
   end)
 
+  -- The command and option checks live in Rust (src/binding/convert.rs);
+  -- these pin their messages and the argument each is about.
+  it("names what is wrong in the command or an option, as the bad argument", function()
+    local cmd = "bad argument #1 (command) to 'executor:exec': "
+    local opt = "bad argument #2 (options) to 'executor:exec': "
+    local cases = {
+      { "", nil, cmd .. "must not be empty" },
+      { "a\0b", nil, cmd .. "contains a NUL byte" },
+      { {}, nil, cmd .. "must not be an empty table" },
+      { { "" }, nil, cmd .. "command[1] (the program) must not be empty" },
+      { { "ls", 3 }, nil, cmd .. "command[2] must be a string (got number)" },
+      { { "ls", "a\0" }, nil, cmd .. "command[2] contains a NUL byte" },
+      { { "ls", n = 1 }, nil, cmd .. "must be a list of strings (found key n)" },
+      { true, nil, cmd .. "string or table of strings expected, got boolean" },
+      { "true", 5, opt .. "table expected, got number" },
+      { "true", { cwd = "/" }, opt .. "unknown option 'cwd' (did you mean 'work_dir'?)" },
+      { "true", { [1] = "x" }, opt .. "unknown option '1'" },
+      { "true", { input = "x" }, opt .. "unknown option 'input'" }, -- run's, not exec's
+      { "true", { detach = 1 }, opt .. "option detach must be a boolean (got number)" },
+      { "true", { env = { [""] = "x" } }, opt .. "env has an empty variable name" },
+      { "true", { env = { ["A=B"] = "x" } }, opt .. "env variable name 'A=B' contains '='" },
+      { "true", { env = { ["A\0"] = "x" } }, opt .. "env variable name contains a NUL byte" },
+      { "true", { env = { A = "x\0" } }, opt .. "env value of 'A' contains a NUL byte" },
+      { "true", { env = { A = true } }, opt .. "env value of 'A' must be a string or a number (got boolean)" },
+      { "true", { env = { [true] = "x" } }, opt .. "env variable names must be strings (got boolean)" },
+      { "true", { timeout = "soon" }, opt .. "option timeout: invalid duration 'soon'" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(ex.exec, ex, c[1], c[2])
+      assert.is_false(ok)
+      assert.is_truthy(err:find(c[3], 1, true), err)
+      assert.is_truthy(err:find("^spec/process_spec.lua:%d+: "), err) -- at the caller's line
+    end
+  end)
+
+  it("checks run's own options with the others, and leaves the caller's table as it was", function()
+    local run = "bad argument #2 (options) to 'exec.run': "
+    for _, c in ipairs({
+      { { input = 5 }, "option input must be a string (got number)" },
+      { { check = "yes" }, "option check must be a boolean (got string)" },
+      { { workdir = "/" }, "unknown option 'workdir' (did you mean 'work_dir'?)" },
+    }) do
+      local ok, err = pcall(exec.run, "true", c[1])
+      assert.is_false(ok)
+      assert.is_truthy(err:find(run .. c[2], 1, true), err)
+    end
+    local opts = { input = "a\n", check = true, timeout = "5s", env = { X = 1 } }
+    local r = exec.run({ "sh", "-c", "cat; echo $X" }, opts)
+    assert.equals("a\n1\n", r.stdout)
+    assert.same({ input = "a\n", check = true, timeout = "5s", env = { X = 1 } }, opts)
+  end)
+
+  it("converts numbers in env to strings as tostring does", function()
+    local r = exec.run({ "/usr/bin/env" }, { env = { F = 2.0, E = 1e300 } })
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    table.sort(lines)
+    assert.same({ "E=" .. tostring(1e300), "F=" .. tostring(2.0) }, lines)
+  end)
+
   it("converts numbers in env to strings and does not inherit the parent's env", function()
     local out = H.run({ "/usr/bin/env" }, { env = { N = 42, F = 1.5 } })
     local lines = {}

@@ -81,7 +81,38 @@ describe("exec.registry.define", function()
     end
     local ok, err = pcall(exec.registry.define, "x:wl", { kind = "exec.native", command_whitelist = { "ls", 3 } })
     assert.is_false(ok)
-    assert.matches("item 2", err)
+    assert.matches("command_whitelist%[2%] must be a string %(got number%)", err)
+  end)
+
+  -- Every check of a definition lives in Rust (src/binding/convert.rs);
+  -- these pin the messages it gives, with the argument they are about.
+  it("names what is wrong in a definition, as the bad argument", function()
+    local cases = {
+      { 5, { kind = "exec.native" }, "bad argument #1 (id) to 'exec.registry.define': string expected, got number" },
+      { "", { kind = "exec.native" }, "bad argument #1 (id) to 'exec.registry.define': must not be empty" },
+      { "x:c", "native", "bad argument #2 (config) to 'exec.registry.define': table expected, got string" },
+      { "x:c", { kind = 1 }, "config.kind must be a non-empty string (got number)" },
+      { "x:c", { kind = "" }, "config.kind must be a non-empty string (got empty string)" },
+      { "x:c", { kind = "exec.native", queue = "yes" }, "(config) to 'exec.registry.define': queue must be a boolean (got string)" },
+      { "x:c", { kind = "exec.native", host = "h" }, "unknown option 'host' for kind exec.native" },
+      { "x:c", { kind = "exec.native", default_env = { [""] = "x" } }, "default_env has an empty variable name" },
+      { "x:c", { kind = "exec.native", default_env = { A = {} } },
+        "default_env value of 'A' must be a string or a number (got table)" },
+      { "x:c", { kind = "exec.native", command_whitelist = { "ls", x = "y" } }, "command_whitelist must be a list (found key x)" },
+      { "x:c", { kind = "exec.native", allowed_env = { 1 } }, "allowed_env[1] must be a string (got number)" },
+      { "x:c", { kind = "exec.ssh" }, "host is required for kind exec.ssh" },
+      { "x:c", { kind = "exec.ssh", host = "h", ssh_options = { [1] = "x" } },
+        "ssh_options must map option names to strings, numbers or booleans" },
+      { "x:c", { kind = "exec.ssh", host = "h", ssh_options = { A = {} } },
+        "ssh_options must map option names to strings, numbers or booleans" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(exec.registry.define, c[1], c[2])
+      assert.is_false(ok)
+      assert.is_truthy(err:find(c[3], 1, true), err)
+      assert.is_truthy(err:find("^spec/registry_spec.lua:%d+: "), err) -- at the caller's line
+    end
+    assert.is_nil(exec.registry.kind("x:c"))
   end)
 end)
 

@@ -79,39 +79,4 @@ function O.arg_error(fname, n, argname, msg)
   raise(string.format("bad argument #%d (%s) to '%s': %s", n, argname, fname, msg))
 end
 
--- { k = v } -> flat { k1, v1, ... }, with the semantics' checks.
-function O.flatten_env(env, fname, argname)
-  local flat = {}
-  for k, v in pairs(env) do
-    local tk, tv = type(k), type(v)
-    if tk == "number" then k = tostring(k) elseif tk ~= "string" then
-      O.arg_error(fname, 2, argname, "variable names must be strings (got " .. tk .. ")")
-    end
-    if tv == "number" then v = tostring(v) elseif tv ~= "string" then
-      O.arg_error(fname, 2, argname, "value of '" .. k .. "' must be a string or number (got " .. tv .. ")")
-    end
-    if k == "" then O.arg_error(fname, 2, argname, "empty variable name") end
-    if k:find("=", 1, true) then O.arg_error(fname, 2, argname, "variable name '" .. k .. "' contains '='") end
-    if k:find("\0", 1, true) then O.arg_error(fname, 2, argname, "variable name contains a NUL byte") end
-    if v:find("\0", 1, true) then O.arg_error(fname, 2, argname, "value of '" .. k .. "' contains a NUL byte") end
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  return flat
-end
-
-function O.check_string_list(list, fname, argname)
-  local n = #list
-  for k in pairs(list) do
-    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-      O.arg_error(fname, 2, argname, "must be a list (found key " .. tostring(k) .. ")")
-    end
-  end
-  for i = 1, n do
-    if type(list[i]) ~= "string" then
-      O.arg_error(fname, 2, argname, "item " .. i .. " must be a string (got " .. type(list[i]) .. ")")
-    end
-  end
-end
-
 return O

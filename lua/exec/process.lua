@@ -7,7 +7,6 @@ local core, sched, time, O, stream = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
 local dgetmt, raise = O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
-local flatten_env = O.flatten_env
 
 local M = {}
 
@@ -15,100 +14,47 @@ local M = {}
 -- Executor
 ----------------------------------------------------------------------------
 
-local EXEC_OPTIONS = {
-  work_dir = "string", env = "table", stdin = true, stdout = true, stderr = true,
-  process_group = "boolean", timeout = true, buffer_limit = "number", inherit_env = "boolean",
-  detach = "boolean", pty = true,
-}
-
 -- A child that outlives its `timeout` gets SIGTERM, then SIGKILL this much later.
 local KILL_GRACE = core.kill_grace
 
-local function check_command(cmd, fname)
-  local t = type(cmd)
-  if t == "string" then
-    if cmd == "" then arg_error(fname, 1, "command", "must not be empty") end
-    if cmd:find("\0", 1, true) then arg_error(fname, 1, "command", "contains a NUL byte") end
-    return
+-- What only the shim can take from the options: the timeout (durations are
+-- the time module's) and the raw pipe of a stream handle given as stdin,
+-- stdout or stderr (a pipeline). Every other check of the command and the
+-- options is Rust's (src/binding/convert.rs), which gets them as given.
+local function stream_option(opts, key, fname)
+  local sst = O.state_of(rawget(opts, key), Stream)
+  if not sst then return nil end
+  -- Lines already taken into Lua mean it was read from.
+  if sst.qh <= sst.qn then
+    arg_error(fname, 2, "options", "option " .. key .. ": the stream cannot be handed over: it was read from already")
   end
-  if t ~= "table" then arg_error(fname, 1, "command", "string or table of strings expected, got " .. t) end
-  local n = #cmd
-  if n == 0 then arg_error(fname, 1, "command", "must not be an empty table") end
-  for k in pairs(cmd) do
-    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-      arg_error(fname, 1, "command", "must be a list of strings (found key " .. tostring(k) .. ")")
-    end
-  end
-  for i = 1, n do
-    local a = cmd[i]
-    if type(a) ~= "string" then
-      arg_error(fname, 1, "command", "command[" .. i .. "] must be a string (got " .. type(a) .. ")")
-    end
-    if a:find("\0", 1, true) then arg_error(fname, 1, "command", "command[" .. i .. "] contains a NUL byte") end
-  end
-  if cmd[1] == "" then arg_error(fname, 1, "command", "command[1] (the program) must not be empty") end
-end
-
-local function normalize_options(opts, fname)
-  if opts == nil then return nil end
-  if type(opts) ~= "table" then arg_error(fname, 2, "options", "table expected, got " .. type(opts)) end
-  local norm = {}
-  for k, v in pairs(opts) do
-    local want = EXEC_OPTIONS[k]
-    if not want then
-      local hint = ""
-      if k == "workdir" or k == "cwd" or k == "dir" then hint = " (did you mean 'work_dir'?)" end
-      arg_error(fname, 2, "options", "unknown option '" .. tostring(k) .. "'" .. hint)
-    end
-    if want ~= true and type(v) ~= want then
-      arg_error(fname, 2, "options", "option " .. k .. " must be a " .. want .. " (got " .. type(v) .. ")")
-    end
-    if k == "env" then
-      norm.env = flatten_env(v, fname, "options.env")
-    elseif (k == "stdin" or k == "stdout" or k == "stderr") and O.state_of(v, Stream) then
-      -- Another process's output stream (a pipeline): Rust takes its pipe.
-      -- Lines already taken into Lua mean it was read from.
-      local sst = O.state_of(v, Stream)
-      if sst.qh <= sst.qn then
-        arg_error(fname, 2, "options", "option " .. k .. ": the stream cannot be handed over: it was read from already")
-      end
-      norm[k] = sst.raw
-    elseif k == "timeout" then
-      local secs, why = time._parse(v)
-      if not secs then arg_error(fname, 2, "options", "option timeout: " .. why) end
-      norm.timeout = secs
-    else
-      norm[k] = v
-    end
-  end
-  -- (The values of stdin/stdout/stderr, buffer_limit and pty are checked
-  -- in Rust, once: see src/binding/objects.rs.)
-  -- A timeout bounds the whole command: it gets a process group of its
-  -- own, so that what it started ends with it. Not when it reads our
-  -- terminal: a child outside the terminal's foreground group would be
-  -- stopped (SIGTTIN) as soon as it read.
-  if norm.timeout and norm.process_group == nil and not (norm.stdin == "inherit" and core.stdin_is_tty()) then
-    norm.process_group = true
-  end
-  return norm
+  return sst.raw
 end
 
 --- executor:exec(command, options): a new, unstarted process handle.
 -- The body of executor:exec; `fname` names the caller in errors (run uses
 -- it too).
-local function new_process(self, command, options, fname)
+local function new_process(self, command, options, fname, for_run)
   local raw = check_self(self, Executor, fname)
-  check_command(command, fname)
-  local norm = normalize_options(options, fname)
-  if raw:released() then raise(fname .. ": executor '" .. raw:id() .. "' has been released") end
-  local praw, err, bad_arg = raw:exec(command, norm)
+  local secs, s_in, s_out, s_err
+  if type(options) == "table" then
+    local d = rawget(options, "timeout")
+    if d ~= nil then
+      local why
+      secs, why = time._parse(d)
+      if not secs then arg_error(fname, 2, "options", "option timeout: " .. why) end
+    end
+    s_in = stream_option(options, "stdin", fname)
+    s_out = stream_option(options, "stdout", fname)
+    s_err = stream_option(options, "stderr", fname)
+  end
+  local praw, err, bad_arg = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err)
   if not praw then
     if bad_arg == 1 then arg_error(fname, 1, "command", err) end
     if bad_arg == 2 then arg_error(fname, 2, "options", err) end
     raise(fname .. ": " .. err)
   end
-  return new_object(Process, { raw = praw, streams = {}, timeout = norm and norm.timeout,
-                               process_group = norm and norm.process_group })
+  return new_object(Process, { raw = praw, streams = {}, timeout = secs })
 end
 M.new_process = new_process
 
@@ -332,7 +278,7 @@ function Process:wait(d)
       if t1 then sched.fire(t1) end
       kick_queue(st.queue_id)
       -- A group may outlive its leader: its timeout still ends it then.
-      if st._timer and not (st.process_group and raw:signal_rest(0)) then stop_timer(st) end
+      if st._timer and not raw:signal_rest(0) then stop_timer(st) end
       -- An answer found without waiting still lets a reader that the last
       -- step woke finish, as an in-place wait does (sched.settle).
       sched.settle_if_not_task()
@@ -488,5 +434,4 @@ Process.__tostring = function(self)
 end
 
 M.await_connection = await_connection
-M.normalize_options = normalize_options
 return M

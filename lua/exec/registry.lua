@@ -5,7 +5,6 @@ local arg_error, new_object = O.arg_error, O.new_object
 local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor = O.Executor
 local unpack = table.unpack or unpack
-local flatten_env, check_string_list = O.flatten_env, O.check_string_list
 
 local M = {}
 
@@ -13,72 +12,21 @@ local M = {}
 -- Registry
 ----------------------------------------------------------------------------
 
-local NATIVE_OPTIONS = {
-  kind = true, default_work_dir = "string", default_env = "table",
-  command_whitelist = "table", max_processes = "number",
-  allowed_env = "table", work_dir_within = "string", inherit_env = "boolean",
-  queue = "boolean",
-}
-
--- exec.ssh: the native options (applied on the remote host) and the
--- connection's.
-local SSH_OPTIONS = {
-  host = "string", port = "number", user = "string", identity_file = "string",
-  known_hosts_file = "string", ssh_config_file = "string", ssh_options = "table",
-  multiplex = "boolean", ssh_command = "string",
-}
-for k, v in pairs(NATIVE_OPTIONS) do SSH_OPTIONS[k] = v end
-
-local EXECUTOR_KINDS = { ["exec.native"] = NATIVE_OPTIONS, ["exec.ssh"] = SSH_OPTIONS }
-
 local registry = {}
 M.registry = registry
 
---- exec.registry.define(id, config): config.kind is required.
+-- Argument names for the bad-argument messages of define.
+local DEFINE_ARGS = { "id", "config" }
+
+--- exec.registry.define(id, config): config.kind is required. The id and
+--- every option are checked by Rust (src/binding/convert.rs).
 function registry.define(id, config)
   check_open()
-  local fname = "exec.registry.define"
-  if type(id) ~= "string" then arg_error(fname, 1, "id", "string expected, got " .. type(id)) end
-  if id == "" then arg_error(fname, 1, "id", "must not be empty") end
-  if type(config) ~= "table" then arg_error(fname, 2, "config", "table expected, got " .. type(config)) end
-  local kind = config.kind
-  if type(kind) ~= "string" or kind == "" then
-    arg_error(fname, 2, "config", "config.kind must be a non-empty string (got " .. type(kind) .. ")")
+  local ok, err, bad_arg = core.define(id, config)
+  if not ok then
+    if bad_arg then arg_error("exec.registry.define", bad_arg, DEFINE_ARGS[bad_arg], err) end
+    raise("exec.registry.define: " .. err)
   end
-  local norm = {}
-  local known = EXECUTOR_KINDS[kind]
-  if known then
-    for k, v in pairs(config) do
-      local want = known[k]
-      if not want then
-        arg_error(fname, 2, "config", "unknown option '" .. tostring(k) .. "' for kind " .. kind)
-      end
-      if want ~= true and type(v) ~= want then
-        arg_error(fname, 2, "config", k .. " must be a " .. want .. " (got " .. type(v) .. ")")
-      end
-      norm[k] = v
-    end
-    norm.kind = nil
-    if config.default_env then norm.default_env = flatten_env(config.default_env, fname, "config.default_env") end
-    if config.command_whitelist then
-      check_string_list(config.command_whitelist, fname, "config.command_whitelist")
-    end
-    if config.allowed_env then
-      check_string_list(config.allowed_env, fname, "config.allowed_env")
-    end
-    -- (max_processes' range, like every value, is checked once, in Rust.)
-    if kind == "exec.ssh" then
-      if config.host == nil then arg_error(fname, 2, "config", "host is required for kind exec.ssh") end
-      for k, v in pairs(config.ssh_options or {}) do
-        local tv = type(v)
-        if type(k) ~= "string" or not (tv == "string" or tv == "number" or tv == "boolean") then
-          arg_error(fname, 2, "config", "ssh_options must map option names to strings, numbers or booleans")
-        end
-      end
-    end
-  end
-  local ok, err = core.define(id, kind, norm)
-  if not ok then raise(fname .. ": " .. err) end
   return true
 end
 
@@ -205,13 +153,9 @@ function registry.load(path, options)
   table.sort(ids)
   local done = {}
   for _, id in ipairs(ids) do
-    local ok, err = pcall(registry.define, id, data[id])
+    local ok, err = core.define(id, data[id])
     if not ok then
       for _, d in ipairs(done) do core.undefine(d) end
-      if type(err) ~= "string" or not err:find("exec.registry.define", 1, true) then
-        error(err, 0) -- not ours: as it came
-      end
-      err = err:gsub("^bad argument #%d+ %(%w+%) to 'exec.registry.define': ", ""):gsub("^exec.registry.define: ", "")
       raise(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err)
     end
     done[#done + 1] = id

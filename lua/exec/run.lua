@@ -39,24 +39,10 @@ end
 
 -- The body of executor:run and exec.run; `fname` names the caller in errors.
 local function run(self, fname, command, options)
+  -- (input and check are checked with the other options, in Rust.)
+  local p = process.new_process(self, command, options, fname, true)
   local input, check
-  local opts = nil
-  if options ~= nil then
-    if type(options) ~= "table" then
-      arg_error(fname, 2, "options", "table expected, got " .. type(options))
-    end
-    opts = {}
-    for k, v in pairs(options) do opts[k] = v end
-    input, check = opts.input, opts.check
-    opts.input, opts.check = nil, nil
-    if check ~= nil and type(check) ~= "boolean" then
-      arg_error(fname, 2, "options", "option check must be a boolean (got " .. type(check) .. ")")
-    end
-    if input ~= nil and type(input) ~= "string" then
-      arg_error(fname, 2, "options", "option input must be a string (got " .. type(input) .. ")")
-    end
-  end
-  local p = process.new_process(self, command, opts, fname)
+  if options ~= nil then input, check = rawget(options, "input"), rawget(options, "check") end
   local praw, pst = check_self(p, Process, fname)
   process.start(p, fname)
   local parts = { stdout = {}, stderr = {} }

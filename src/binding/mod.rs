@@ -6,6 +6,7 @@
 //! whether the public function raises or returns, so that every error that
 //! reaches a user is a plain string.
 
+mod convert;
 mod objects;
 
 use std::cell::RefCell;
@@ -120,7 +121,6 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
         "quote",
         lua.create_function(|lua, s: mlua::String| lua.create_string(crate::core::command::quote(&s.as_bytes())))?,
     )?;
-    core.set("stdin_is_tty", lua.create_function(|_, ()| Ok(sys::is_tty(0)))?)?;
     {
         // For host event loops: the descriptor to watch, and within how
         // many ms the loop must run even if it stays quiet (nil: no limit).

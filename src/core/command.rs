@@ -38,18 +38,18 @@ impl CommandSpec {
         match self {
             CommandSpec::Shell(s) => {
                 if s.is_empty() {
-                    return Err("command is an empty string".into());
+                    return Err("must not be empty".into());
                 }
                 if has_nul(s) {
-                    return Err("command contains a NUL byte".into());
+                    return Err("contains a NUL byte".into());
                 }
             }
             CommandSpec::Argv(args) => {
                 if args.is_empty() {
-                    return Err("command is an empty table".into());
+                    return Err("must not be an empty table".into());
                 }
                 if args[0].is_empty() {
-                    return Err("command[1] (the program) is an empty string".into());
+                    return Err("command[1] (the program) must not be empty".into());
                 }
                 if let Some(i) = args.iter().position(|a| has_nul(a)) {
                     return Err(format!("command[{}] contains a NUL byte", i + 1));
@@ -100,19 +100,20 @@ pub(crate) fn quote(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Check one environment entry.
-pub fn validate_env_entry(key: &OsStr, value: &OsStr) -> Result<(), String> {
+/// Check one environment entry; `label` names the option in messages
+/// (`env`, `default_env`).
+pub fn validate_env_entry(label: &str, key: &OsStr, value: &OsStr) -> Result<(), String> {
     if key.is_empty() {
-        return Err("env has an empty variable name".into());
+        return Err(format!("{label} has an empty variable name"));
     }
     if key.as_bytes().contains(&b'=') {
-        return Err(format!("env variable name '{}' contains '='", lossy(key)));
+        return Err(format!("{label} variable name '{}' contains '='", lossy(key)));
     }
     if has_nul(key) {
-        return Err("env variable name contains a NUL byte".into());
+        return Err(format!("{label} variable name contains a NUL byte"));
     }
     if has_nul(value) {
-        return Err(format!("env value of '{}' contains a NUL byte", lossy(key)));
+        return Err(format!("{label} value of '{}' contains a NUL byte", lossy(key)));
     }
     Ok(())
 }
@@ -237,13 +238,13 @@ mod tests {
 
     #[test]
     fn env_entries_are_checked() {
-        let e = |k: &str, v: &str| validate_env_entry(OsStr::new(k), OsStr::new(v));
+        let e = |k: &str, v: &str| validate_env_entry("env", OsStr::new(k), OsStr::new(v));
         assert!(e("", "x").is_err());
         assert!(e("A=B", "x").is_err());
         assert!(e("A", "x\0").is_err());
         assert!(e("A", "").is_ok());
         // Any other bytes are fine: environments are bytes.
-        assert!(validate_env_entry(OsStr::from_bytes(b"K\xff"), OsStr::from_bytes(b"\xfe")).is_ok());
+        assert!(validate_env_entry("env", OsStr::from_bytes(b"K\xff"), OsStr::from_bytes(b"\xfe")).is_ok());
     }
 
     #[test]

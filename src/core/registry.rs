@@ -14,6 +14,7 @@ use super::policy::Policy;
 use super::command::{self, Bytes, CommandSpec};
 use super::process::Limit;
 use crate::core::os::spawn::{Redirect, SpawnRequest, Stdio};
+use crate::core::os::sys;
 use crate::core::remote::ssh::{Connection, RemoteProcess, SshTarget};
 
 pub const NATIVE_KIND: &str = "exec.native";
@@ -73,6 +74,14 @@ pub struct ExecOptions {
     pub detach: bool,
     /// A pseudo-terminal of (rows, cols) for stdin, stdout and stderr.
     pub pty: Option<(u16, u16)>,
+}
+
+/// Whether a command leads a process group of its own: when the caller
+/// says so; by default when it has a timeout, so that what it started ends
+/// with it. Not by default when it reads our terminal: a child outside the
+/// terminal's foreground group would be stopped (SIGTTIN) as soon as it read.
+pub fn own_group(asked: Option<bool>, has_timeout: bool, stdin: Stdio) -> bool {
+    asked.unwrap_or(has_timeout && !(stdin == Stdio::Inherit && sys::is_tty(0)))
 }
 
 impl Default for ExecOptions {
@@ -199,7 +208,7 @@ impl Registry {
 fn check_config(config: &ExecutorConfig) -> Result<(), String> {
     if let Some(env) = &config.default_env {
         for (k, v) in env {
-            command::validate_env_entry(k, v).map_err(|e| format!("default_{e}"))?;
+            command::validate_env_entry("default_env", k, v)?;
         }
     }
     if config.max_processes == Some(0) {
@@ -257,7 +266,7 @@ impl Executor {
         if self.released {
             return Err(format!("executor '{}' has been released", self.id));
         }
-        command.validate()?;
+        command.validate().map_err(|e| format!("command {e}"))?;
         let policy = &self.config.policy;
         let wl = &policy.whitelist;
         if !wl.is_empty() && !wl.iter().any(|c| *c == command.whitelist_key()) {
@@ -265,7 +274,7 @@ impl Executor {
         }
         if let Some(env) = &opts.env {
             for (k, v) in env {
-                command::validate_env_entry(k, v)?;
+                command::validate_env_entry("env", k, v)?;
             }
             policy.check_env(env, &self.id)?;
         }
@@ -349,6 +358,16 @@ impl Executor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_means_a_group_of_its_own_unless_asked_otherwise() {
+        assert!(own_group(None, true, Stdio::Pipe));
+        assert!(!own_group(Some(false), true, Stdio::Pipe));
+        assert!(own_group(Some(true), false, Stdio::Pipe));
+        assert!(!own_group(None, false, Stdio::Pipe));
+        // Reading our terminal, it stays in the terminal's group.
+        assert_eq!(own_group(None, true, Stdio::Inherit), !sys::is_tty(0));
+    }
 
     #[test]
     fn process_native_is_always_there() {

@@ -1,0 +1,602 @@
+//! Lua values to core types: every check of an argument or option, and
+//! its message, lives here (the shim passes what the caller gave, as is).
+//! Each conversion says what was wrong without naming the function: the
+//! shim adds `bad argument #N (name) to 'function':` at the caller's line.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mlua::{AnyUserData, Lua, Table, Value};
+
+use super::objects::StreamUd;
+use crate::core::command::{self, Bytes, CommandSpec};
+use crate::core::os::spawn::{Redirect, Stdio};
+use crate::core::os::sys;
+use crate::core::policy::Policy;
+use crate::core::registry::{ExecOptions, ExecutorConfig};
+use crate::core::remote::ssh::SshTarget;
+
+/// What a conversion failed on: a message, and (when it is about one) the
+/// number of the bad argument.
+pub struct BadArg {
+    pub message: String,
+    pub arg: Option<i64>,
+}
+
+impl BadArg {
+    fn at(arg: i64) -> impl Fn(String) -> BadArg {
+        move |message| BadArg { message, arg: Some(arg) }
+    }
+}
+
+fn lua_err(e: mlua::Error) -> String {
+    e.to_string()
+}
+
+/// Lua's own name for the type of `v` (what `type(v)` says).
+pub fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "userdata",
+    }
+}
+
+/// A number as Lua prints it, else the type's name.
+pub fn lua_repr(v: &Value) -> String {
+    match v {
+        Value::Integer(n) => n.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => type_of(other).to_string(),
+    }
+}
+
+/// A table key as the shim's messages show it.
+fn key_repr(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.to_string_lossy().to_string(),
+        Value::Integer(_) | Value::Number(_) => lua_repr(k),
+        other => type_of(other).to_string(),
+    }
+}
+
+/// A Lua string as the bytes it holds (Unix arguments, paths and
+/// environments are bytes, not UTF-8).
+fn text(v: Value, what: &str) -> Result<Bytes, String> {
+    match v {
+        Value::String(s) => Ok(OsString::from_vec(s.as_bytes().to_vec())),
+        other => Err(format!("{what} must be a string (got {})", type_of(&other))),
+    }
+}
+
+fn opt_text(t: &Table, key: &str) -> Result<Option<Bytes>, String> {
+    match t.raw_get::<Value>(key).map_err(lua_err)? {
+        Value::Nil => Ok(None),
+        v => text(v, key).map(Some),
+    }
+}
+
+fn opt_bool(t: &Table, key: &str) -> Result<Option<bool>, String> {
+    t.raw_get::<Option<bool>>(key).map_err(lua_err)
+}
+
+/// The Lua type an option takes (`Any`: its own conversion checks it).
+#[derive(Clone, Copy, PartialEq)]
+enum Want {
+    Any,
+    Str,
+    Bool,
+    Num,
+    Table,
+}
+
+impl Want {
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            Want::Any => true,
+            Want::Str => matches!(v, Value::String(_)),
+            Want::Bool => matches!(v, Value::Boolean(_)),
+            Want::Num => matches!(v, Value::Integer(_) | Value::Number(_)),
+            Want::Table => matches!(v, Value::Table(_)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Want::Any => "value",
+            Want::Str => "string",
+            Want::Bool => "boolean",
+            Want::Num => "number",
+            Want::Table => "table",
+        }
+    }
+}
+
+type Schema = &'static [(&'static str, Want)];
+
+/// The options of `executor:exec` (and so of `exec.run`).
+const EXEC_OPTIONS: Schema = &[
+    ("work_dir", Want::Str),
+    ("env", Want::Table),
+    ("stdin", Want::Any),
+    ("stdout", Want::Any),
+    ("stderr", Want::Any),
+    ("process_group", Want::Bool),
+    ("timeout", Want::Any), // parsed by the shim's time module
+    ("buffer_limit", Want::Num),
+    ("inherit_env", Want::Bool),
+    ("detach", Want::Bool),
+    ("pty", Want::Any),
+];
+
+/// What `run` takes beyond exec's options (used by the shim's run).
+const RUN_OPTIONS: Schema = &[("input", Want::Str), ("check", Want::Bool)];
+
+/// The configuration of an `exec.native` resource (`kind` aside).
+const NATIVE_OPTIONS: Schema = &[
+    ("default_work_dir", Want::Str),
+    ("default_env", Want::Table),
+    ("command_whitelist", Want::Table),
+    ("max_processes", Want::Num),
+    ("allowed_env", Want::Table),
+    ("work_dir_within", Want::Str),
+    ("inherit_env", Want::Bool),
+    ("queue", Want::Bool),
+];
+
+/// What an `exec.ssh` resource adds: the connection.
+const SSH_OPTIONS: Schema = &[
+    ("host", Want::Str),
+    ("port", Want::Num),
+    ("user", Want::Str),
+    ("identity_file", Want::Str),
+    ("known_hosts_file", Want::Str),
+    ("ssh_config_file", Want::Str),
+    ("ssh_options", Want::Table),
+    ("multiplex", Want::Bool),
+    ("ssh_command", Want::Str),
+];
+
+/// Every key of `t` is in one of `schemas`, with a value of its type.
+/// `unknown(name)` and `wrong(name, want, got)` word the messages.
+fn check_keys(
+    t: &Table,
+    schemas: &[Schema],
+    unknown: impl Fn(&str) -> String,
+    wrong: impl Fn(&str, &str, &str) -> String,
+) -> Result<(), String> {
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(lua_err)?;
+        let name = key_repr(&k);
+        let want = match &k {
+            Value::String(_) => schemas.iter().flat_map(|s| s.iter()).find(|(n, _)| *n == name).map(|(_, w)| *w),
+            _ => None,
+        };
+        match want {
+            None => return Err(unknown(&name)),
+            Some(w) if !w.accepts(&v) => return Err(wrong(&name, w.name(), type_of(&v))),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `{ NAME = value }` (names and values strings or numbers) as a list of
+/// entries, each checked by the core's rule.
+fn env_table(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes)>>, String> {
+    let env: Table = match t.raw_get::<Value>(key).map_err(lua_err)? {
+        Value::Nil => return Ok(None),
+        Value::Table(e) => e,
+        v => return Err(format!("{key} must be a table (got {})", type_of(&v))),
+    };
+    let as_text = |v: &Value| -> Option<Bytes> { number_or_text(lua, v) };
+    let mut out = Vec::new();
+    for pair in env.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(lua_err)?;
+        let name = as_text(&k).ok_or_else(|| format!("{key} variable names must be strings (got {})", type_of(&k)))?;
+        let value = as_text(&v).ok_or_else(|| {
+            format!("{key} value of '{}' must be a string or a number (got {})", name.to_string_lossy(), type_of(&v))
+        })?;
+        command::validate_env_entry(key, &name, &value)?;
+        out.push((name, value));
+    }
+    Ok(Some(out))
+}
+
+/// A string, or a number as Lua's `tostring` writes it (`2.0` on 5.4, `2`
+/// on LuaJIT: what the caller would get by converting it themselves).
+fn number_or_text(lua: &Lua, v: &Value) -> Option<Bytes> {
+    match v {
+        Value::String(_) | Value::Integer(_) | Value::Number(_) => {
+            lua.coerce_string(v.clone()).ok().flatten().map(|s| OsString::from_vec(s.as_bytes().to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// A list of strings: `{ "a", "b" }`, nothing else in the table.
+fn text_list(t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
+    let list = match t.raw_get::<Value>(key).map_err(lua_err)? {
+        Value::Nil => return Ok(None),
+        Value::Table(l) => l,
+        v => return Err(format!("{key} must be a table (got {})", type_of(&v))),
+    };
+    let n = list.raw_len();
+    for pair in list.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(lua_err)?;
+        if whole_number(&k, 1, n as i64).is_none() {
+            return Err(format!("{key} must be a list (found key {})", key_repr(&k)));
+        }
+    }
+    (1..=n).map(|i| text(list.raw_get(i).map_err(lua_err)?, &format!("{key}[{i}]"))).collect::<Result<_, _>>().map(Some)
+}
+
+/// One of stdin/stdout/stderr: a mode name, `{ path =, append = }`, a Lua
+/// file, or (stdin only) another process's output stream (`stream`, which
+/// the shim unwrapped from its handle), handed over once the process is
+/// prepared (see the `exec` method).
+fn stdio(
+    lua: &Lua,
+    t: &Table,
+    key: &str,
+    stream: Option<AnyUserData>,
+) -> Result<(Stdio, Option<Redirect>, Option<AnyUserData>), String> {
+    if let Some(ud) = stream {
+        if key != "stdin" {
+            return Err(format!("option {key}: only stdin can take another process's output stream"));
+        }
+        return Ok((Stdio::File, None, Some(ud)));
+    }
+    match t.raw_get::<Value>(key).map_err(lua_err)? {
+        Value::Nil => Ok((Stdio::Pipe, None, None)),
+        Value::String(s) => {
+            let mode = s.to_string_lossy();
+            Stdio::parse(&mode, key).map(|m| (m, None, None)).ok_or_else(|| {
+                format!(
+                    "option {key} must be \"pipe\", \"socket\", \"null\", \"inherit\"{}, a file or {{ path = ... }} (got \"{mode}\")",
+                    if key == "stderr" { ", \"stdout\"" } else { "" }
+                )
+            })
+        }
+        Value::Table(p) => Ok((Stdio::File, Some(path_redirect(&p, key)?), None)),
+        Value::UserData(ud) if ud.is::<StreamUd>() => stdio(lua, t, key, Some(ud)),
+        v @ Value::UserData(_) => {
+            let fd = lua_file_fd(lua, v, key)?;
+            Ok((Stdio::File, Some(Redirect::Fd(Arc::new(fd))), None))
+        }
+        other => Err(format!("option {key} must be a string, a file or a table (got {})", type_of(&other))),
+    }
+}
+
+/// Floats at or above this may not hold the whole number the caller wrote.
+const EXACT_FLOAT: f64 = 1e15;
+
+/// `v` as a whole number from `min` to `max`: a Lua integer, or a float
+/// without fraction (below EXACT_FLOAT); `None` for anything else.
+pub fn whole_number(v: &Value, min: i64, max: i64) -> Option<i64> {
+    match *v {
+        Value::Integer(n) if (min..=max).contains(&n) => Some(n),
+        Value::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 && n < EXACT_FLOAT => Some(n as i64),
+        _ => None,
+    }
+}
+
+/// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
+fn pty_size(t: &Table) -> Result<Option<(u16, u16)>, String> {
+    const DEFAULT: (u16, u16) = (24, 80);
+    let size = |v: Value, name: &str| -> Result<Option<u16>, String> {
+        match (&v, whole_number(&v, 1, 65535)) {
+            (Value::Nil, _) => Ok(None),
+            (_, Some(n)) => Ok(Some(n as u16)),
+            _ => Err(format!("option pty: {name} must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+        }
+    };
+    match t.raw_get::<Value>("pty").map_err(lua_err)? {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        Value::Boolean(true) => Ok(Some(DEFAULT)),
+        Value::Table(p) => {
+            for pair in p.pairs::<Value, Value>() {
+                let (k, _) = pair.map_err(lua_err)?;
+                if !matches!(k.as_string().map(|s| s.to_string_lossy()).as_deref(), Some("rows" | "cols")) {
+                    return Err("option pty: a table takes rows and cols only".into());
+                }
+            }
+            let rows = size(p.raw_get("rows").map_err(lua_err)?, "rows")?.unwrap_or(DEFAULT.0);
+            let cols = size(p.raw_get("cols").map_err(lua_err)?, "cols")?.unwrap_or(DEFAULT.1);
+            Ok(Some((rows, cols)))
+        }
+        v => Err(format!("option pty must be true or {{ rows =, cols = }} (got {})", type_of(&v))),
+    }
+}
+
+/// `{ path = "out.log", append = true }`: opened when the child starts.
+fn path_redirect(t: &Table, key: &str) -> Result<Redirect, String> {
+    let mut path = None;
+    let mut append = false;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(lua_err)?;
+        match (k.as_string().map(|s| s.to_string_lossy()).as_deref(), v) {
+            (Some("path"), Value::String(p)) => path = Some(PathBuf::from(OsString::from_vec(p.as_bytes().to_vec()))),
+            (Some("append"), Value::Boolean(b)) if key != "stdin" => append = b,
+            (Some("append"), _) if key == "stdin" => return Err("option stdin: append is for stdout and stderr".into()),
+            (Some(name @ ("path" | "append")), v) => {
+                return Err(format!("option {key}: {name} must be a {} (got {})",
+                    if name == "path" { "string" } else { "boolean" }, type_of(&v)))
+            }
+            _ => {
+                let name = match &k {
+                    Value::String(s) => format!("'{}'", s.to_string_lossy()),
+                    other => format!("of type {}", type_of(other)),
+                };
+                return Err(format!("option {key}: unknown field {name} (use path and append)"));
+            }
+        }
+    }
+    match path {
+        Some(p) if !p.as_os_str().is_empty() && !p.as_os_str().as_encoded_bytes().contains(&0) => {
+            Ok(Redirect::Path { path: p, append })
+        }
+        Some(_) => Err(format!("option {key}: path must be a non-empty string without NUL bytes")),
+        None => Err(format!("option {key}: a table needs a path ({{ path = \"file\" }})")),
+    }
+}
+
+/// The descriptor of an open Lua file (io.open, io.popen, io.stdout...),
+/// flushed and duplicated (close-on-exec, above 2): the child gets the
+/// duplicate, and closing the Lua file later changes nothing for it.
+fn lua_file_fd(lua: &Lua, v: Value, key: &str) -> Result<OwnedFd, String> {
+    // SAFETY: exec_raw runs the closure in protected mode with the value at
+    // stack index 1. Its memory is used only if it is a userdata whose
+    // metatable is the registry's "FILE*", i.e. a file of the io library,
+    // whose block starts with the FILE pointer (luaL_Stream in 5.2-5.4,
+    // IOFileUD in LuaJIT, FILE* in 5.1). A closed file has a NULL FILE
+    // pointer there, or (5.2-5.4) a NULL close function after it; neither
+    // is used then. The closure holds nothing with a destructor.
+    let fd: mlua::Integer = unsafe {
+        lua.exec_raw(v, |state| {
+            use mlua::ffi;
+            // luaL_testudata, which Lua 5.1 and LuaJIT lack.
+            let mut p: *const *mut libc::FILE = std::ptr::null();
+            if ffi::lua_type(state, 1) == ffi::LUA_TUSERDATA && ffi::lua_getmetatable(state, 1) != 0 {
+                ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"FILE*".as_ptr());
+                if ffi::lua_rawequal(state, -1, -2) != 0 {
+                    p = ffi::lua_touserdata(state, 1) as *const *mut libc::FILE;
+                }
+            }
+            let n = if p.is_null() {
+                -2
+            } else {
+                #[cfg(any(feature = "lua54", feature = "lua53"))]
+                let closed = (*p).is_null() || (*(p.add(1) as *const Option<unsafe extern "C" fn()>)).is_none();
+                #[cfg(not(any(feature = "lua54", feature = "lua53")))]
+                let closed = (*p).is_null();
+                if closed {
+                    -1
+                } else {
+                    libc::fflush(*p);
+                    libc::fileno(*p) as mlua::Integer
+                }
+            };
+            ffi::lua_settop(state, 0);
+            ffi::lua_pushinteger(state, n as _);
+        })
+    }
+    .map_err(lua_err)?;
+    match fd {
+        -2 => Err(format!("option {key} must be a string, a file or a table (got a userdata that is not a file)")),
+        -1 => Err(format!("option {key}: the file is closed")),
+        fd if fd < 0 => Err(format!("option {key}: the file has no descriptor")),
+        fd => {
+            // SAFETY: `fd` is open (the file is), borrowed only to duplicate it.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd as i32) };
+            let dup = borrowed.try_clone_to_owned().map_err(|e| format!("option {key}: {}", sys::describe(&e)))?;
+            sys::above_stdio(dup).map_err(|e| format!("option {key}: {}", sys::describe(&e)))
+        }
+    }
+}
+
+/// The command of `exec`: a shell string, or a list of program and
+/// arguments; checked by the core's rule (`CommandSpec::validate`).
+pub fn command(v: Value) -> Result<CommandSpec, BadArg> {
+    let spec = match v {
+        Value::String(_) => CommandSpec::Shell(text(v, "command").map_err(BadArg::at(1))?),
+        Value::Table(t) => {
+            let n = t.raw_len();
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair.map_err(lua_err).map_err(BadArg::at(1))?;
+                if whole_number(&k, 1, n as i64).is_none() {
+                    return Err(BadArg::at(1)(format!("must be a list of strings (found key {})", key_repr(&k))));
+                }
+            }
+            let mut args = Vec::with_capacity(n);
+            for i in 1..=n {
+                let a = t.raw_get(i).map_err(lua_err).map_err(BadArg::at(1))?;
+                args.push(text(a, &format!("command[{i}]")).map_err(BadArg::at(1))?);
+            }
+            CommandSpec::Argv(args)
+        }
+        other => return Err(BadArg::at(1)(format!("string or table of strings expected, got {}", type_of(&other)))),
+    };
+    spec.validate().map_err(BadArg::at(1))?;
+    Ok(spec)
+}
+
+/// What the shim passes beside the options table: the timeout it parsed
+/// (the time module owns durations) and the raw streams it unwrapped from
+/// stream handles given as stdin, stdout or stderr.
+pub struct ShimExtras {
+    pub timeout: Option<f64>,
+    pub streams: [Option<AnyUserData>; 3],
+    /// Called for `run`, whose own options (input, check) are allowed.
+    pub for_run: bool,
+}
+
+/// The options of `exec`, and (stdin = another process's stream) the stream
+/// to hand over once the process is prepared.
+pub fn exec_options(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOptions, Option<AnyUserData>), BadArg> {
+    exec_options_table(lua, v, extras).map_err(BadArg::at(2))
+}
+
+fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOptions, Option<AnyUserData>), String> {
+    let t = match v {
+        Value::Nil => return Ok((ExecOptions::default(), None)),
+        Value::Table(t) => t,
+        other => return Err(format!("table expected, got {}", type_of(&other))),
+    };
+    let schemas: &[Schema] = if extras.for_run { &[EXEC_OPTIONS, RUN_OPTIONS] } else { &[EXEC_OPTIONS] };
+    check_keys(
+        &t,
+        schemas,
+        |k| {
+            let hint = if matches!(k, "workdir" | "cwd" | "dir") { " (did you mean 'work_dir'?)" } else { "" };
+            format!("unknown option '{k}'{hint}")
+        },
+        |k, want, got| format!("option {k} must be a {want} (got {got})"),
+    )?;
+    let [s_in, s_out, s_err] = extras.streams;
+    let (stdin, in_file, in_stream) = stdio(lua, &t, "stdin", s_in)?;
+    let (stdout, out_file, _) = stdio(lua, &t, "stdout", s_out)?;
+    let (stderr, err_file, _) = stdio(lua, &t, "stderr", s_err)?;
+    let opts = ExecOptions {
+        work_dir: opt_text(&t, "work_dir")?.map(PathBuf::from),
+        env: env_table(lua, &t, "env")?,
+        stdin,
+        stdout,
+        stderr,
+        redirect: [in_file, out_file, err_file],
+        detach: opt_bool(&t, "detach")?.unwrap_or(false),
+        pty: pty_size(&t)?,
+        process_group: crate::core::registry::own_group(opt_bool(&t, "process_group")?, extras.timeout.is_some(), stdin),
+        buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(lua_err)? {
+            Value::Nil => None,
+            v => match whole_number(&v, 1, i64::MAX) {
+                Some(n) => Some(n as usize),
+                None => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
+            },
+        },
+        inherit_env: opt_bool(&t, "inherit_env")?,
+    };
+    Ok((opts, in_stream))
+}
+
+/// A resource definition (`exec.registry.define(id, config)`), converted.
+pub enum Definition {
+    Native(String, ExecutorConfig),
+    Ssh(String, ExecutorConfig, SshTarget),
+    /// A kind this library does not run: recorded, config unchecked.
+    Other(String, String),
+}
+
+pub const NATIVE_KIND: &str = crate::core::registry::NATIVE_KIND;
+pub const SSH_KIND: &str = crate::core::registry::SSH_KIND;
+
+pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, BadArg> {
+    let id = match id {
+        Value::String(s) => s.to_str().map_err(|_| BadArg::at(1)("must be UTF-8 text".into()))?.to_string(),
+        other => return Err(BadArg::at(1)(format!("string expected, got {}", type_of(&other)))),
+    };
+    if id.is_empty() {
+        return Err(BadArg::at(1)("must not be empty".into()));
+    }
+    let t = match config {
+        Value::Table(t) => t,
+        other => return Err(BadArg::at(2)(format!("table expected, got {}", type_of(&other)))),
+    };
+    let kind = match t.raw_get::<Value>("kind").map_err(lua_err).map_err(BadArg::at(2))? {
+        Value::String(s) if !s.as_bytes().is_empty() => s.to_string_lossy().to_string(),
+        other => {
+            let got = if matches!(other, Value::String(_)) { "empty string" } else { type_of(&other) };
+            return Err(BadArg::at(2)(format!("config.kind must be a non-empty string (got {got})")));
+        }
+    };
+    let schemas: &[Schema] = match kind.as_str() {
+        NATIVE_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS],
+        SSH_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS, SSH_OPTIONS],
+        _ => return Ok(Definition::Other(id, kind)),
+    };
+    check_keys(
+        &t,
+        schemas,
+        |k| format!("unknown option '{k}' for kind {kind}"),
+        |k, want, got| format!("{k} must be a {want} (got {got})"),
+    )
+    .map_err(BadArg::at(2))?;
+    let config = executor_config(lua, &t).map_err(BadArg::at(2))?;
+    if kind == SSH_KIND {
+        let target = ssh_target(lua, &t).map_err(BadArg::at(2))?;
+        return Ok(Definition::Ssh(id, config, target));
+    }
+    Ok(Definition::Native(id, config))
+}
+
+fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
+    let max = match t.raw_get::<Value>("max_processes").map_err(lua_err)? {
+        Value::Nil => None,
+        v => match whole_number(&v, 1, i64::MAX) {
+            Some(n) => Some(n as usize),
+            None => return Err(format!("max_processes must be a whole number of at least 1 (got {})", lua_repr(&v))),
+        },
+    };
+    Ok(ExecutorConfig {
+        default_work_dir: opt_text(t, "default_work_dir")?.map(PathBuf::from),
+        default_env: env_table(lua, t, "default_env")?,
+        policy: Policy {
+            whitelist: text_list(t, "command_whitelist")?.unwrap_or_default(),
+            allowed_env: text_list(t, "allowed_env")?,
+            work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
+        },
+        max_processes: max,
+        queue: opt_bool(t, "queue")?.unwrap_or(false),
+        inherit_env: opt_bool(t, "inherit_env")?.unwrap_or(false),
+    })
+}
+
+/// The connection fields of an `exec.ssh` resource.
+fn ssh_target(lua: &Lua, t: &Table) -> Result<SshTarget, String> {
+    let port = match t.raw_get::<Value>("port").map_err(lua_err)? {
+        Value::Nil => None,
+        v => match whole_number(&v, 1, 65535) {
+            Some(n) => Some(n as u16),
+            None => return Err(format!("port must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+        },
+    };
+    let mut options = Vec::new();
+    if let Value::Table(o) = t.raw_get::<Value>("ssh_options").map_err(lua_err)? {
+        for pair in o.pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(lua_err)?;
+            let bad = || "ssh_options must map option names to strings, numbers or booleans".to_string();
+            let k = match k {
+                Value::String(s) => OsString::from_vec(s.as_bytes().to_vec()),
+                _ => return Err(bad()),
+            };
+            let v = match v {
+                Value::Boolean(b) => Bytes::from(if b { "yes" } else { "no" }),
+                v => number_or_text(lua, &v).ok_or_else(bad)?,
+            };
+            options.push((k, v));
+        }
+        // Lua tables have no order; ssh takes the first value of an option.
+        options.sort();
+    }
+    let target = SshTarget {
+        host: opt_text(t, "host")?.ok_or("host is required for kind exec.ssh")?,
+        port,
+        user: opt_text(t, "user")?,
+        identity_file: opt_text(t, "identity_file")?,
+        known_hosts_file: opt_text(t, "known_hosts_file")?,
+        config_file: opt_text(t, "ssh_config_file")?,
+        ssh_options: options,
+        multiplex: opt_bool(t, "multiplex")?.unwrap_or(true),
+        program: opt_text(t, "ssh_command")?,
+    };
+    target.validate()?;
+    Ok(target)
+}
