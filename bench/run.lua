@@ -116,8 +116,11 @@ print("")
 print(string.format("| %-34s | %-18s | %12s | %s |", "benchmark", "implementation", "median", "lua-exec vs this"))
 print("|" .. string.rep("-", 36) .. "|" .. string.rep("-", 20) .. "|" .. string.rep("-", 14) .. "|" .. string.rep("-", 18) .. "|")
 local results = {}
+-- BENCH_ONLY=text: only the rows whose label contains it (plain text).
+local ONLY = os.getenv("BENCH_ONLY")
 for _, row in ipairs(rows) do
   local label, unit, impls = row[1], row[2], row[3]
+  if ONLY and not label:find(ONLY, 1, true) then goto next_row end
   local samples, cpus = {}, {}
   for i = 1, #impls do samples[i], cpus[i] = {}, {} end
   for _ = 1, REPEAT do
@@ -141,6 +144,7 @@ for _, row in ipairs(rows) do
     results[label .. "/" .. impl[1]] = m
   end
   io.stdout:flush()
+  ::next_row::
 end
 print("")
 print("Ratios are lua-exec's speed relative to each row (above 1.00x: lua-exec is faster;")

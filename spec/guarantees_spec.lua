@@ -58,6 +58,32 @@ describe("output is never lost because a handle was collected", function()
   end)
 end)
 
+describe("run captures everything, whatever the read-ahead limit", function()
+  -- run reads both outputs to their end itself (Process::collect_step):
+  -- neither is ever read ahead into the limited buffer, so a buffer_limit
+  -- far below the output drops nothing, on either stream.
+  it("both streams whole with buffer_limit = 1, from the main chunk and from tasks", function()
+    local out, status = script([[
+      local cmd = "head -c 3000000 /dev/zero | tr '\\0' o; head -c 2000000 /dev/zero | tr '\\0' e >&2; " ..
+                  "head -c 1000000 /dev/zero | tr '\\0' o"
+      local r = exec.run(cmd, { buffer_limit = 1 })
+      print("MAIN=" .. #r.stdout .. "," .. #r.stderr .. "," .. r.code .. "," .. tostring(not r.stdout:find("[^o]")))
+      local sizes = {}
+      for i = 1, 3 do
+        coroutine.spawn(function()
+          local t = exec.run(cmd, { buffer_limit = 1 })
+          sizes[i] = #t.stdout .. "," .. #t.stderr
+        end)
+      end
+      exec.wait_tasks()
+      print("TASKS=" .. table.concat(sizes, ";"))
+    ]], 60)
+    assert.equals(0, status, out)
+    assert.matches("MAIN=4000000,2000000,0,true", out, 1, true)
+    assert.matches("TASKS=4000000,2000000;4000000,2000000;4000000,2000000", out, 1, true)
+  end)
+end)
+
 describe("errors that are not the library's pass through blocking calls", function()
   -- Each script gets one SIGINT (the interpreter's handler turns the next
   -- one into a plain kill), 300 ms after `interrupt()` is called.

@@ -15,7 +15,7 @@ if not exec then
   local registry = modules.registry(core, object)
   local stream = modules.stream(core, sched, object, time)
   local process = modules.process(core, sched, time, object, stream)
-  local run = modules.run(core, sched, channel, object, process, registry)
+  local run = modules.run(core, sched, object, process, registry)
 
   exec = {
     get = registry.get,

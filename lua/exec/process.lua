@@ -32,9 +32,10 @@ local function stream_option(opts, key, fname)
 end
 
 --- executor:exec(command, options): a new, unstarted process handle.
--- The body of executor:exec; `fname` names the caller in errors (run uses
--- it too).
-local function new_process(self, command, options, fname, for_run)
+-- Its body, without the handle: the raw process and its state. `fname`
+-- names the caller in errors; `for_run`: run's own options are allowed
+-- (run uses the raw process and state directly).
+local function new_raw(self, command, options, fname, for_run)
   local raw = check_self(self, Executor, fname)
   local secs, s_in, s_out, s_err
   if type(options) == "table" then
@@ -54,12 +55,14 @@ local function new_process(self, command, options, fname, for_run)
     if bad_arg == 2 then arg_error(fname, 2, "options", err) end
     raise(fname .. ": " .. err)
   end
-  return new_object(Process, { raw = praw, streams = {}, timeout = secs })
+  return praw, { raw = praw, timeout = secs }
 end
-M.new_process = new_process
+M.new_raw = new_raw
 
 function Executor:exec(command, options)
-  return new_process(self, command, options, "executor:exec")
+  local _, st = new_raw(self, command, options, "executor:exec")
+  st.streams = {}
+  return new_object(Process, st)
 end
 
 --- executor:release(): always true; later exec calls raise.
@@ -185,11 +188,10 @@ local function await_slot(raw, id, fname)
   if q.head > q.tail then queues[id] = nil end
 end
 
--- The body of process:start; `fname` names the caller in errors. Raises if
--- already started, closed, the remote connection cannot be made, or the
--- spawn fails.
-local function start(self, fname)
-  local raw, st = check_self(self, Process, fname)
+-- The body of process:start, on the raw process and its state; `fname`
+-- names the caller in errors. Raises if already started, closed, the
+-- remote connection cannot be made, or the spawn fails.
+local function start_raw(raw, st, fname)
   local cerr = await_connection(raw)
   if cerr then raise(fname .. ": " .. cerr) end
   local qid = raw:queue_id()
@@ -219,10 +221,11 @@ local function start(self, fname)
   end
   return true
 end
-M.start = start
+M.start_raw = start_raw
 
 function Process:start()
-  return start(self, "process:start")
+  local raw, st = check_self(self, Process, "process:start")
+  return start_raw(raw, st, "process:start")
 end
 
 --- True once the `timeout` option ended the child.
@@ -242,6 +245,22 @@ local function stop_timer(st)
   end
 end
 
+-- What a wait that found the exit code leaves to do (wait and run).
+-- Other coroutines may be waiting on the exit token, which finishing
+-- retires: wake them (w1, w2), they find the code. (Without this a waiter
+-- that registered after the token's last report would sleep forever.)
+local function waited(raw, st, w1, w2)
+  if w1 then sched.fire(w1) end
+  if w2 then sched.fire(w2) end
+  kick_queue(st.queue_id)
+  -- A group may outlive its leader: its timeout still ends it then.
+  if st._timer and not raw:signal_rest(0) then stop_timer(st) end
+  -- An answer found without waiting still lets a reader that the last
+  -- step woke finish, as an in-place wait does (sched.settle).
+  sched.settle_if_not_task()
+end
+M.waited = waited
+
 -- Wake everything waiting on this process's tokens: the handle is going away.
 local function wake_waiters(raw)
   local t = raw:exit_token()
@@ -249,6 +268,16 @@ local function wake_waiters(raw)
   t = raw:stdin_token()
   if t then sched.fire(t) end
 end
+
+-- End the process (signal `sig`, then SIGKILL after the grace) and what
+-- waits on it; its slot goes to the next in its queue.
+local function close_raw(raw, st, sig)
+  wake_waiters(raw)
+  stop_timer(st)
+  raw:close(sig)
+  kick_queue(st.queue_id)
+end
+M.close_raw = close_raw
 
 --- process:wait([d]): exit_code, nil; or nil, message. Never raises. With a
 --- duration `d`, waits at most that long and returns nil, "timeout" if the
@@ -271,17 +300,7 @@ function Process:wait(d)
     -- The state machine is Rust's: one call per step.
     local code, a, t1, t2 = raw:wait_step()
     if code then
-      -- Other coroutines may be waiting on the exit token, which finishing
-      -- retires: wake them, they find the code. (Without this a waiter that
-      -- registered after the token's last report would sleep forever.)
-      if a then sched.fire(a) end
-      if t1 then sched.fire(t1) end
-      kick_queue(st.queue_id)
-      -- A group may outlive its leader: its timeout still ends it then.
-      if st._timer and not raw:signal_rest(0) then stop_timer(st) end
-      -- An answer found without waiting still lets a reader that the last
-      -- step woke finish, as an in-place wait does (sched.settle).
-      sched.settle_if_not_task()
+      waited(raw, st, a, t1)
       return code, nil
     elseif code == false then
       if deadline then
@@ -367,10 +386,7 @@ function Process:close(force)
       arg_error("process:close", 1, "force_stop", "invalid signal number " .. tostring(sig))
     end
   end
-  wake_waiters(raw)
-  stop_timer(st)
-  raw:close(sig)
-  kick_queue(st.queue_id)
+  close_raw(raw, st, sig)
   return true
 end
 

@@ -1,8 +1,8 @@
 -- One-call capture (executor:run, exec.run) and shell quoting.
-local core, sched, channel, O, process, registry = ...
+local core, sched, O, process, registry = ...
 local arg_error, check_self = O.arg_error, O.check_self
 local check_open, raise = O.check_open, O.raise
-local Executor, Process = O.Executor, O.Process
+local Executor = O.Executor
 local KILL_GRACE = core.kill_grace
 
 local M = {}
@@ -40,34 +40,15 @@ end
 -- The body of executor:run and exec.run; `fname` names the caller in errors.
 local function run(self, fname, command, options)
   -- (input and check are checked with the other options, in Rust.)
-  local p = process.new_process(self, command, options, fname, true)
+  local praw, pst = process.new_raw(self, command, options, fname, true)
   local input, check
   if options ~= nil then input, check = rawget(options, "input"), rawget(options, "check") end
-  local praw, pst = check_self(p, Process, fname)
-  process.start(p, fname)
-  local parts = { stdout = {}, stderr = {} }
-  local streams = {}
-  local done = channel.new(2)
-  local readers, finished = 0, 0
-  for _, which in ipairs({ "stdout", "stderr" }) do
-    local got, s = pcall(p[which .. "_stream"], p)
-    if got then
-      readers = readers + 1
-      streams[#streams + 1] = s
-      sched.spawn(function()
-        while true do
-          local chunk = s:read()
-          if not chunk then break end
-          parts[which][#parts[which] + 1] = chunk
-        end
-        finished = finished + 1
-        done:send(true)
-      end)
-    end
-  end
-  local function stop_reading()
-    for _, s in ipairs(streams) do s:close() end
-  end
+  process.start_raw(praw, pst, fname)
+  -- The input is queued whole (it is in memory already); the event loop
+  -- writes it as the child reads, while the outputs are read below.
+  if input and input ~= "" then praw:write(input) end
+  praw:close_stdin()
+  local stop, w = false, nil
   local timers = {}
   if pst.timeout then
     -- The whole call is bounded: output still open at the deadline means
@@ -75,38 +56,48 @@ local function run(self, fname, command, options)
     -- the pipes is not ours to wait for.
     local deadline = sched.now() + pst.timeout
     timers[1] = sched.at(deadline, function()
-      if finished < readers then pst._timed_out = true end
+      if praw:collect_open() then pst._timed_out = true end
     end)
-    timers[2] = sched.at(deadline + KILL_GRACE + RUN_LINGER, stop_reading)
+    timers[2] = sched.at(deadline + KILL_GRACE + RUN_LINGER, function()
+      stop = true
+      if w then sched.wake(w) end
+    end)
   end
+  -- Rust reads both outputs to their end, then waits (Process::collect_step):
+  -- one call per wakeup, parking on the tokens it names in between.
   local function body()
-    if input and input ~= "" then p:write_stdin(input) end
-    p:close_stdin()
-    local code, werr = p:wait()
-    for _ = 1, readers do done:receive() end
-    return code, werr
+    while true do
+      local code, a, b, c, d = praw:collect(stop)
+      if code then
+        process.waited(praw, pst, c, d)
+        return code, a, b
+      elseif code == nil then
+        if b then sched.fire(b) end -- the others get the same message
+        if c then sched.fire(c) end
+        return nil, a
+      end
+      w = sched.waiter()
+      sched.on_token(w, a)
+      if b then sched.on_token(w, b) end
+      sched.suspend(w, fname)
+      w = nil
+    end
   end
-  local fine, code, werr
+  local fine, code, out, err
   if sched.yield_across_pcall or not sched.current_task() then
-    fine, code, werr = pcall(body)
+    fine, code, out, err = pcall(body)
   else
-    fine, code, werr = true, body() -- Lua 5.1 in a task: cannot pcall here
+    fine, code, out, err = true, body() -- Lua 5.1 in a task: cannot pcall here
   end
   for _, t in ipairs(timers) do sched.cancel_timer(t) end
   if not fine then
-    -- Not ours (Ctrl-C, memory): end what the call started, then let the
-    -- error go on unchanged.
-    stop_reading()
-    p:close(true)
+    -- Not ours (Ctrl-C, memory): end what the call started (its pipes
+    -- with it), then let the error go on unchanged.
+    process.close_raw(praw, pst, 9)
     error(code, 0)
   end
-  if not code then raise(fname .. ": " .. tostring(werr)) end
-  local result = {
-    code = code,
-    stdout = table.concat(parts.stdout),
-    stderr = table.concat(parts.stderr),
-    timed_out = pst._timed_out == true,
-  }
+  if not code then raise(fname .. ": " .. tostring(out)) end
+  local result = { code = code, stdout = out, stderr = err, timed_out = pst._timed_out == true }
   if check and code ~= 0 then error(check_error(fname, praw:command(), result), 0) end
   return result
 end
@@ -118,13 +109,15 @@ function Executor:run(command, options)
   return run(self, "executor:run", command, options)
 end
 
+-- exec.run's executor: process:native, which can be neither redefined nor
+-- undefined, so one handle serves every call (and is never released).
+local native
+
 --- exec.run(command, options): executor:run on process:native.
 function M.run(command, options)
   check_open()
-  local ex = registry.get("process:native")
-  local r = run(ex, "exec.run", command, options)
-  ex:release()
-  return r
+  native = native or registry.get("process:native")
+  return run(native, "exec.run", command, options)
 end
 
 --- exec.quote(s): s quoted for /bin/sh, safe for any bytes but NUL.

@@ -447,6 +447,7 @@ pub fn exec_options(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOpti
 
 fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOptions, Option<AnyUserData>), String> {
     let t = match v {
+        Value::Nil if extras.for_run => return Ok((ExecOptions { stdin: Stdio::Null, ..Default::default() }, None)),
         Value::Nil => return Ok((ExecOptions::default(), None)),
         Value::Table(t) => t,
         other => return Err(format!("table expected, got {}", type_of(&other))),
@@ -462,7 +463,15 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
         |k, want, got| format!("option {k} must be a {want} (got {got})"),
     )?;
     let [s_in, s_out, s_err] = extras.streams;
-    let (stdin, in_file, in_stream) = stdio(lua, &t, "stdin", s_in)?;
+    let (mut stdin, in_file, in_stream) = stdio(lua, &t, "stdin", s_in)?;
+    // `run` without input: nothing will ever be written, so the child reads
+    // /dev/null (end of file at once, as vim.system does) instead of a pipe
+    // that would be closed at once (also without options, above). A pty
+    // keeps its terminal.
+    let unset = |k: &str| t.raw_get::<Value>(k).map(|v| matches!(v, Value::Nil | Value::Boolean(false))).unwrap_or(false);
+    if extras.for_run && in_stream.is_none() && unset("stdin") && unset("input") && unset("pty") {
+        stdin = Stdio::Null;
+    }
     let (stdout, out_file, _) = stdio(lua, &t, "stdout", s_out)?;
     let (stderr, err_file, _) = stdio(lua, &t, "stderr", s_err)?;
     let opts = ExecOptions {

@@ -8,7 +8,7 @@ use mlua::{AnyUserData, IntoLua, Lua, MultiValue, Table, UserData, UserDataMetho
 
 use super::convert::{self, BadArg, Definition, ShimExtras};
 use super::StateCtx;
-use crate::core::process::{Output, Process, State, WaitStep};
+use crate::core::process::{CollectStep, Output, Process, State, WaitStep};
 use crate::core::json::Json;
 use crate::core::registry::Executor;
 use crate::core::remote::ssh::Readiness;
@@ -152,6 +152,36 @@ impl UserData for ProcessUd {
             Err(e) => fail(e),
         });
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
+        // For run: code, stdout, stderr, wake tokens | false, tokens to
+        // park on | nil, message, wake tokens (see Process::collect_step)
+        m.add_method_mut("collect", |lua, this, stop: bool| {
+            let (step, [w1, w2]) = this.0.collect_step(stop);
+            let mut out = MultiValue::new();
+            match step {
+                CollectStep::Done(code, o, e) => {
+                    out.push_back(Value::Integer(code as _));
+                    out.push_back(Value::String(lua.create_string(&o)?));
+                    drop(o);
+                    out.push_back(Value::String(lua.create_string(&e)?));
+                }
+                CollectStep::Pending(tokens) => {
+                    out.push_back(Value::Boolean(false));
+                    for t in tokens {
+                        out.push_back(t.into_lua(lua)?);
+                    }
+                    return Ok(out);
+                }
+                CollectStep::Failed(msg) => {
+                    out.push_back(Value::Nil);
+                    out.push_back(Value::String(lua.create_string(msg)?));
+                }
+            }
+            for t in [w1, w2].into_iter().flatten() {
+                out.push_back(t.into_lua(lua)?);
+            }
+            Ok(out)
+        });
+        m.add_method("collect_open", |_, this, ()| Ok(this.0.collect_open()));
         m.add_method("command", |_, this, ()| Ok(this.0.command()));
         m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));
         m.add_method("stdin_token", |_, this, ()| Ok(this.0.stdin_token()));

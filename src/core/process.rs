@@ -20,6 +20,9 @@ use crate::core::io::stdin::StdinPipe;
 use crate::core::io::stream::{Outputs, SharedOutputs, Stream, DEFAULT_BUFFER_LIMIT};
 use crate::core::os::sys;
 
+mod collect;
+pub use collect::CollectStep;
+
 /// The executor's cap on live processes, shared by every process it starts.
 #[derive(Clone)]
 pub struct Limit {
@@ -96,6 +99,9 @@ pub struct Process {
     outputs: Option<SharedOutputs>,
     out_tokens: [Option<Token>; 2],
     taken: [bool; 2],
+    /// Outputs read whole by `collect_step` (`run`), and what each gave.
+    collecting: [bool; 2],
+    collected: [Option<Vec<u8>>; 2],
     /// Read-ahead limit for this process's output, in bytes.
     buffer_limit: usize,
     /// `wait()` has begun (see `begin_wait`).
@@ -135,6 +141,8 @@ impl Process {
             outputs: None,
             out_tokens: [None, None],
             taken: [false, false],
+            collecting: [false, false],
+            collected: [None, None],
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             wait_begun: false,
             status: None,
@@ -452,10 +460,11 @@ impl Process {
             pipe.borrow_mut().discard();
         }
         // Outputs nobody obtained end with the handle: nobody can read them.
+        // So do those `run` reads whole (it took what it wanted of them).
         if let Some(outs) = self.outputs.take() {
             for which in 0..2 {
                 if let Some(t) = self.out_tokens[which].take() {
-                    if !self.taken[which] {
+                    if !self.taken[which] || self.collecting[which] {
                         d.remove(t);
                         outs.close(which);
                     }

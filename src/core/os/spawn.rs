@@ -253,9 +253,11 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
     }
 
     let argv = req.command.argv();
-    let program = match &req.program {
-        Some(p) => p.clone(),
-        None => command::resolve_program(&argv[0], &command::child_path(req.env.as_deref()), req.work_dir.as_deref())?,
+    let program = match (&req.program, &req.command) {
+        (Some(p), _) => p.clone(),
+        // The shell is ours to name: /bin/sh, which POSIX systems have.
+        (None, CommandSpec::Shell(_)) => PathBuf::from(&argv[0]),
+        (None, _) => command::resolve_program(&argv[0], &command::child_path(req.env.as_deref()), req.work_dir.as_deref())?,
     };
 
     let cstr = |s: &[u8], what: &str| CString::new(s).map_err(|_| format!("{what} contains a NUL byte"));
