@@ -259,6 +259,16 @@ function cases.popen_echo(n)
   return n / (now() - t0)
 end
 
+function cases.popen_binecho(n)
+  local t0 = now()
+  for _ = 1, n do
+    local f = io.popen("/bin/echo hi")
+    assert(f:read("a") == "hi\n")
+    f:close()
+  end
+  return n / (now() - t0)
+end
+
 ---------------------------------------------------------------- stdin write
 local BLOCK = string.rep("x", 65536)
 

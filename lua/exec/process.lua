@@ -261,20 +261,16 @@ local function waited(raw, st, w1, w2)
 end
 M.waited = waited
 
--- Wake everything waiting on this process's tokens: the handle is going away.
-local function wake_waiters(raw)
-  local t = raw:exit_token()
-  if t then sched.fire(t) end
-  t = raw:stdin_token()
-  if t then sched.fire(t) end
-end
-
--- End the process (signal `sig`, then SIGKILL after the grace) and what
--- waits on it; its slot goes to the next in its queue.
+-- End the process (signal `sig`, a number or a name, then SIGKILL after
+-- the grace); wake everything waiting on its tokens (they find it closed);
+-- its slot goes to the next in its queue.
 local function close_raw(raw, st, sig)
-  wake_waiters(raw)
+  local exit_token, stdin_token = raw:exit_token(), raw:stdin_token()
+  local ok, err = raw:close(sig)
+  if not ok then arg_error("process:close", 1, "force_stop", err) end
+  if exit_token then sched.fire(exit_token) end
+  if stdin_token then sched.fire(stdin_token) end
   stop_timer(st)
-  raw:close(sig)
   kick_queue(st.queue_id)
 end
 M.close_raw = close_raw
@@ -326,31 +322,12 @@ function Process:status()
   return raw:status()
 end
 
---- process:signal(n): true, nil; or nil, message.
--- Signal names: "TERM", "SIGTERM" and "term" all name SIGTERM.
-local SIGNUM = {}
-for name, n in pairs(core.signals) do SIGNUM[name] = n end
-
--- A signal given by name or number as a number (raises for an unknown
--- name or another type; the range is checked by the caller).
-local function signal_number(sig, fname, argname)
-  if type(sig) == "string" then
-    local n = SIGNUM[sig:upper():gsub("^SIG", "")]
-    if not n then arg_error(fname, 1, argname, "unknown signal name '" .. sig .. "'") end
-    return n
-  elseif type(sig) ~= "number" then
-    arg_error(fname, 1, argname, "number or signal name expected, got " .. type(sig))
-  end
-  return sig
-end
-
+--- process:signal(n): true, nil; or nil, message. Signal names ("TERM",
+--- "SIGTERM", "term") and numbers are resolved by Rust (convert::signal).
 function Process:signal(sig)
   local raw = check_self(self, Process, "process:signal")
-  sig = signal_number(sig, "process:signal", "signal_number")
-  if sig ~= sig or sig % 1 ~= 0 or sig < 1 or sig > 64 then
-    return nil, "process:signal: invalid signal number " .. tostring(sig)
-  end
-  local ok, err = raw:signal(sig)
+  local ok, err, bad = raw:signal(sig)
+  if bad then arg_error("process:signal", 1, "signal_number", err) end
   if not ok then return nil, "process:signal: " .. err end
   return true, nil
 end
@@ -359,12 +336,8 @@ end
 --- size of the process's terminal (pty = true).
 function Process:resize(rows, cols)
   local raw = check_self(self, Process, "process:resize")
-  for i, v in ipairs({ rows, cols }) do
-    if type(v) ~= "number" or v ~= v or v % 1 ~= 0 or v < 1 or v > 65535 then
-      arg_error("process:resize", i, i == 1 and "rows" or "cols", "whole number from 1 to 65535 expected, got " .. tostring(v))
-    end
-  end
-  local ok, err = raw:resize(rows, cols)
+  local ok, err, bad_arg = raw:resize(rows, cols)
+  if bad_arg then arg_error("process:resize", bad_arg, bad_arg == 1 and "rows" or "cols", err) end
   if not ok then return nil, "process:resize: " .. err end
   return true, nil
 end
@@ -381,10 +354,7 @@ function Process:close(force)
     if type(force) ~= "string" and type(force) ~= "number" then
       arg_error("process:close", 1, "force_stop", "boolean, signal number or signal name expected, got " .. type(force))
     end
-    sig = signal_number(force, "process:close", "force_stop")
-    if sig ~= sig or sig % 1 ~= 0 or sig < 1 or sig > 64 then
-      arg_error("process:close", 1, "force_stop", "invalid signal number " .. tostring(sig))
-    end
+    sig = force -- (a number or a name: Rust resolves it, see close_raw)
   end
   close_raw(raw, st, sig)
   return true

@@ -289,14 +289,80 @@ pub fn whole_number(v: &Value, min: i64, max: i64) -> Option<i64> {
     }
 }
 
+/// The window sizes a terminal takes (rows and columns), for `pty` and
+/// `process:resize`.
+const TERMINAL_SIZE: (i64, i64) = (1, 65535);
+
+/// `process:resize(rows, cols)`: each a whole number within TERMINAL_SIZE.
+pub fn terminal_size(lua: &Lua, rows: Value, cols: Value) -> Result<(u16, u16), BadArg> {
+    let one = |v: &Value, arg: i64| {
+        whole_number(v, TERMINAL_SIZE.0, TERMINAL_SIZE.1).map(|n| n as u16).ok_or_else(|| {
+            BadArg::at(arg)(format!(
+                "whole number from {} to {} expected, got {}",
+                TERMINAL_SIZE.0,
+                TERMINAL_SIZE.1,
+                shown(lua, v)
+            ))
+        })
+    };
+    Ok((one(&rows, 1)?, one(&cols, 2)?))
+}
+
+/// What a signal argument names, or why it names none.
+pub enum SignalArg {
+    Number(i32),
+    /// A number that is no signal (outside 1-64, or not whole): an
+    /// operational error (`nil, message`).
+    Invalid(String),
+    /// An unknown name or another type: a bad argument (raised).
+    Bad(String),
+}
+
+/// A signal given by number (sys::SIGNAL_NUMBERS) or by name ("TERM", "SIGTERM", "term";
+/// the names are sys::SIGNALS).
+pub fn signal(lua: &Lua, v: &Value) -> SignalArg {
+    match v {
+        Value::String(s) => {
+            let name = s.to_string_lossy().to_ascii_uppercase();
+            let bare = name.strip_prefix("SIG").unwrap_or(&name);
+            match sys::SIGNALS.iter().find(|(_, n)| *n == bare) {
+                Some((n, _)) => SignalArg::Number(*n),
+                None => SignalArg::Bad(format!("unknown signal name '{}'", s.to_string_lossy())),
+            }
+        }
+        Value::Integer(_) | Value::Number(_) => match whole_number(v, *sys::SIGNAL_NUMBERS.start() as i64, *sys::SIGNAL_NUMBERS.end() as i64) {
+            Some(n) => SignalArg::Number(n as i32),
+            None => SignalArg::Invalid(format!("invalid signal number {}", shown(lua, v))),
+        },
+        other => SignalArg::Bad(format!("number or signal name expected, got {}", type_of(other))),
+    }
+}
+
+/// A value as Lua's `tostring` shows it (numbers: `1e+300`, `-nan`), else
+/// its type's name.
+fn shown(lua: &Lua, v: &Value) -> String {
+    match v {
+        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v.clone()) {
+            Ok(Some(s)) => s.to_string_lossy().to_string(),
+            _ => lua_repr(v),
+        },
+        other => type_of(other).to_string(),
+    }
+}
+
 /// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
 fn pty_size(t: &Table) -> Result<Option<(u16, u16)>, String> {
     const DEFAULT: (u16, u16) = (24, 80);
     let size = |v: Value, name: &str| -> Result<Option<u16>, String> {
-        match (&v, whole_number(&v, 1, 65535)) {
+        match (&v, whole_number(&v, TERMINAL_SIZE.0, TERMINAL_SIZE.1)) {
             (Value::Nil, _) => Ok(None),
             (_, Some(n)) => Ok(Some(n as u16)),
-            _ => Err(format!("option pty: {name} must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+            _ => Err(format!(
+                "option pty: {name} must be a whole number from {} to {} (got {})",
+                TERMINAL_SIZE.0,
+                TERMINAL_SIZE.1,
+                lua_repr(&v)
+            )),
         }
     };
     match t.raw_get::<Value>("pty").map_err(lua_err)? {

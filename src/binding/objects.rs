@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, IntoLua, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
-use super::convert::{self, BadArg, Definition, ShimExtras};
+use super::convert::{self, BadArg, Definition, ShimExtras, SignalArg};
 use super::StateCtx;
 use crate::core::process::{CollectStep, Output, Process, State, WaitStep};
 use crate::core::json::Json;
@@ -147,9 +147,14 @@ impl UserData for ProcessUd {
         // queueing), and whether a start would find a slot now.
         m.add_method("queue_id", |_, this, ()| Ok(this.0.queue_id()));
         m.add_method("has_room", |_, this, ()| Ok(this.0.has_room()));
-        m.add_method_mut("resize", |lua, this, (rows, cols): (u16, u16)| match this.0.resize(rows, cols) {
-            Ok(()) => ok(lua, true),
-            Err(e) => fail(e),
+        // true | nil, message, the number of the bad argument (raised)
+        m.add_method_mut("resize", |lua, this, (rows, cols): (Value, Value)| {
+            let (rows, cols) = match convert::terminal_size(lua, rows, cols) {
+                Ok(size) => size,
+                Err(BadArg { message, arg }) => return Ok((Value::Nil, Some(message), arg)),
+            };
+            let (v, e) = unit(lua, this.0.resize(rows, cols))?;
+            Ok((v, e, None))
         });
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         // For run: code, stdout, stderr, wake tokens | false, tokens to
@@ -213,19 +218,30 @@ impl UserData for ProcessUd {
             Ok(out)
         });
         // Signal what is left of a process group after its leader exited.
-        m.add_method_mut("signal_rest", |_, this, sig: i64| Ok(this.0.signal_rest(sig.clamp(0, 64) as i32)));
+        m.add_method_mut("signal_rest", |_, this, sig: i64| {
+            Ok(this.0.signal_rest(sig.clamp(0, *crate::core::os::sys::SIGNAL_NUMBERS.end() as i64) as i32))
+        });
         m.add_method_mut("finish", |_, this, ()| {
             this.0.finish();
             Ok(())
         });
-        m.add_method_mut("signal", |lua, this, sig: i64| {
-            let sig = sig.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-            let r = this.0.signal(sig);
-            unit(lua, r)
+        // true | nil, message[, true: the argument itself is wrong (raised)]
+        m.add_method_mut("signal", |lua, this, sig: Value| {
+            let r = match convert::signal(lua, &sig) {
+                SignalArg::Number(n) => this.0.signal(n),
+                SignalArg::Invalid(e) => Err(e),
+                SignalArg::Bad(e) => return Ok((Value::Nil, Some(e), true)),
+            };
+            let (v, e) = unit(lua, r)?;
+            Ok((v, e, false))
         });
-        m.add_method_mut("close", |_, this, sig: i32| {
-            this.0.close_with(sig);
-            Ok(true)
+        // close(signal number or name): true | nil, why the signal is none
+        m.add_method_mut("close", |lua, this, sig: Value| match convert::signal(lua, &sig) {
+            SignalArg::Number(n) => {
+                this.0.close_with(n);
+                ok(lua, true)
+            }
+            SignalArg::Invalid(e) | SignalArg::Bad(e) => fail(e),
         });
         m.add_method_mut("stream", |lua, this, which: i64| {
             let which = if which == 1 { Output::Stdout } else { Output::Stderr };
@@ -355,8 +371,9 @@ impl UserData for StreamUd {
         // string | false (would block) | nil, message
         m.add_method_mut("read_all", |lua, this, ()| {
             let limit = this.0.buffer_limit();
-            let r = this.0.read_all(|all| lua.create_string(all));
-            got(lua, r, limit, |s| Ok(Value::String(s?)))
+            // Moved out of the stream, then copied once into a Lua string.
+            let r = this.0.read_whole();
+            got(lua, r, limit, |all| Ok(Value::String(lua.create_string(&all)?)))
         });
         m.add_method_mut("unread", |lua, this, data: mlua::String| {
             let r = this.0.unread(&data.as_bytes());

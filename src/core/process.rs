@@ -404,7 +404,7 @@ impl Process {
 
     /// Send signal `sig` to the running child.
     pub fn signal(&mut self, sig: i32) -> Result<(), String> {
-        if !(1..=64).contains(&sig) {
+        if !sys::SIGNAL_NUMBERS.contains(&sig) {
             return Err(format!("invalid signal number {sig}"));
         }
         match self.state {

@@ -486,14 +486,21 @@ impl Outputs {
         // bytes that came are kept: a short output never costs a fresh
         // MAX_CHUNK allocation (which, freed and trimmed each time, would
         // be faulted in again for every process).
+        // A buffer that already holds a chunk's worth is bulk: it grows (by
+        // doubling) and the pipe is read straight into it, as much as it
+        // has room for up to BULK_READ, which a grown pipe can fill at once.
+        if st.acc.len() >= MAX_CHUNK && st.acc.capacity() - st.acc.len() < MAX_CHUNK && st.acc.try_reserve(MAX_CHUNK).is_err() {
+            return Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending()));
+        }
         let spare = st.acc.capacity() - st.acc.len();
         let r = if spare >= MAX_CHUNK {
             let len = st.acc.len();
+            let want = spare.min(BULK_READ);
             let buf = st.acc.spare_capacity_mut();
-            // SAFETY: `buf` is the Vec's unused capacity, at least MAX_CHUNK
+            // SAFETY: `buf` is the Vec's unused capacity, at least `want`
             // bytes; read() writes at most that many and reports how many,
             // and only those are added to the length below.
-            let buf = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), MAX_CHUNK) };
+            let buf = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), want) };
             sys::read_nonblocking(fd, buf).inspect(|r| {
                 if let ReadOutcome::Data(n) = r {
                     // SAFETY: the first `n` bytes of the spare capacity were written.
@@ -514,7 +521,7 @@ impl Outputs {
         };
         match r {
             Ok(ReadOutcome::Data(n)) => {
-                if n == MAX_CHUNK && !st.grown {
+                if n >= MAX_CHUNK && !st.grown {
                     st.grown = true;
                     sys::grow_pipe(fd);
                 }
@@ -669,23 +676,6 @@ impl Outputs {
         }
     }
 
-    /// Everything up to the end of stream `which`, passed to `f` once the
-    /// end is reached; `WouldBlock` until then (what arrived is kept).
-    pub fn read_all<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
-        self.with_reader(which, |st, deferred| {
-            loop {
-                match self.pull::<T>(st, which, deferred)? {
-                    None => continue,
-                    Some(Got::Eof) => {
-                        let v = f(&st.acc[st.acc_pos..]);
-                        st.clear_acc();
-                        return Ok(Got::Data(v));
-                    }
-                    Some(other) => return Ok(other),
-                }
-            }
-        })
-    }
 }
 
 /// The reader's bytes not returned yet, moved out of `st`.
@@ -703,6 +693,9 @@ fn gone(st: Option<&StreamState>) -> String {
         _ => "stream is closed".into(),
     }
 }
+
+/// The most one read of a bulk stream asks for (a grown pipe holds 256 KiB).
+const BULK_READ: usize = 1 << 20;
 
 /// At most this many bytes of lines are handed to Lua at once: the strings
 /// of one batch stay in the CPU's caches until the program takes them (a
@@ -746,12 +739,12 @@ impl Stream {
         self.outputs.read_line(self.which, keep, f)
     }
 
-    pub fn read_all<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
-        self.outputs.read_all(self.which, f)
-    }
-
     pub fn read_lines_block<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
         self.outputs.read_lines_block(self.which, f)
+    }
+
+    pub fn read_whole(&mut self) -> Result<Got<Vec<u8>>, String> {
+        self.outputs.read_whole(self.which)
     }
 
     pub fn unread(&mut self, data: &[u8]) -> Result<(), String> {
@@ -856,8 +849,8 @@ mod tests {
             write_all_blocking(&w, &block);
         });
         let total = loop {
-            match outs.read_all(0, |all| all.len()).unwrap() {
-                Got::Data(n) => break n,
+            match outs.read_whole(0).unwrap() {
+                Got::Data(all) => break all.len(),
                 Got::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
                 _ => panic!("unexpected"),
             }
@@ -973,10 +966,10 @@ mod tests {
         assert!(matches!(outs.read(0, &mut buf), Ok(StreamRead::Data(2))));
         assert_eq!(&buf[..2], b"bc");
         write_all(&w, b"xyz");
-        assert!(matches!(outs.read_all(0, |b| b.to_vec()).unwrap(), Got::WouldBlock));
+        assert!(matches!(outs.read_whole(0).unwrap(), Got::WouldBlock));
         outs.unread(0, b">").unwrap();
         write_all(&w, b"!");
         drop(w);
-        assert!(matches!(outs.read_all(0, |b| b.to_vec()).unwrap(), Got::Data(ref b) if b == b">xyz!"));
+        assert!(matches!(outs.read_whole(0).unwrap(), Got::Data(ref b) if b == b">xyz!"));
     }
 }

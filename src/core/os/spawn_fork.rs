@@ -169,7 +169,7 @@ unsafe fn reset_dispositions() {
             mask: u64,
         }
         let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-        for sig in 1..=64 {
+        for sig in sys::SIGNAL_NUMBERS {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, 0usize, 8usize);
             }

@@ -406,6 +406,9 @@ pub fn is_tty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// The signal numbers there are (Linux: 1-31, and the real-time 32-64).
+pub const SIGNAL_NUMBERS: std::ops::RangeInclusive<libc::c_int> = 1..=64;
+
 /// Signal names without "SIG" and their numbers here. One table: the
 /// remote side gets names (`kill -s`, numbers differ between kernels:
 /// SIGCONT is 18 on Linux, 19 on BSD), and Lua code may use names.
