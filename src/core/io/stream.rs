@@ -487,20 +487,21 @@ impl Outputs {
         // MAX_CHUNK allocation (which, freed and trimmed each time, would
         // be faulted in again for every process).
         // A buffer that already holds a chunk's worth is bulk: it grows (by
-        // doubling) and the pipe is read straight into it, as much as it
-        // has room for up to BULK_READ, which a grown pipe can fill at once.
+        // doubling) and the pipe is read straight into it, a chunk at a
+        // time. (Bigger reads, up to what a grown pipe holds, were slower:
+        // the kernel then faults the fresh pages in while holding the pipe,
+        // and the writer waits.)
         if st.acc.len() >= MAX_CHUNK && st.acc.capacity() - st.acc.len() < MAX_CHUNK && st.acc.try_reserve(MAX_CHUNK).is_err() {
             return Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending()));
         }
         let spare = st.acc.capacity() - st.acc.len();
         let r = if spare >= MAX_CHUNK {
             let len = st.acc.len();
-            let want = spare.min(BULK_READ);
             let buf = st.acc.spare_capacity_mut();
-            // SAFETY: `buf` is the Vec's unused capacity, at least `want`
+            // SAFETY: `buf` is the Vec's unused capacity, at least MAX_CHUNK
             // bytes; read() writes at most that many and reports how many,
             // and only those are added to the length below.
-            let buf = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), want) };
+            let buf = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), MAX_CHUNK) };
             sys::read_nonblocking(fd, buf).inspect(|r| {
                 if let ReadOutcome::Data(n) = r {
                     // SAFETY: the first `n` bytes of the spare capacity were written.
@@ -693,9 +694,6 @@ fn gone(st: Option<&StreamState>) -> String {
         _ => "stream is closed".into(),
     }
 }
-
-/// The most one read of a bulk stream asks for (a grown pipe holds 256 KiB).
-const BULK_READ: usize = 1 << 20;
 
 /// At most this many bytes of lines are handed to Lua at once: the strings
 /// of one batch stay in the CPU's caches until the program takes them (a
