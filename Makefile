@@ -84,14 +84,14 @@ valgrind: deps all
 	@sh scripts/valgrind.sh
 
 # Benchmarks against luv, io.popen and plain C, side by side in one run.
-# The README's table is this command's output.
+# The README's tables are this command's output (the second: LuaJIT).
 bench: all
 	@sh scripts/deps.sh
 	@mkdir -p bench/out
 	@for c in spawn_loop pipe_read pipe_write spawn_sleep; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
 	@LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
 	@echo
-	@BENCH_LUA=luajit BENCH_ONLY='lines of,read("l"),capture 200,exec.run' \
+	@BENCH_LUA=luajit BENCH_ONLY="$${BENCH_ONLY:-lines of,read(\"l\"),capture 200,exec.run}" \
 	LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
 
 # 50 short remote commands with and without multiplexing (needs root or the
