@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, Lua, Table, Value};
 
-use super::objects::StreamUd;
 use crate::core::command::{self, Bytes, CommandSpec};
 use crate::core::os::spawn::{Redirect, Stdio};
 use crate::core::os::sys;
@@ -267,7 +266,7 @@ fn stdio(
             })
         }
         Value::Table(p) => Ok((Stdio::File, Some(path_redirect(&p, key)?), None)),
-        Value::UserData(ud) if ud.is::<StreamUd>() => stdio(lua, t, key, Some(ud)),
+        // (A stream handle arrives unwrapped, as `stream`, from the shim.)
         v @ Value::UserData(_) => {
             let fd = lua_file_fd(lua, v, key)?;
             Ok((Stdio::File, Some(Redirect::Fd(Arc::new(fd))), None))

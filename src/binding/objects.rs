@@ -8,7 +8,8 @@ use mlua::{AnyUserData, IntoLua, Lua, MultiValue, Table, UserData, UserDataMetho
 
 use super::convert::{self, BadArg, Definition, ShimExtras, SignalArg};
 use super::StateCtx;
-use crate::core::process::{CollectStep, Output, Process, State, WaitStep};
+use crate::core::process::collect::CollectStep;
+use crate::core::process::{Output, Process, State, WaitStep};
 use crate::core::json::Json;
 use crate::core::registry::Executor;
 use crate::core::remote::ssh::Readiness;

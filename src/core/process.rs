@@ -20,8 +20,7 @@ use crate::core::io::stdin::StdinPipe;
 use crate::core::io::stream::{Outputs, SharedOutputs, Stream, DEFAULT_BUFFER_LIMIT};
 use crate::core::os::sys;
 
-mod collect;
-pub use collect::CollectStep;
+pub(crate) mod collect;
 
 /// The executor's cap on live processes, shared by every process it starts.
 #[derive(Clone)]

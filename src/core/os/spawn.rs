@@ -10,7 +10,7 @@
 //!   closed (`addclosefrom_np`), so nothing of the parent, nor another child's
 //!   pipes, leaks in, even descriptors the host opened without CLOEXEC.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::core::command::{self, Bytes, CommandSpec};
+use crate::core::os::child_plan::ChildPlan;
 use crate::core::os::sys;
 
 extern "C" {
@@ -180,23 +181,6 @@ pub struct Spawned {
     pub stderr: Option<OwnedFd>,
     /// The pseudo-terminal's master (for its window size), with `pty`.
     pub pty: Option<OwnedFd>,
-}
-
-/// What the child must look like, prepared before it starts (nothing in
-/// here allocates once the child runs, which the fork path needs).
-pub struct ChildPlan<'a> {
-    pub program: &'a CStr,
-    /// NULL-terminated.
-    pub argv: *const *const libc::c_char,
-    /// NULL-terminated.
-    pub envp: *const *const libc::c_char,
-    /// (target, fd): `fd` goes onto `target` (0, 1, 2).
-    pub dups: Vec<(RawFd, RawFd)>,
-    /// A terminal to open as 0, 1 and 2 (after the new session).
-    pub pty: Option<&'a CStr>,
-    pub dir: Option<&'a CStr>,
-    pub process_group: bool,
-    pub new_session: bool,
 }
 
 /// Start `plan` with posix_spawn: `Ok(Ok(pid))`, `Ok(Err(errno))` when the

@@ -18,7 +18,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::core::os::spawn::ChildPlan;
+use crate::core::os::child_plan::ChildPlan;
 use crate::core::os::sys;
 
 /// Start `plan`: `Ok(Ok(pid))`, `Ok(Err(errno))` when the child could not
