@@ -110,6 +110,9 @@ describe("options", function()
       { "true", { env = { A = true } }, opt .. "env value of 'A' must be a string or a number (got boolean)" },
       { "true", { env = { [true] = "x" } }, opt .. "env variable names must be strings (got boolean)" },
       { "true", { timeout = "soon" }, opt .. "option timeout: invalid duration 'soon'" },
+      -- numbers are shown as tostring shows them
+      { "true", { buffer_limit = 1e300 }, opt .. "option buffer_limit must be a whole number of bytes >= 1 (got " .. tostring(1e300) .. ")" },
+      { { "ls", [2.5] = "x" }, nil, cmd .. "must be a list of strings (found key " .. tostring(2.5) .. ")" },
     }
     for _, c in ipairs(cases) do
       local ok, err = pcall(ex.exec, ex, c[1], c[2])

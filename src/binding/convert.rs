@@ -49,21 +49,11 @@ pub fn type_of(v: &Value) -> &'static str {
     }
 }
 
-/// A number as Lua prints it, else the type's name.
-pub fn lua_repr(v: &Value) -> String {
-    match v {
-        Value::Integer(n) => n.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => type_of(other).to_string(),
-    }
-}
-
-/// A table key as the shim's messages show it.
-fn key_repr(k: &Value) -> String {
+/// A table key as the messages show it (a number as `tostring` shows it).
+fn key_repr(lua: &Lua, k: &Value) -> String {
     match k {
         Value::String(s) => s.to_string_lossy().to_string(),
-        Value::Integer(_) | Value::Number(_) => lua_repr(k),
-        other => type_of(other).to_string(),
+        other => shown(lua, other),
     }
 }
 
@@ -167,6 +157,7 @@ const SSH_OPTIONS: Schema = &[
 /// Every key of `t` is in one of `schemas`, with a value of its type.
 /// `unknown(name)` and `wrong(name, want, got)` word the messages.
 fn check_keys(
+    lua: &Lua,
     t: &Table,
     schemas: &[Schema],
     unknown: impl Fn(&str) -> String,
@@ -174,7 +165,7 @@ fn check_keys(
 ) -> Result<(), String> {
     for pair in t.pairs::<Value, Value>() {
         let (k, v) = pair.map_err(lua_err)?;
-        let name = key_repr(&k);
+        let name = key_repr(lua, &k);
         let want = match &k {
             Value::String(_) => schemas.iter().flat_map(|s| s.iter()).find(|(n, _)| *n == name).map(|(_, w)| *w),
             _ => None,
@@ -222,7 +213,7 @@ fn number_or_text(lua: &Lua, v: &Value) -> Option<Bytes> {
 }
 
 /// A list of strings: `{ "a", "b" }`, nothing else in the table.
-fn text_list(t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
+fn text_list(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
     let list = match t.raw_get::<Value>(key).map_err(lua_err)? {
         Value::Nil => return Ok(None),
         Value::Table(l) => l,
@@ -232,7 +223,7 @@ fn text_list(t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, String> {
     for pair in list.pairs::<Value, Value>() {
         let (k, _) = pair.map_err(lua_err)?;
         if whole_number(&k, 1, n as i64).is_none() {
-            return Err(format!("{key} must be a list (found key {})", key_repr(&k)));
+            return Err(format!("{key} must be a list (found key {})", key_repr(lua, &k)));
         }
     }
     (1..=n).map(|i| text(list.raw_get(i).map_err(lua_err)?, &format!("{key}[{i}]"))).collect::<Result<_, _>>().map(Some)
@@ -337,20 +328,22 @@ pub fn signal(lua: &Lua, v: &Value) -> SignalArg {
     }
 }
 
-/// A value as Lua's `tostring` shows it (numbers: `1e+300`, `-nan`), else
-/// its type's name.
+/// A value as Lua's `tostring` shows it (numbers: `1e+300`, `2.0` on 5.3
+/// and 5.4, `-nan`), else its type's name: one way to show a value in
+/// every message.
 fn shown(lua: &Lua, v: &Value) -> String {
     match v {
-        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v.clone()) {
+        Value::Integer(n) => n.to_string(),
+        Value::Number(n) => match lua.coerce_string(v.clone()) {
             Ok(Some(s)) => s.to_string_lossy().to_string(),
-            _ => lua_repr(v),
+            _ => n.to_string(),
         },
         other => type_of(other).to_string(),
     }
 }
 
 /// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
-fn pty_size(t: &Table) -> Result<Option<(u16, u16)>, String> {
+fn pty_size(lua: &Lua, t: &Table) -> Result<Option<(u16, u16)>, String> {
     const DEFAULT: (u16, u16) = (24, 80);
     let size = |v: Value, name: &str| -> Result<Option<u16>, String> {
         match (&v, whole_number(&v, TERMINAL_SIZE.0, TERMINAL_SIZE.1)) {
@@ -360,7 +353,7 @@ fn pty_size(t: &Table) -> Result<Option<(u16, u16)>, String> {
                 "option pty: {name} must be a whole number from {} to {} (got {})",
                 TERMINAL_SIZE.0,
                 TERMINAL_SIZE.1,
-                lua_repr(&v)
+                shown(lua, &v)
             )),
         }
     };
@@ -470,7 +463,7 @@ fn lua_file_fd(lua: &Lua, v: Value, key: &str) -> Result<OwnedFd, String> {
 
 /// The command of `exec`: a shell string, or a list of program and
 /// arguments; checked by the core's rule (`CommandSpec::validate`).
-pub fn command(v: Value) -> Result<CommandSpec, BadArg> {
+pub fn command(lua: &Lua, v: Value) -> Result<CommandSpec, BadArg> {
     let spec = match v {
         Value::String(_) => CommandSpec::Shell(text(v, "command").map_err(BadArg::at(1))?),
         Value::Table(t) => {
@@ -478,7 +471,7 @@ pub fn command(v: Value) -> Result<CommandSpec, BadArg> {
             for pair in t.pairs::<Value, Value>() {
                 let (k, _) = pair.map_err(lua_err).map_err(BadArg::at(1))?;
                 if whole_number(&k, 1, n as i64).is_none() {
-                    return Err(BadArg::at(1)(format!("must be a list of strings (found key {})", key_repr(&k))));
+                    return Err(BadArg::at(1)(format!("must be a list of strings (found key {})", key_repr(lua, &k))));
                 }
             }
             let mut args = Vec::with_capacity(n);
@@ -519,6 +512,7 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
     };
     let schemas: &[Schema] = if extras.for_run { &[EXEC_OPTIONS, RUN_OPTIONS] } else { &[EXEC_OPTIONS] };
     check_keys(
+        lua,
         &t,
         schemas,
         |k| {
@@ -547,13 +541,13 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
         stderr,
         redirect: [in_file, out_file, err_file],
         detach: opt_bool(&t, "detach")?.unwrap_or(false),
-        pty: pty_size(&t)?,
+        pty: pty_size(lua, &t)?,
         process_group: crate::core::registry::own_group(opt_bool(&t, "process_group")?, extras.timeout.is_some(), stdin),
         buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(lua_err)? {
             Value::Nil => None,
             v => match whole_number(&v, 1, i64::MAX) {
                 Some(n) => Some(n as usize),
-                None => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", lua_repr(&v))),
+                None => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", shown(lua, &v))),
             },
         },
         inherit_env: opt_bool(&t, "inherit_env")?,
@@ -597,6 +591,7 @@ pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, Bad
         _ => return Ok(Definition::Other(id, kind)),
     };
     check_keys(
+        lua,
         &t,
         schemas,
         |k| format!("unknown option '{k}' for kind {kind}"),
@@ -616,15 +611,15 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
         Value::Nil => None,
         v => match whole_number(&v, 1, i64::MAX) {
             Some(n) => Some(n as usize),
-            None => return Err(format!("max_processes must be a whole number of at least 1 (got {})", lua_repr(&v))),
+            None => return Err(format!("max_processes must be a whole number of at least 1 (got {})", shown(lua, &v))),
         },
     };
     Ok(ExecutorConfig {
         default_work_dir: opt_text(t, "default_work_dir")?.map(PathBuf::from),
         default_env: env_table(lua, t, "default_env")?,
         policy: Policy {
-            whitelist: text_list(t, "command_whitelist")?.unwrap_or_default(),
-            allowed_env: text_list(t, "allowed_env")?,
+            whitelist: text_list(lua, t, "command_whitelist")?.unwrap_or_default(),
+            allowed_env: text_list(lua, t, "allowed_env")?,
             work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
         },
         max_processes: max,
@@ -639,7 +634,7 @@ fn ssh_target(lua: &Lua, t: &Table) -> Result<SshTarget, String> {
         Value::Nil => None,
         v => match whole_number(&v, 1, 65535) {
             Some(n) => Some(n as u16),
-            None => return Err(format!("port must be a whole number from 1 to 65535 (got {})", lua_repr(&v))),
+            None => return Err(format!("port must be a whole number from 1 to 65535 (got {})", shown(lua, &v))),
         },
     };
     let mut options = Vec::new();

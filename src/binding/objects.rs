@@ -78,7 +78,7 @@ impl UserData for ExecutorUd {
                 Option<AnyUserData>,
             )| {
             let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg));
-            let spec = match convert::command(cmd) {
+            let spec = match convert::command(lua, cmd) {
                 Ok(c) => c,
                 Err(BadArg { message, arg }) => return bad(message, arg),
             };
