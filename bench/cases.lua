@@ -249,25 +249,19 @@ function cases.exec_run_argv(n)
   return n / (now() - t0)
 end
 
-function cases.popen_echo(n)
+-- io.popen(cmd) + read("a") + close(), n times: runs per second.
+local function popen_runs(cmd, n)
   local t0 = now()
   for _ = 1, n do
-    local f = io.popen("echo hi")
+    local f = io.popen(cmd)
     assert(f:read("a") == "hi\n")
     f:close()
   end
   return n / (now() - t0)
 end
 
-function cases.popen_binecho(n)
-  local t0 = now()
-  for _ = 1, n do
-    local f = io.popen("/bin/echo hi")
-    assert(f:read("a") == "hi\n")
-    f:close()
-  end
-  return n / (now() - t0)
-end
+function cases.popen_echo(n) return popen_runs("echo hi", n) end
+function cases.popen_binecho(n) return popen_runs("/bin/echo hi", n) end
 
 ---------------------------------------------------------------- stdin write
 local BLOCK = string.rep("x", 65536)

@@ -245,13 +245,19 @@ local function stop_timer(st)
   end
 end
 
--- What a wait that found the exit code leaves to do (wait and run).
--- Other coroutines may be waiting on the exit token, which finishing
--- retires: wake them (w1, w2), they find the code. (Without this a waiter
--- that registered after the token's last report would sleep forever.)
-local function waited(raw, st, w1, w2)
+-- A wait ended (with a code or an error), or the handle closed: other
+-- coroutines may be waiting on the tokens that retired (w1, w2, either may
+-- be nil); wake them, they find the same answer. (Without this a waiter that registered after the
+-- token's last report would sleep forever.)
+local function wake_others(w1, w2)
   if w1 then sched.fire(w1) end
   if w2 then sched.fire(w2) end
+end
+M.wake_others = wake_others
+
+-- What a wait that found the exit code leaves to do (wait and run).
+local function waited(raw, st, w1, w2)
+  wake_others(w1, w2)
   kick_queue(st.queue_id)
   -- A group may outlive its leader: its timeout still ends it then.
   if st._timer and not raw:signal_rest(0) then stop_timer(st) end
@@ -268,8 +274,7 @@ local function close_raw(raw, st, sig)
   local exit_token, stdin_token = raw:exit_token(), raw:stdin_token()
   local ok, err = raw:close(sig)
   if not ok then arg_error("process:close", 1, "force_stop", err) end
-  if exit_token then sched.fire(exit_token) end
-  if stdin_token then sched.fire(stdin_token) end
+  wake_others(exit_token, stdin_token)
   stop_timer(st)
   kick_queue(st.queue_id)
 end
@@ -307,8 +312,7 @@ function Process:wait(d)
         sched.wait_token(a, "process:wait")
       end
     else
-      if t1 then sched.fire(t1) end -- they get the same message
-      if t2 then sched.fire(t2) end
+      wake_others(t1, t2)
       return nil, "process:wait: " .. a
     end
   end

@@ -72,8 +72,7 @@ local function run(self, fname, command, options)
         process.waited(praw, pst, c, d)
         return code, a, b
       elseif code == nil then
-        if b then sched.fire(b) end -- the others get the same message
-        if c then sched.fire(c) end
+        process.wake_others(b, c)
         return nil, a
       end
       w = sched.waiter()

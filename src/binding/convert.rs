@@ -15,7 +15,7 @@ use crate::core::command::{self, Bytes, CommandSpec};
 use crate::core::os::spawn::{Redirect, Stdio};
 use crate::core::os::sys;
 use crate::core::policy::Policy;
-use crate::core::registry::{ExecOptions, ExecutorConfig};
+use crate::core::registry::{ExecOptions, ExecutorConfig, NATIVE_KIND, SSH_KIND};
 use crate::core::remote::ssh::SshTarget;
 
 /// What a conversion failed on: a message, and (when it is about one) the
@@ -28,6 +28,11 @@ pub struct BadArg {
 impl BadArg {
     fn at(arg: i64) -> impl Fn(String) -> BadArg {
         move |message| BadArg { message, arg: Some(arg) }
+    }
+
+    /// As the raw API returns it: nil, message, the bad argument's number.
+    pub fn into_fail(self) -> (Value, Option<String>, Option<i64>) {
+        (Value::Nil, Some(self.message), self.arg)
     }
 }
 
@@ -75,6 +80,28 @@ fn opt_text(t: &Table, key: &str) -> Result<Option<Bytes>, String> {
 
 fn opt_bool(t: &Table, key: &str) -> Result<Option<bool>, String> {
     t.raw_get::<Option<bool>>(key).map_err(lua_err)
+}
+
+/// `t[key]` as a whole number from `min` to `max` (see whole_number), or
+/// nil; otherwise "`expected` (got X)".
+fn opt_whole(lua: &Lua, t: &Table, key: &str, (min, max): (i64, i64), expected: &str) -> Result<Option<i64>, String> {
+    match t.raw_get::<Value>(key).map_err(lua_err)? {
+        Value::Nil => Ok(None),
+        v => whole_number(&v, min, max).map(Some).ok_or_else(|| format!("{expected} (got {})", shown(lua, &v))),
+    }
+}
+
+/// The length of `t` if it is a list (keys 1..n only), else the first
+/// other key, as messages show it.
+fn list_len(lua: &Lua, t: &Table) -> Result<usize, String> {
+    let n = t.raw_len();
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(lua_err)?;
+        if whole_number(&k, 1, n as i64).is_none() {
+            return Err(key_repr(lua, &k));
+        }
+    }
+    Ok(n)
 }
 
 /// The Lua type an option takes (`Any`: its own conversion checks it).
@@ -187,12 +214,11 @@ fn env_table(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes
         Value::Table(e) => e,
         v => return Err(format!("{key} must be a table (got {})", type_of(&v))),
     };
-    let as_text = |v: &Value| -> Option<Bytes> { number_or_text(lua, v) };
     let mut out = Vec::new();
     for pair in env.pairs::<Value, Value>() {
         let (k, v) = pair.map_err(lua_err)?;
-        let name = as_text(&k).ok_or_else(|| format!("{key} variable names must be strings (got {})", type_of(&k)))?;
-        let value = as_text(&v).ok_or_else(|| {
+        let name = number_or_text(lua, &k).ok_or_else(|| format!("{key} variable names must be strings (got {})", type_of(&k)))?;
+        let value = number_or_text(lua, &v).ok_or_else(|| {
             format!("{key} value of '{}' must be a string or a number (got {})", name.to_string_lossy(), type_of(&v))
         })?;
         command::validate_env_entry(key, &name, &value)?;
@@ -219,13 +245,7 @@ fn text_list(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, Stri
         Value::Table(l) => l,
         v => return Err(format!("{key} must be a table (got {})", type_of(&v))),
     };
-    let n = list.raw_len();
-    for pair in list.pairs::<Value, Value>() {
-        let (k, _) = pair.map_err(lua_err)?;
-        if whole_number(&k, 1, n as i64).is_none() {
-            return Err(format!("{key} must be a list (found key {})", key_repr(lua, &k)));
-        }
-    }
+    let n = list_len(lua, &list).map_err(|k| format!("{key} must be a list (found key {k})"))?;
     (1..=n).map(|i| text(list.raw_get(i).map_err(lua_err)?, &format!("{key}[{i}]"))).collect::<Result<_, _>>().map(Some)
 }
 
@@ -283,16 +303,16 @@ pub fn whole_number(v: &Value, min: i64, max: i64) -> Option<i64> {
 /// `process:resize`.
 const TERMINAL_SIZE: (i64, i64) = (1, 65535);
 
+/// "whole number from 1 to 65535": the words of TERMINAL_SIZE in messages.
+fn terminal_size_words() -> String {
+    format!("whole number from {} to {}", TERMINAL_SIZE.0, TERMINAL_SIZE.1)
+}
+
 /// `process:resize(rows, cols)`: each a whole number within TERMINAL_SIZE.
 pub fn terminal_size(lua: &Lua, rows: Value, cols: Value) -> Result<(u16, u16), BadArg> {
     let one = |v: &Value, arg: i64| {
         whole_number(v, TERMINAL_SIZE.0, TERMINAL_SIZE.1).map(|n| n as u16).ok_or_else(|| {
-            BadArg::at(arg)(format!(
-                "whole number from {} to {} expected, got {}",
-                TERMINAL_SIZE.0,
-                TERMINAL_SIZE.1,
-                shown(lua, v)
-            ))
+            BadArg::at(arg)(format!("{} expected, got {}", terminal_size_words(), shown(lua, v)))
         })
     };
     Ok((one(&rows, 1)?, one(&cols, 2)?))
@@ -345,17 +365,9 @@ fn shown(lua: &Lua, v: &Value) -> String {
 /// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
 fn pty_size(lua: &Lua, t: &Table) -> Result<Option<(u16, u16)>, String> {
     const DEFAULT: (u16, u16) = (24, 80);
-    let size = |v: Value, name: &str| -> Result<Option<u16>, String> {
-        match (&v, whole_number(&v, TERMINAL_SIZE.0, TERMINAL_SIZE.1)) {
-            (Value::Nil, _) => Ok(None),
-            (_, Some(n)) => Ok(Some(n as u16)),
-            _ => Err(format!(
-                "option pty: {name} must be a whole number from {} to {} (got {})",
-                TERMINAL_SIZE.0,
-                TERMINAL_SIZE.1,
-                shown(lua, &v)
-            )),
-        }
+    let size = |p: &Table, name: &str| -> Result<Option<u16>, String> {
+        let expected = format!("option pty: {name} must be a {}", terminal_size_words());
+        Ok(opt_whole(lua, p, name, TERMINAL_SIZE, &expected)?.map(|n| n as u16))
     };
     match t.raw_get::<Value>("pty").map_err(lua_err)? {
         Value::Nil | Value::Boolean(false) => Ok(None),
@@ -367,8 +379,8 @@ fn pty_size(lua: &Lua, t: &Table) -> Result<Option<(u16, u16)>, String> {
                     return Err("option pty: a table takes rows and cols only".into());
                 }
             }
-            let rows = size(p.raw_get("rows").map_err(lua_err)?, "rows")?.unwrap_or(DEFAULT.0);
-            let cols = size(p.raw_get("cols").map_err(lua_err)?, "cols")?.unwrap_or(DEFAULT.1);
+            let rows = size(&p, "rows")?.unwrap_or(DEFAULT.0);
+            let cols = size(&p, "cols")?.unwrap_or(DEFAULT.1);
             Ok(Some((rows, cols)))
         }
         v => Err(format!("option pty must be true or {{ rows =, cols = }} (got {})", type_of(&v))),
@@ -467,13 +479,7 @@ pub fn command(lua: &Lua, v: Value) -> Result<CommandSpec, BadArg> {
     let spec = match v {
         Value::String(_) => CommandSpec::Shell(text(v, "command").map_err(BadArg::at(1))?),
         Value::Table(t) => {
-            let n = t.raw_len();
-            for pair in t.pairs::<Value, Value>() {
-                let (k, _) = pair.map_err(lua_err).map_err(BadArg::at(1))?;
-                if whole_number(&k, 1, n as i64).is_none() {
-                    return Err(BadArg::at(1)(format!("must be a list of strings (found key {})", key_repr(lua, &k))));
-                }
-            }
+            let n = list_len(lua, &t).map_err(|k| BadArg::at(1)(format!("must be a list of strings (found key {k})")))?;
             let mut args = Vec::with_capacity(n);
             for i in 1..=n {
                 let a = t.raw_get(i).map_err(lua_err).map_err(BadArg::at(1))?;
@@ -543,13 +549,8 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
         detach: opt_bool(&t, "detach")?.unwrap_or(false),
         pty: pty_size(lua, &t)?,
         process_group: crate::core::registry::own_group(opt_bool(&t, "process_group")?, extras.timeout.is_some(), stdin),
-        buffer_limit: match t.raw_get::<Value>("buffer_limit").map_err(lua_err)? {
-            Value::Nil => None,
-            v => match whole_number(&v, 1, i64::MAX) {
-                Some(n) => Some(n as usize),
-                None => return Err(format!("option buffer_limit must be a whole number of bytes >= 1 (got {})", shown(lua, &v))),
-            },
-        },
+        buffer_limit: opt_whole(lua, &t, "buffer_limit", (1, i64::MAX), "option buffer_limit must be a whole number of bytes >= 1")?
+            .map(|n| n as usize),
         inherit_env: opt_bool(&t, "inherit_env")?,
     };
     Ok((opts, in_stream))
@@ -562,9 +563,6 @@ pub enum Definition {
     /// A kind this library does not run: recorded, config unchecked.
     Other(String, String),
 }
-
-pub const NATIVE_KIND: &str = crate::core::registry::NATIVE_KIND;
-pub const SSH_KIND: &str = crate::core::registry::SSH_KIND;
 
 pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, BadArg> {
     let id = match id {
@@ -607,13 +605,7 @@ pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, Bad
 }
 
 fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
-    let max = match t.raw_get::<Value>("max_processes").map_err(lua_err)? {
-        Value::Nil => None,
-        v => match whole_number(&v, 1, i64::MAX) {
-            Some(n) => Some(n as usize),
-            None => return Err(format!("max_processes must be a whole number of at least 1 (got {})", shown(lua, &v))),
-        },
-    };
+    let max = opt_whole(lua, t, "max_processes", (1, i64::MAX), "max_processes must be a whole number of at least 1")?;
     Ok(ExecutorConfig {
         default_work_dir: opt_text(t, "default_work_dir")?.map(PathBuf::from),
         default_env: env_table(lua, t, "default_env")?,
@@ -622,7 +614,7 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
             allowed_env: text_list(lua, t, "allowed_env")?,
             work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
         },
-        max_processes: max,
+        max_processes: max.map(|n| n as usize),
         queue: opt_bool(t, "queue")?.unwrap_or(false),
         inherit_env: opt_bool(t, "inherit_env")?.unwrap_or(false),
     })
@@ -630,13 +622,7 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
 
 /// The connection fields of an `exec.ssh` resource.
 fn ssh_target(lua: &Lua, t: &Table) -> Result<SshTarget, String> {
-    let port = match t.raw_get::<Value>("port").map_err(lua_err)? {
-        Value::Nil => None,
-        v => match whole_number(&v, 1, 65535) {
-            Some(n) => Some(n as u16),
-            None => return Err(format!("port must be a whole number from 1 to 65535 (got {})", shown(lua, &v))),
-        },
-    };
+    let port = opt_whole(lua, t, "port", (1, 65535), "port must be a whole number from 1 to 65535")?.map(|n| n as u16);
     let mut options = Vec::new();
     if let Value::Table(o) = t.raw_get::<Value>("ssh_options").map_err(lua_err)? {
         for pair in o.pairs::<Value, Value>() {

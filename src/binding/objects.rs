@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, IntoLua, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
-use super::convert::{self, BadArg, Definition, ShimExtras, SignalArg};
+use super::convert::{self, Definition, ShimExtras, SignalArg};
 use super::StateCtx;
 use crate::core::process::collect::CollectStep;
 use crate::core::process::{Output, Process, State, WaitStep};
@@ -80,12 +80,12 @@ impl UserData for ExecutorUd {
             let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg));
             let spec = match convert::command(lua, cmd) {
                 Ok(c) => c,
-                Err(BadArg { message, arg }) => return bad(message, arg),
+                Err(e) => return Ok(e.into_fail()),
             };
             let extras = ShimExtras { timeout, streams: [s_in, s_out, s_err], for_run };
             let (opts, in_stream) = match convert::exec_options(lua, opts, extras) {
                 Ok(o) => o,
-                Err(BadArg { message, arg }) => return bad(message, arg),
+                Err(e) => return Ok(e.into_fail()),
             };
             match this.ex.prepare(spec, opts) {
                 Ok((mut req, remote, buffer_limit)) => {
@@ -152,7 +152,7 @@ impl UserData for ProcessUd {
         m.add_method_mut("resize", |lua, this, (rows, cols): (Value, Value)| {
             let (rows, cols) = match convert::terminal_size(lua, rows, cols) {
                 Ok(size) => size,
-                Err(BadArg { message, arg }) => return Ok((Value::Nil, Some(message), arg)),
+                Err(e) => return Ok(e.into_fail()),
             };
             let (v, e) = unit(lua, this.0.resize(rows, cols))?;
             Ok((v, e, None))
@@ -412,7 +412,7 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
             lua.create_function(move |lua, (id, cfg): (Value, Value)| {
                 let def = match convert::definition(lua, id, cfg) {
                     Ok(d) => d,
-                    Err(BadArg { message, arg }) => return Ok((Value::Nil, Some(message), arg)),
+                    Err(e) => return Ok(e.into_fail()),
                 };
                 let mut reg = ctx.registry.borrow_mut();
                 let r = match def {

@@ -579,20 +579,28 @@ mod tests {
     use crate::core::io::driver::Driver;
     use crate::core::io::stream::{Got, StreamRead};
 
-    fn process(cmd: &str) -> Process {
-        let req = SpawnRequest::new(CommandSpec::Shell(cmd.into()));
+    /// A process for `req`, alone under an executor that allows one.
+    pub(super) fn process_of(req: SpawnRequest) -> Process {
         let limit = Limit { executor: "test:x".into(), live: Arc::new(AtomicUsize::new(0)), max: Some(1), queue: false };
         Process::new(req, None, Driver::shared().unwrap(), children::new_owner(), limit)
+    }
+
+    pub(super) fn process(cmd: &str) -> Process {
+        process_of(SpawnRequest::new(CommandSpec::Shell(cmd.into())))
+    }
+
+    /// One turn of the process's own driver, as the Lua loop makes while a
+    /// step is pending (up to `ms`).
+    pub(super) fn poll(p: &Process, ms: i32) {
+        let mut ready = Vec::new();
+        p.driver.borrow_mut().poll(ms, &mut ready).unwrap();
     }
 
     /// Drive `wait_step` with the process's own driver, as the Lua loop does.
     fn wait(p: &mut Process) -> WaitStep {
         for _ in 0..1000 {
             match p.wait_step().0 {
-                WaitStep::Pending(_) => {
-                    let mut ready = Vec::new();
-                    p.driver.borrow_mut().poll(100, &mut ready).unwrap();
-                }
+                WaitStep::Pending(_) => poll(p, 100),
                 other => return other,
             }
         }
@@ -638,10 +646,7 @@ mod tests {
             match s.read(&mut buf).unwrap() {
                 StreamRead::Data(n) => total += n,
                 StreamRead::Eof => break,
-                StreamRead::WouldBlock => {
-                    let mut ready = Vec::new();
-                    p.driver.borrow_mut().poll(100, &mut ready).unwrap();
-                }
+                StreamRead::WouldBlock => poll(&p, 100),
                 StreamRead::Dropped(n) => panic!("{n} bytes dropped"),
             }
         }

@@ -446,6 +446,18 @@ impl Outputs {
         Ok(())
     }
 
+    /// Move what the read-ahead took in behind the reader's own bytes.
+    fn absorb_buffered(&self, st: &mut StreamState) -> Result<(), String> {
+        let held = st.buffered();
+        if st.acc.try_reserve(held).is_err() {
+            return Err(out_of_memory(st.pending() + held));
+        }
+        let from = st.pos;
+        st.acc.extend_from_slice(&st.buffer[from..from + held]);
+        self.consume(st, held);
+        Ok(())
+    }
+
     /// Make progress on a line or whole read of stream `which`: move
     /// read-ahead data behind the reader's own bytes, or read the pipe into
     /// them. `Ok(None)`: there is more to look at; `Ok(Some(..))`: the
@@ -457,13 +469,7 @@ impl Outputs {
             return Ok(Some(Got::Dropped(n)));
         }
         if st.buffered() > 0 {
-            let held = st.buffered();
-            if st.acc.try_reserve(held).is_err() {
-                return Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending() + held));
-            }
-            let from = st.pos;
-            st.acc.extend_from_slice(&st.buffer[from..from + held]);
-            self.consume(st, held);
+            self.absorb_buffered(st)?;
             return Ok(None);
         }
         if let Some(e) = &st.error {
@@ -481,18 +487,16 @@ impl Outputs {
             st.scan -= st.acc_pos;
             st.acc_pos = 0;
         }
-        // Into the reader's buffer when it has room for a whole chunk (bulk
-        // data: it has grown), else through the scratch buffer and only the
-        // bytes that came are kept: a short output never costs a fresh
-        // MAX_CHUNK allocation (which, freed and trimmed each time, would
-        // be faulted in again for every process).
-        // A buffer that already holds a chunk's worth is bulk: it grows (by
-        // doubling) and the pipe is read straight into it, a chunk at a
-        // time. (Bigger reads, up to what a grown pipe holds, were slower:
-        // the kernel then faults the fresh pages in while holding the pipe,
-        // and the writer waits.)
+        // A reader's buffer that already holds a chunk's worth is bulk: it
+        // grows (by doubling) and the pipe is read straight into it, a chunk
+        // at a time. (Bigger reads, up to what a grown pipe holds, were
+        // slower: the kernel then faults the fresh pages in while holding
+        // the pipe, and the writer waits.) Otherwise the read goes through
+        // the scratch buffer and only the bytes that came are kept: a short
+        // output never costs a fresh MAX_CHUNK allocation (which, freed and
+        // trimmed each time, would be faulted in again for every process).
         if st.acc.len() >= MAX_CHUNK && st.acc.capacity() - st.acc.len() < MAX_CHUNK && st.acc.try_reserve(MAX_CHUNK).is_err() {
-            return Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending()));
+            return Err(out_of_memory(st.pending()));
         }
         let spare = st.acc.capacity() - st.acc.len();
         let r = if spare >= MAX_CHUNK {
@@ -539,9 +543,7 @@ impl Outputs {
                 let _ = which;
                 Ok(Some(Got::WouldBlock))
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
-                Err(format!("cannot hold {} bytes of output in memory: out of memory", st.pending()))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(out_of_memory(st.pending())),
             Err(e) => {
                 st.error = Some(format!("read failed: {}", sys::describe(&e)));
                 Ok(None)
@@ -665,18 +667,20 @@ impl Outputs {
     pub fn take_partial(&self, which: usize) -> Vec<u8> {
         match self.streams[which].borrow_mut().as_mut() {
             Some(st) => {
-                let held = st.buffered();
-                if held > 0 && st.acc.try_reserve(held).is_ok() {
-                    let from = st.pos;
-                    st.acc.extend_from_slice(&st.buffer[from..from + held]);
-                    self.consume(st, held);
+                // (Out of memory: what the read-ahead holds is left behind.)
+                if st.buffered() > 0 {
+                    let _ = self.absorb_buffered(st);
                 }
                 take_acc(st)
             }
             None => Vec::new(),
         }
     }
+}
 
+/// Why a reader's buffer could not grow by the bytes it must hold.
+fn out_of_memory(bytes: usize) -> String {
+    format!("cannot hold {bytes} bytes of output in memory: out of memory")
 }
 
 /// The reader's bytes not returned yet, moved out of `st`.

@@ -89,20 +89,8 @@ impl Process {
 mod tests {
     use super::*;
     use crate::core::command::CommandSpec;
-    use crate::core::io::driver::Driver;
-    use crate::core::os::children;
-    use crate::core::os::spawn::SpawnRequest;
-    use crate::core::process::Limit;
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
-
-    fn process(cmd: &str, buffer_limit: usize) -> Process {
-        let req = SpawnRequest::new(CommandSpec::Shell(cmd.into()));
-        let limit = Limit { executor: "test:c".into(), live: Arc::new(AtomicUsize::new(0)), max: None, queue: false };
-        let mut p = Process::new(req, None, Driver::shared().unwrap(), children::new_owner(), limit);
-        p.set_buffer_limit(buffer_limit);
-        p
-    }
+    use crate::core::os::spawn::{SpawnRequest, Stdio};
+    use crate::core::process::tests::{poll, process, process_of};
 
     /// Step until done, polling the process's driver in between (as the
     /// shim parks on the tokens); `stop_after` steps, ask it to stop.
@@ -111,8 +99,7 @@ mod tests {
             match p.collect_step(stop_after.is_some_and(|n| i >= n)).0 {
                 CollectStep::Pending(tokens) => {
                     assert!(!tokens.is_empty(), "pending with nothing to park on");
-                    let mut ready = Vec::new();
-                    p.driver.borrow_mut().poll(100, &mut ready).unwrap();
+                    poll(p, 100);
                 }
                 other => return other,
             }
@@ -122,7 +109,8 @@ mod tests {
 
     #[test]
     fn both_outputs_come_whole_however_small_the_read_ahead_limit() {
-        let mut p = process("head -c 700000 /dev/zero; head -c 500000 /dev/zero >&2; echo end", 1);
+        let mut p = process("head -c 700000 /dev/zero; head -c 500000 /dev/zero >&2; echo end");
+        p.set_buffer_limit(1);
         assert!(matches!(p.collect_step(false).0, CollectStep::Failed(e) if e == "process not started"));
         p.start().unwrap();
         match collect(&mut p, None) {
@@ -139,9 +127,8 @@ mod tests {
     #[test]
     fn an_output_that_is_not_a_pipe_is_empty() {
         let mut req = SpawnRequest::new(CommandSpec::Shell("echo out; echo err >&2".into()));
-        req.stdout = crate::core::os::spawn::Stdio::Null;
-        let limit = Limit { executor: "test:c".into(), live: Arc::new(AtomicUsize::new(0)), max: None, queue: false };
-        let mut p = Process::new(req, None, Driver::shared().unwrap(), children::new_owner(), limit);
+        req.stdout = Stdio::Null;
+        let mut p = process_of(req);
         p.start().unwrap();
         match collect(&mut p, None) {
             CollectStep::Done(0, out, err) => assert_eq!((out, err), (Vec::new(), b"err\n".to_vec())),
@@ -152,7 +139,7 @@ mod tests {
     #[test]
     fn stopping_keeps_what_came_and_closes_the_pipes() {
         // The child's own child holds stdout open after the child exits.
-        let mut p = process("echo first; (sleep 5; echo late) & exit 7", 1 << 20);
+        let mut p = process("echo first; (sleep 5; echo late) & exit 7");
         p.start().unwrap();
         let t0 = std::time::Instant::now();
         // Step until the first line is in and the child has exited, then stop.
@@ -161,8 +148,7 @@ mod tests {
             steps += 1;
             assert!(steps < 10_000);
             if let (CollectStep::Pending(_), _) = p.collect_step(false) {
-                let mut ready = Vec::new();
-                p.driver.borrow_mut().poll(20, &mut ready).unwrap();
+                poll(&p, 20);
                 if t0.elapsed().as_millis() > 300 {
                     break;
                 }
