@@ -360,6 +360,23 @@ describe("stream:case_read for channel.select", function()
 end)
 
 describe("resource option queue = true", function()
+  -- The queue remembers which processes hold a slot, weakly. A collected
+  -- handle's process is finalized one collection before the weak table
+  -- forgets it: a queued start in between must not touch it.
+  it("a queued start after a holder's handle was collected", function()
+    passes([[
+      exec.registry.define("jobs:gc", { kind = "exec.native", max_processes = 1, queue = true })
+      local ex = exec.get("jobs:gc")
+      local p = ex:exec({ "sh", "-c", "trap '' TERM; sleep 5" })
+      p:start()
+      p = nil
+      collectgarbage() -- finalizes the handle: SIGTERM (ignored), SIGKILL after the grace
+      local q = ex:exec({ "true" })
+      q:start() -- waits for the slot while the first child is still there
+      assert(q:wait() == 0)
+    ]], 20)
+  end)
+
   it("20 jobs with 4 at a time: start() waits for a slot, first come first served", function()
     local out = passes([[
       exec.registry.define("jobs:q", { kind = "exec.native", max_processes = 4, queue = true })

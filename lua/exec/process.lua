@@ -116,8 +116,11 @@ end
 -- the fallback poll interval).
 local queues = {}
 local FALLBACK_POLL = core.fallback_poll
--- Per resource, the processes started here that hold a slot (weak: a
--- collected handle's child is ended and reaped by the library anyway).
+-- Per resource, the processes started here that hold a slot, by their
+-- state tables (weak: a collected handle's child is ended and reaped by the
+-- library anyway). Not by the raw userdata: a collected one is finalized
+-- (destructed) a collection before a weak table forgets it, while a plain
+-- table that nothing reaches leaves the weak table at once.
 -- A child that exited while nobody waits for it still holds its slot
 -- until it is reaped: a queued start reaps those itself (as status() does).
 local holders = {}
@@ -125,8 +128,9 @@ local holders = {}
 local function reap_holders(id)
   local set = holders[id]
   if not set then return end
-  for praw in pairs(set) do
-    if praw:state() ~= "running" or praw:try_wait() ~= false then set[praw] = nil end
+  for hst in pairs(set) do
+    local praw = hst.raw
+    if praw:state() ~= "running" or praw:try_wait() ~= false then set[hst] = nil end
   end
 end
 
@@ -203,7 +207,7 @@ local function start_raw(raw, st, fname)
   if qid then
     if ok then
       holders[qid] = holders[qid] or setmetatable({}, { __mode = "k" })
-      holders[qid][raw] = true
+      holders[qid][st] = true
     end
     kick_queue(qid) -- (the next in line checks for room)
   end
