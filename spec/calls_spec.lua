@@ -51,6 +51,20 @@ local function calls(fn)
   return n, by_name
 end
 
+-- How many times `fn()` made the scheduler park a caller: calls of its
+-- `suspend` (also as a tail call, which has no name to go by).
+local function parks(fn)
+  local n = 0
+  local getinfo, suspend = debug.getinfo, exec._internal.sched.suspend
+  debug.sethook(function()
+    local info = getinfo(2, "f")
+    if info and info.func == suspend then n = n + 1 end
+  end, "c")
+  fn()
+  debug.sethook()
+  return n
+end
+
 describe("calls into Rust per operation", function()
   if H.is_luajit then
     -- LuaJIT reports calls of compiled code to hooks only partly; the
@@ -92,6 +106,39 @@ describe("calls into Rust per operation", function()
     local setup = n - collects - (by["for iterator"] or 0)
     assert.is_true(setup <= 6, setup .. " set-up calls of " .. n)
     assert.is_true(collects >= 1)
+  end)
+
+  -- With nothing else in the program waiting (no task, timer or other
+  -- waiter), run and wait turn the event loop inside their Rust step
+  -- instead of parking in the scheduler and coming back.
+  it("exec.run with nothing else waiting never parks in the scheduler", function()
+    H.exec.run("echo warm")
+    local r
+    local n = parks(function() r = H.exec.run("echo hi; sleep 0.05; echo there") end)
+    assert.equals("hi\nthere\n", r.stdout)
+    assert.equals(0, n)
+  end)
+
+  it("process:wait with nothing else waiting never parks in the scheduler", function()
+    local p = H.native:exec("sleep 0.05")
+    p:start()
+    local code
+    local n = parks(function() code = p:wait() end)
+    assert.equals(0, code)
+    assert.equals(0, n)
+  end)
+
+  it("but both park while a task has a timer pending", function()
+    local task_done = false
+    exec.spawn(function() exec.time.sleep(0.01); task_done = true end)
+    local n = parks(function() H.exec.run("sleep 0.05") end)
+    assert.is_true(n >= 1, n .. " parks")
+    assert.is_true(task_done)
+    exec.spawn(function() exec.time.sleep(0.01) end)
+    local p = H.native:exec("sleep 0.05")
+    p:start()
+    n = parks(function() p:wait() end)
+    assert.is_true(n >= 1, n .. " parks")
   end)
 
   it("a line read: 3 or fewer, and none for lines already taken in", function()

@@ -329,3 +329,52 @@ describe("time", function()
     assert.is_true(time.now() - t0 < 1.5)
   end)
 end)
+
+-- exec.run and process:wait turn the event loop inside their Rust step when
+-- nothing else in the program waits (sched.alone); anything that could be
+-- woken meanwhile sends them back to the scheduler.
+describe("a blocking call with nothing else waiting", function()
+  it("still lets a timer fire and a task run during it", function()
+    local out = H.script([[
+      local t0 = time.now()
+      local fired
+      exec.spawn(function() time.sleep(0.05); fired = time.now() - t0 end)
+      exec.run("sleep 0.4")
+      print("RUN " .. string.format("%.2f", fired or -1))
+      fired = nil
+      exec.spawn(function() time.sleep(0.05); fired = time.now() - t0 end)
+      t0 = time.now()
+      local p = exec.get("process:native"):exec("sleep 0.4"); p:start(); p:wait()
+      print("WAIT " .. string.format("%.2f", fired or -1))
+    ]], 15)
+    local run, wait = tonumber(out:match("RUN ([%d.-]+)")), tonumber(out:match("WAIT ([%d.-]+)"))
+    assert.is_truthy(run and run >= 0 and run < 0.3, out)
+    assert.is_truthy(wait and wait >= 0 and wait < 0.3, out)
+  end)
+
+  it("leaves other processes' output, input and exit for their own calls", function()
+    local out = H.script([[
+      local ex = exec.get("process:native")
+      -- More output than a pipe holds, produced while the run below waits.
+      local a = ex:exec("seq 1 200000"); a:start()
+      local sa = a:stdout_stream()
+      -- Input queued before the run, written by the loop while it waits.
+      local b = ex:exec("wc -c"); b:start()
+      b:write_stdin(string.rep("x", 3000000)); b:close_stdin()
+      local sb = b:stdout_stream()
+      -- A child that exits while the run waits.
+      local c = ex:exec("exit 7"); c:start()
+      print("RUN " .. exec.run("sleep 0.3; echo ran").stdout)
+      local all = sa:read("a")
+      print("A " .. #all .. " " .. select(2, all:gsub("\n", "")))
+      print("B " .. sb:read("a"))
+      print("C " .. tostring(c:wait()))
+      print("CODES " .. tostring(a:wait()) .. " " .. tostring(b:wait()))
+    ]], 15)
+    assert.matches("RUN ran", out, nil, true)
+    assert.matches("A 1288895 200000", out, nil, true)
+    assert.matches("B 3000000", out, nil, true)
+    assert.matches("C 7", out, nil, true)
+    assert.matches("CODES 0 0", out, nil, true)
+  end)
+end)

@@ -302,8 +302,10 @@ function Process:wait(d)
   -- the child up (see stream.rs): the first step begins the wait.
   sched.yield()
   while true do
-    -- The state machine is Rust's: one call per step.
-    local code, a, t1, t2 = raw:wait_step()
+    -- The state machine is Rust's: one call per step; when nothing else
+    -- in the program waits, the step also turns the event loop itself.
+    local alone = not deadline and sched.alone()
+    local code, a, t1, t2 = raw:wait_step(alone)
     if code then
       waited(raw, st, a, t1)
       return code, nil
@@ -312,7 +314,7 @@ function Process:wait(d)
         local left = deadline - sched.now()
         if left <= 0 then return nil, "timeout" end
         sched.wait_token_for(a, left, "process:wait")
-      else
+      elseif not alone then
         sched.wait_token(a, "process:wait")
       end
     else

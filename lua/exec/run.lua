@@ -64,22 +64,25 @@ local function run(self, fname, command, options)
     end)
   end
   -- Rust reads both outputs to their end, then waits (Process::collect_step):
-  -- one call per wakeup, parking on the tokens it names in between.
+  -- one call per wakeup, parking on the tokens it names in between; or,
+  -- when nothing else in the program waits, turning the event loop itself.
   local function body()
     while true do
-      local code, a, b, c, d = praw:collect(stop)
+      local alone = sched.alone()
+      local code, a, b, c, d = praw:collect(stop, alone)
       if code then
         process.waited(praw, pst, c, d)
         return code, a, b
       elseif code == nil then
         process.wake_others(b, c)
         return nil, a
+      elseif not alone then
+        w = sched.waiter()
+        sched.on_token(w, a)
+        if b then sched.on_token(w, b) end
+        sched.suspend(w, fname)
+        w = nil
       end
-      w = sched.waiter()
-      sched.on_token(w, a)
-      if b then sched.on_token(w, b) end
-      sched.suspend(w, fname)
-      w = nil
     end
   end
   local fine, code, out, err

@@ -409,6 +409,16 @@ end
 
 local isyieldable = coroutine.isyieldable
 
+--- Whether a blocking call of the caller may wait for its own tokens in
+--- Rust instead of parking: the caller is not a task, and nothing else
+--- could run or be woken meanwhile (no ready task, no timer, no other
+--- waiter on the event loop, no token reported and not yet delivered).
+--- Then waiting in place is what the loop would do, minus its turns in Lua.
+function M.alone()
+  return token_waiter_count == 0 and ready_empty() and polled_head > polled_n
+    and next_deadline() == nil and not current_task() and not life.closing
+end
+
 --- Suspend the caller until `w` is woken; returns the values it was woken with.
 --- `what` names the operation for the deadlock message.
 function M.suspend(w, what)

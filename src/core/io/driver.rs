@@ -139,6 +139,13 @@ impl Driver {
         }
     }
 
+    /// One turn of the loop: reap the orphans that are due (without a reaper
+    /// thread this is where they are reaped), then `poll`.
+    pub fn turn(&mut self, timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
+        crate::core::os::children::sweep_orphans();
+        self.poll(timeout_ms, ready)
+    }
+
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
     /// must hear about into `ready`. Returns early with nothing on EINTR.
     pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
