@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -348,7 +348,7 @@ impl StdioPipes {
     }
 
     fn open_io(req: &SpawnRequest) -> Result<StdioPipes, Opened> {
-        let mut null: Option<std::rc::Rc<OwnedFd>> = None;
+        let mut null: Option<RawFd> = None;
         let mut ends: [Option<(Option<OwnedFd>, OwnedFd)>; 3] = [None, None, None];
         for (i, mode) in [req.stdin, req.stdout, req.stderr].into_iter().enumerate() {
             ends[i] = match mode {
@@ -365,13 +365,17 @@ impl StdioPipes {
                 Stdio::Inherit => None,
                 Stdio::Pty => None, // the terminal is opened by the child itself (see spawn)
                 Stdio::Stdout => None, // filled in below from stdout's child end
-                Stdio::Null => {
-                    if null.is_none() {
-                        null = Some(std::rc::Rc::new(sys::open_dev_null()?));
+                Stdio::Null => match null {
+                    // Opened once (above fd 2), then shared by duplicating.
+                    None => {
+                        let fd = sys::open_dev_null()?;
+                        null = Some(fd.as_raw_fd());
+                        Some((None, fd))
                     }
-                    let fd = null.as_ref().unwrap().try_clone()?;
-                    Some((None, sys::above_stdio(fd)?))
-                }
+                    // SAFETY: `first` is the child end of an earlier stream,
+                    // owned by `ends` until this function returns.
+                    Some(first) => Some((None, sys::above_stdio(unsafe { BorrowedFd::borrow_raw(first) }.try_clone_to_owned()?)?)),
+                },
                 Stdio::Socket => {
                     let (parent, child) = sys::socketpair()?;
                     sys::set_nonblocking_fresh(parent.as_raw_fd(), libc::O_RDWR)?;
@@ -391,9 +395,7 @@ impl StdioPipes {
                 Some((_, child)) => Some((None, child.try_clone()?)),
                 // stdout inherited: stderr follows it to the parent's fd 1.
                 // SAFETY: fd 1 is open (stdout is inherited, so it exists) for the duration of this borrow.
-                None => Some((None, sys::above_stdio(unsafe {
-                    std::os::fd::BorrowedFd::borrow_raw(1)
-                }.try_clone_to_owned()?)?)),
+                None => Some((None, sys::above_stdio(unsafe { BorrowedFd::borrow_raw(1) }.try_clone_to_owned()?)?)),
             };
         }
         Ok(StdioPipes { ends })
@@ -488,3 +490,37 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The child's descriptors as the parent sees them: fd -> target.
+    fn fds_of(pid: libc::pid_t) -> Vec<(String, String)> {
+        let mut fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), std::fs::read_link(e.path()).unwrap().display().to_string())
+            })
+            .collect();
+        fds.sort();
+        fds
+    }
+
+    #[test]
+    fn three_null_streams_are_dev_null_and_the_child_has_nothing_else() {
+        let mut req = SpawnRequest::new(CommandSpec::Argv(vec!["sleep".into(), "5".into()]));
+        (req.stdin, req.stdout, req.stderr) = (Stdio::Null, Stdio::Null, Stdio::Null);
+        let s = spawn(&req).unwrap();
+        assert!(s.stdin.is_none() && s.stdout.is_none() && s.stderr.is_none());
+        // The exec has happened once posix_spawn returned (vfork); the fork
+        // path reports exec failures through a pipe that closes at exec.
+        let fds = fds_of(s.pid);
+        sys::kill(s.pid, libc::SIGKILL).unwrap();
+        // SAFETY: waitpid on our own child, with a valid status pointer.
+        unsafe { libc::waitpid(s.pid, &mut 0, 0) };
+        let null = "/dev/null".to_string();
+        assert_eq!(fds, vec![("0".into(), null.clone()), ("1".into(), null.clone()), ("2".into(), null)]);
+    }
+}
