@@ -109,8 +109,8 @@ describe("calls into Rust per operation", function()
   end)
 
   -- With nothing else in the program waiting (no task, timer or other
-  -- waiter), run and wait turn the event loop inside their Rust step
-  -- instead of parking in the scheduler and coming back.
+  -- waiter), a blocking call waits in the event loop's poll itself instead
+  -- of parking in the scheduler and going round it on every wakeup.
   it("exec.run with nothing else waiting never parks in the scheduler", function()
     H.exec.run("echo warm")
     local r
@@ -126,6 +126,17 @@ describe("calls into Rust per operation", function()
     local n = parks(function() code = p:wait() end)
     assert.equals(0, code)
     assert.equals(0, n)
+  end)
+
+  it("a stream read with nothing else waiting never parks in the scheduler", function()
+    local p = H.native:exec("sleep 0.05; echo late")
+    p:start()
+    local s = p:stdout_stream()
+    local got
+    local n = parks(function() got = s:read("l") end)
+    assert.equals("late", got)
+    assert.equals(0, n)
+    p:wait()
   end)
 
   it("but both park while a task has a timer pending", function()

@@ -330,9 +330,9 @@ describe("time", function()
   end)
 end)
 
--- exec.run and process:wait turn the event loop inside their Rust step when
--- nothing else in the program waits (sched.alone); anything that could be
--- woken meanwhile sends them back to the scheduler.
+-- A blocking call waits in the event loop's poll itself when nothing else in
+-- the program waits (sched.park); anything that could be woken meanwhile
+-- sends it round the scheduler.
 describe("a blocking call with nothing else waiting", function()
   it("still lets a timer fire and a task run during it", function()
     local out = H.script([[

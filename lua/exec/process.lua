@@ -302,10 +302,8 @@ function Process:wait(d)
   -- the child up (see stream.rs): the first step begins the wait.
   sched.yield()
   while true do
-    -- The state machine is Rust's: one call per step; when nothing else
-    -- in the program waits, the step also turns the event loop itself.
-    local alone = not deadline and sched.alone()
-    local code, a, t1, t2 = raw:wait_step(alone)
+    -- The state machine is Rust's: one call per step.
+    local code, a, t1, t2 = raw:wait_step()
     if code then
       waited(raw, st, a, t1)
       return code, nil
@@ -314,8 +312,8 @@ function Process:wait(d)
         local left = deadline - sched.now()
         if left <= 0 then return nil, "timeout" end
         sched.wait_token_for(a, left, "process:wait")
-      elseif not alone then
-        sched.wait_token(a, "process:wait")
+      else
+        sched.park("process:wait", a)
       end
     else
       wake_others(t1, t2)
@@ -406,7 +404,7 @@ function Process:write_stdin(data)
   while raw.stdin_must_wait(queued) do
     local token = raw:stdin_token()
     if not token then return nil, "process:write_stdin: process is closed" end
-    sched.wait_token(token, "process:write_stdin")
+    sched.park("process:write_stdin", token)
     queued, err = raw:stdin_queued()
     if not queued then return nil, "process:write_stdin: " .. err end
     if raw:state() ~= "running" then return nil, "process:write_stdin: process is closed" end

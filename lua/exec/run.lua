@@ -48,7 +48,8 @@ local function run(self, fname, command, options)
   -- writes it as the child reads, while the outputs are read below.
   if input and input ~= "" then praw:write(input) end
   praw:close_stdin()
-  local stop, w = false, nil
+  -- `parked`: the token the collection waits on, which the last timer fires.
+  local stop, parked = false, nil
   local timers = {}
   if pst.timeout then
     -- The whole call is bounded: output still open at the deadline means
@@ -60,29 +61,24 @@ local function run(self, fname, command, options)
     end)
     timers[2] = sched.at(deadline + KILL_GRACE + RUN_LINGER, function()
       stop = true
-      if w then sched.wake(w) end
+      if parked then sched.fire(parked) end
     end)
   end
   -- Rust reads both outputs to their end, then waits (Process::collect_step):
-  -- one call per wakeup, parking on the tokens it names in between; or,
-  -- when nothing else in the program waits, turning the event loop itself.
+  -- one call per wakeup, parking on the tokens it names in between.
   local function body()
     while true do
-      local alone = sched.alone()
-      local code, a, b, c, d = praw:collect(stop, alone)
+      local code, a, b, c, d = praw:collect(stop)
       if code then
         process.waited(praw, pst, c, d)
         return code, a, b
       elseif code == nil then
         process.wake_others(b, c)
         return nil, a
-      elseif not alone then
-        w = sched.waiter()
-        sched.on_token(w, a)
-        if b then sched.on_token(w, b) end
-        sched.suspend(w, fname)
-        w = nil
       end
+      parked = a
+      sched.park(fname, a, b)
+      parked = nil
     end
   end
   local fine, code, out, err

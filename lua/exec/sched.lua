@@ -409,14 +409,38 @@ end
 
 local isyieldable = coroutine.isyieldable
 
---- Whether a blocking call of the caller may wait for its own tokens in
---- Rust instead of parking: the caller is not a task, and nothing else
---- could run or be woken meanwhile (no ready task, no timer, no other
---- waiter on the event loop, no token reported and not yet delivered).
---- Then waiting in place is what the loop would do, minus its turns in Lua.
-function M.alone()
+-- Whether the caller waits alone: it is not a task, and nothing else
+-- could run or be woken while it waits (no ready task, no timer, no other
+-- waiter on the event loop, no token reported and not yet delivered). Then
+-- a turn of the loop can only concern the caller, and it waits inside the
+-- Rust loop itself (poll_alone) instead of going round this one.
+local function alone()
   return token_waiter_count == 0 and ready_empty() and polled_head > polled_n
-    and next_deadline() == nil and not current_task() and not life.closing
+    and next_deadline() == nil and not current_task()
+end
+
+-- What a turn reports while the caller waits alone: nobody else to wake.
+local unheard = {}
+
+-- One turn of the event loop, as long as it takes, for a caller that waits
+-- alone. It returns at once on EINTR (Ctrl-C), so that the interpreter's
+-- hook raises before the caller's next step.
+local function poll_alone()
+  local n, err = poll(-1, unheard)
+  if not n then error("exec: " .. err, 0) end
+end
+
+--- Wait once for `a` (or `b`) to fire; the caller then looks again at
+--- what it waits for, which may not have happened: waiting alone, this
+--- returns after any turn of the loop. `what` names the operation for the
+--- deadlock message.
+function M.park(what, a, b)
+  check_open()
+  if alone() then return poll_alone() end
+  local w = M.waiter()
+  M.on_token(w, a)
+  if b then M.on_token(w, b) end
+  M.suspend(w, what)
 end
 
 --- Suspend the caller until `w` is woken; returns the values it was woken with.
@@ -442,13 +466,6 @@ function M.suspend(w, what)
   end
   local r = w.results
   return unpack(r, 1, r.n)
-end
-
---- Block until `token` fires once.
-function M.wait_token(token, what)
-  local w = M.waiter()
-  M.on_token(w, token)
-  return M.suspend(w, what)
 end
 
 --- Block until `token` fires or `seconds` pass: returns true, or false on

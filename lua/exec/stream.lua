@@ -37,7 +37,7 @@ local TIMEOUT = {}
 -- a deadline) until then: false once the deadline has passed.
 local function park(st, deadline)
   if not deadline then
-    sched.wait_token(st.token, "stream:read")
+    sched.park("stream:read", st.token)
     return true
   end
   local left = deadline - sched.now()

@@ -160,8 +160,8 @@ impl UserData for ProcessUd {
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         // For run: code, stdout, stderr, wake tokens | false, tokens to
         // park on | nil, message, wake tokens (see Process::collect_step)
-        m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
-            let (step, [w1, w2]) = this.0.collect_turn(stop, alone);
+        m.add_method_mut("collect", |lua, this, stop: bool| {
+            let (step, [w1, w2]) = this.0.collect_step(stop);
             let mut out = MultiValue::new();
             match step {
                 CollectStep::Done(code, o, e) => {
@@ -198,8 +198,8 @@ impl UserData for ProcessUd {
             Err(e) => fail(e),
         });
         // code, tokens to wake... | false, token | nil, message, tokens to wake...
-        m.add_method_mut("wait_step", |lua, this, alone: bool| {
-            let (step, wake) = this.0.wait_turn(alone);
+        m.add_method_mut("wait_step", |lua, this, ()| {
+            let (step, wake) = this.0.wait_step();
             let mut out = MultiValue::new();
             match step {
                 WaitStep::Done(c) => out.push_back(Value::Integer(c as mlua::Integer)),

@@ -359,32 +359,6 @@ impl Process {
         }
     }
 
-    /// `wait_step`; when it would park and the caller waits `alone`, one
-    /// turn of the event loop in place and a second step.
-    pub fn wait_turn(&mut self, alone: bool) -> (WaitStep, [Option<Token>; 2]) {
-        let first = self.wait_step();
-        if !alone || !matches!(first.0, WaitStep::Pending(_)) {
-            return first;
-        }
-        if let Err(e) = self.turn_alone() {
-            return (WaitStep::Failed(e), [None, None]);
-        }
-        self.wait_step()
-    }
-
-    /// One turn of the event loop, waiting as long as it takes, for a
-    /// caller that waits alone: the shim found nothing else in the program
-    /// that a turn could wake (no other waiter, no ready task, no timer), so
-    /// the tokens it reports have nobody to go to, and parking in Lua would
-    /// only come back here. Saves the Lua scheduler's round trip on every
-    /// wakeup of the most common call, a `run` or `wait` in a plain script.
-    /// An interrupted wait (EINTR: Ctrl-C) returns at once, so that the
-    /// interpreter's signal hook runs before the caller steps again.
-    pub fn turn_alone(&mut self) -> Result<(), String> {
-        let mut ready = Vec::new();
-        self.driver.borrow_mut().turn(-1, &mut ready).map_err(|e| format!("event loop failed: {}", sys::describe(&e)))
-    }
-
     /// `wait()` has begun: no output may hold the child up any more. Output
     /// nobody obtained is discarded (it can never be read once `wait()`
     /// returns); streams handed out are read ahead, so that whoever holds
@@ -631,33 +605,6 @@ mod tests {
             }
         }
         panic!("the child never ended");
-    }
-
-    #[test]
-    fn a_wait_alone_turns_the_loop_itself_until_the_child_ends() {
-        let mut p = process("echo out; echo err >&2; sleep 0.05; exit 3");
-        p.start().unwrap();
-        let mut calls = 0;
-        let code = loop {
-            calls += 1;
-            assert!(calls < 1000, "the child never ended");
-            match p.wait_turn(true).0 {
-                WaitStep::Done(c) => break c,
-                WaitStep::Pending(_) => {}
-                WaitStep::Failed(e) => panic!("{e}"),
-            }
-        };
-        assert_eq!(code, 3);
-        // Each call blocks in the loop until something happens: a few
-        // calls, not a busy loop over the 50 ms.
-        assert!(calls <= 20, "{calls} calls");
-        // Not alone: never blocks, parks the caller instead.
-        let mut q = process("sleep 0.2");
-        q.start().unwrap();
-        let t0 = std::time::Instant::now();
-        assert!(matches!(q.wait_turn(false).0, WaitStep::Pending(_)));
-        assert!(t0.elapsed() < std::time::Duration::from_millis(150));
-        q.close(true);
     }
 
     #[test]

@@ -67,20 +67,6 @@ impl Process {
         }
     }
 
-    /// `collect_step`; when it would park and the caller waits `alone`,
-    /// one turn of the event loop in place and a second step (see
-    /// `Process::turn_alone`).
-    pub fn collect_turn(&mut self, stop: bool, alone: bool) -> (CollectStep, [Option<Token>; 2]) {
-        let first = self.collect_step(stop);
-        if !alone || !matches!(first.0, CollectStep::Pending(_)) {
-            return first;
-        }
-        if let Err(e) = self.turn_alone() {
-            return (CollectStep::Failed(e), [None, None]);
-        }
-        self.collect_step(stop)
-    }
-
     /// Whether an output `collect_step` reads has not ended yet.
     pub fn collect_open(&self) -> bool {
         self.state == State::Running && (0..2).any(|w| self.collecting[w] && self.collected[w].is_none())
@@ -119,25 +105,6 @@ mod tests {
             }
         }
         panic!("never done");
-    }
-
-    #[test]
-    fn a_collect_alone_turns_the_loop_itself() {
-        let mut p = process("echo hi; sleep 0.05; echo there >&2; exit 4");
-        p.start().unwrap();
-        let mut calls = 0;
-        loop {
-            calls += 1;
-            assert!(calls <= 20, "{calls} calls: a busy loop, or it never ended");
-            match p.collect_turn(false, true).0 {
-                CollectStep::Done(code, out, err) => {
-                    assert_eq!((code, &out[..], &err[..]), (4, &b"hi\n"[..], &b"there\n"[..]));
-                    break;
-                }
-                CollectStep::Pending(_) => {}
-                CollectStep::Failed(e) => panic!("{e}"),
-            }
-        }
     }
 
     #[test]
