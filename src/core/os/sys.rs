@@ -123,6 +123,21 @@ pub fn grow_pipe(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, BULK_PIPE_SIZE) };
 }
 
+/// Fault in the pages under `buf` for writing, all in one call, before a
+/// read() fills it (MADV_POPULATE_WRITE: contents untouched). Where the
+/// kernel lacks it (before Linux 5.14: EINVAL) the read faults them in
+/// itself, as it always did.
+pub fn prefault(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    // SAFETY: sysconf has no pointer arguments.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    let start = buf.as_ptr() as usize / page * page;
+    let end = buf.as_ptr() as usize + buf.len();
+    // SAFETY: [start, end) is `buf` widened to the page holding its first
+    // byte, which is mapped (part of it is `buf`); populating changes no
+    // contents.
+    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
+}
+
 /// Set O_NONBLOCK on a descriptor whose flags are otherwise the defaults of
 /// a fresh pipe end (saves the F_GETFL of `set_nonblocking`).
 pub fn set_nonblocking_fresh(fd: RawFd, access: libc::c_int) -> io::Result<()> {
