@@ -490,7 +490,6 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
