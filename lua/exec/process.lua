@@ -251,8 +251,8 @@ end
 
 -- A wait ended (with a code or an error), or the handle closed: other
 -- coroutines may be waiting on the tokens that retired (w1, w2, either may
--- be nil); wake them, they find the same answer. (Without this a waiter that registered after the
--- token's last report would sleep forever.)
+-- be nil); wake them, they find the same answer. (Without this a waiter
+-- that registered after the token's last report would sleep forever.)
 local function wake_others(w1, w2)
   if w1 then sched.fire(w1) end
   if w2 then sched.fire(w2) end
@@ -308,13 +308,7 @@ function Process:wait(d)
       waited(raw, st, a, t1)
       return code, nil
     elseif code == false then
-      if deadline then
-        local left = deadline - sched.now()
-        if left <= 0 then return nil, "timeout" end
-        sched.wait_token_for(a, left, "process:wait")
-      else
-        sched.park("process:wait", a)
-      end
+      if not sched.park_until("process:wait", a, deadline) then return nil, "timeout" end
     else
       wake_others(t1, t2)
       return nil, "process:wait: " .. a

@@ -443,6 +443,19 @@ function M.park(what, a, b)
   M.suspend(w, what)
 end
 
+--- `park` with a deadline (monotonic seconds; nil: none): false at once if
+--- it has passed, else true after waiting at most until then.
+function M.park_until(what, token, deadline)
+  if not deadline then
+    M.park(what, token)
+    return true
+  end
+  local left = deadline - M.now()
+  if left <= 0 then return false end
+  M.wait_token_for(token, left, what)
+  return true
+end
+
 --- Suspend the caller until `w` is woken; returns the values it was woken with.
 --- `what` names the operation for the deadlock message.
 function M.suspend(w, what)

@@ -33,19 +33,6 @@ end
 -- of a line stays in Rust's buffer for the next read).
 local TIMEOUT = {}
 
--- Park the caller on the stream's token until something happens, or (with
--- a deadline) until then: false once the deadline has passed.
-local function park(st, deadline)
-  if not deadline then
-    sched.park("stream:read", st.token)
-    return true
-  end
-  local left = deadline - sched.now()
-  if left <= 0 then return false end
-  sched.wait_token_for(st.token, left, "stream:read")
-  return true
-end
-
 -- The next line (with its newline when keep): line | nil (end) | nil, err
 -- | nil, TIMEOUT.
 local function next_line(raw, st, keep, deadline)
@@ -60,7 +47,7 @@ local function next_line(raw, st, keep, deadline)
   while true do
     local n, last = raw:read_lines(q)
     if n == false then
-      if not park(st, deadline) then return nil, TIMEOUT end
+      if not sched.park_until("stream:read", st.token, deadline) then return nil, TIMEOUT end
     elseif type(n) == "number" then
       local line = q[1]
       q[1] = nil
@@ -81,7 +68,7 @@ local function await(raw, st, method, arg, deadline)
   while true do
     local data, err = raw[method](raw, arg)
     if data ~= false then return data, err end
-    if not park(st, deadline) then return nil, TIMEOUT end
+    if not sched.park_until("stream:read", st.token, deadline) then return nil, TIMEOUT end
   end
 end
 
