@@ -166,4 +166,27 @@ describe("calls into Rust per operation", function()
     assert.equals(0, n)
     p:wait()
   end)
+
+  it("a buffered line (Lua 5.3/5.4): one C function, no Lua code of the library", function()
+    if not exec._internal.core.line_readers then return pending("the C readers exist on Lua 5.3 and 5.4") end
+    local p = H.native:exec({ "printf", "a\\nb\\nc\\n" })
+    p:start()
+    local s = p:stdout_stream()
+    assert.equals("a", s:read("l", 5))
+    local it = s:lines()
+    assert.equals("C", debug.getinfo(s.read, "S").what)
+    assert.equals("C", debug.getinfo(it, "S").what)
+    local lua_calls = 0
+    local getinfo, got = debug.getinfo, {}
+    debug.sethook(function()
+      local info = getinfo(2, "S")
+      if info.short_src:find("lua/exec/", 1, true) then lua_calls = lua_calls + 1 end
+    end, "c")
+    got[1] = s:read("l")
+    got[2] = it()
+    debug.sethook()
+    assert.same({ "b", "c" }, got)
+    assert.equals(0, lua_calls)
+    p:wait()
+  end)
 end)

@@ -466,6 +466,9 @@ describe("state end and fork are safe", function()
           function() return exec.run("true") end,
           function() return exec.get("process:native") end,
           function() return exec.registry.define("a:b", { kind = "x" }) end,
+          -- lines already buffered are no exception
+          function() return S:read("l") end,
+          function() return IT() end,
         }) do
           local ok, err = pcall(call)
           print("LATE=" .. tostring(ok) .. " " .. tostring(err))
@@ -473,10 +476,15 @@ describe("state end and fork are safe", function()
       end)
       exec = require("exec")
       exec.run("true")
+      P = exec.get("process:native"):exec({ "printf", "a\\nb\\nc\\nd\\n" }); P:start()
+      S = P:stdout_stream()
+      assert(S:read("l", 5) == "a")
+      IT = S:lines()
+      assert(S:read("l") == "b")
     ]], "timeout -s KILL 20 ")
     assert.equals(0, status, out)
     local _, n = out:gsub("LATE=false exec: the Lua state is closing", "")
-    assert.equals(3, n, out)
+    assert.equals(5, n, out)
   end)
 
   it("a forked copy of the host never signals the parent's children (LuaJIT ffi)", function()

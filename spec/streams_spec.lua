@@ -323,3 +323,110 @@ describe("line and whole reads", function()
     p:wait()
   end)
 end)
+
+-- On Lua 5.3 and 5.4 a buffered line is read by a C function of the
+-- stream's own (src/binding/line_reader.rs) that hands every other case to
+-- the Lua code; these pin what it must keep doing.
+describe("line reads of buffered lines", function()
+  local C_READERS = exec._internal.core.line_readers
+
+  -- A started `printf` of `text`, and its stdout once `first` was read
+  -- from it (the rest of its lines are then buffered).
+  local function buffered(text, first)
+    local p = ex:exec({ "printf", text })
+    p:start()
+    local s = p:stdout_stream()
+    assert.equals(first, s:read("l", 5))
+    return p, s
+  end
+
+  it("read the stream the method is called on, not the one it was taken from", function()
+    local pa, a = buffered("a1\\na2\\n", "a1")
+    local pb, b = buffered("b1\\nb2\\n", "b1")
+    assert.equals("b2", a.read(b, "l"))
+    assert.equals("a2", b.read(a, "l"))
+    assert.is_nil(a:read("l"))
+    assert.is_nil(b:read("l"))
+    local ok, err = pcall(a.read, {}, "l")
+    assert.is_false(ok)
+    assert.matches("stream:read: self must be an exec.stream %(got table%)", err)
+    pa:wait()
+    pb:wait()
+  end)
+
+  it("take buffered lines in order whatever the format or timeout", function()
+    local p, s = buffered("1\\n2\\n3\\n4\\n5\\n6\\n7", "1")
+    assert.equals("2", s:read("l", 1))
+    assert.equals("3", s:read("*l"))
+    assert.equals("4\n", s:read("L"))
+    assert.equals("5", s:read("l", nil))
+    assert.equals("6\n7", s:read("a"))
+    assert.is_nil(s:read("l"))
+    local ok, err = pcall(s.read, s, "x")
+    assert.is_false(ok)
+    assert.matches("invalid format 'x'", err)
+    p:wait()
+  end)
+
+  it("park a task until a line comes, while other tasks run", function()
+    local p = ex:exec("sleep 0.3; printf 'late\\nlater\\n'")
+    p:start()
+    local s = p:stdout_stream()
+    local ch = exec.channel.new(3)
+    local ticks = 0
+    exec.spawn(function()
+      ch:send(s:read("l"))
+      local rest = {}
+      for line in s:lines() do rest[#rest + 1] = line end
+      ch:send(table.concat(rest, ","))
+    end)
+    exec.spawn(function()
+      for _ = 1, 5 do ticks = ticks + 1; exec.time.sleep(0.02) end
+    end)
+    assert.equals("late", ch:receive())
+    assert.equals("later", ch:receive())
+    assert.equals(5, ticks)
+    assert.equals(0, p:wait())
+  end)
+
+  it("let a lines() loop in a task wait for each line (not on Lua 5.1, see the README)", function()
+    if _VERSION == "Lua 5.1" and not H.is_luajit then
+      return pending("Lua 5.1's generic for cannot yield")
+    end
+    local p = ex:exec("for i in 1 2 3; do echo $i; sleep 0.1; done")
+    p:start()
+    local s = p:stdout_stream()
+    local ch = exec.channel.new(1)
+    local ticks = 0
+    exec.spawn(function()
+      local got = {}
+      for line in s:lines() do got[#got + 1] = line end
+      ch:send(table.concat(got, ","))
+    end)
+    exec.spawn(function()
+      for _ = 1, 5 do ticks = ticks + 1; exec.time.sleep(0.02) end
+    end)
+    assert.equals("1,2,3", ch:receive())
+    assert.equals(5, ticks)
+    assert.equals(0, p:wait())
+  end)
+
+  it("keep reading after a reader was finalized and brought back", function()
+    if not C_READERS then return pending("the C readers exist on Lua 5.3 and 5.4") end
+    local p, s = buffered("x\\ny\\nz\\nw\\n", "x")
+    local back_it, back_read
+    -- The readers become garbage in the same cycle as the table whose
+    -- finalizer brings them back: their own finalizers have run by then.
+    setmetatable({ it = s:lines(), read = s.read }, {
+      __gc = function(o) back_it, back_read = o.it, o.read end,
+    })
+    collectgarbage()
+    collectgarbage()
+    assert.is_function(back_it)
+    assert.equals("y", back_it())
+    assert.equals("z", back_read(s, "l"))
+    assert.equals("w", back_it())
+    assert.is_nil(back_it())
+    p:wait()
+  end)
+end)

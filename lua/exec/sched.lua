@@ -53,7 +53,10 @@ M.raise = raise
 local life = { closing = false }
 M.life = life
 local CLOSING = "exec: the Lua state is closing"
-function M.set_closing() life.closing = true end
+function M.set_closing()
+  life.closing = true
+  core.set_closing() -- the same flag for the C line readers
+end
 local function check_open()
   if life.closing then error(CLOSING, 0) end
 end

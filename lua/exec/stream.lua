@@ -12,12 +12,34 @@ local Stream = O.Stream
 -- The largest chunk one read returns: Rust's constant.
 local CHUNK = core.max_chunk
 
+local life = sched.life
+
 local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
 
--- Line reads. Rust puts every whole line available into a queue (a Lua
--- table, st.q[st.qh .. st.qn]) at once, so a line read from the queue
--- costs no call at all. Any other read first gives the queued lines back
--- to the stream, so reads of every kind can be mixed.
+-- Returned by a read whose deadline passed (nothing is lost: what arrived
+-- of a line stays in Rust's buffer for the next read).
+local TIMEOUT = {}
+
+-- Call raw[method](raw, arg) until it has an answer, parking the caller on
+-- the stream's token while it would block: one call into Rust per attempt.
+local function await(raw, st, method, arg, deadline)
+  while true do
+    local data, err = raw[method](raw, arg)
+    if data ~= false then return data, err end
+    if not sched.park_until("stream:read", st.token, deadline) then return nil, TIMEOUT end
+  end
+end
+
+-- Line reads. On Lua 5.3 and 5.4 a line already buffered is taken by a C
+-- function (own.read and the lines() iterator, see M.new and
+-- src/binding/line_reader.rs) and everything else reads one line in Rust.
+-- LuaJIT and 5.1, whose C functions cannot yield, get a queue instead:
+-- Rust puts every whole line available into a Lua table, st.q[st.qh ..
+-- st.qn], at once, so a line read from the queue costs no call at all. Any
+-- other read first gives the queued lines back to the stream, so reads of
+-- every kind can be mixed.
+local LINE_READERS = core.line_readers
+
 local function give_back(raw, st)
   local q, h, n = st.q, st.qh, st.qn
   st.qh, st.qn = 1, 0
@@ -29,13 +51,10 @@ local function give_back(raw, st)
   end
 end
 
--- Returned by a read whose deadline passed (nothing is lost: what arrived
--- of a line stays in Rust's buffer for the next read).
-local TIMEOUT = {}
-
 -- The next line (with its newline when keep): line | nil (end) | nil, err
 -- | nil, TIMEOUT.
 local function next_line(raw, st, keep, deadline)
+  if LINE_READERS then return await(raw, st, "read_line", keep, deadline) end
   local q, h = st.q, st.qh
   if h <= st.qn then
     local line = q[h]
@@ -59,16 +78,6 @@ local function next_line(raw, st, keep, deadline)
     else
       return nil, last
     end
-  end
-end
-
--- Call raw[method](raw, arg) until it has an answer, parking the caller on
--- the stream's token while it would block: one call into Rust per attempt.
-local function await(raw, st, method, arg, deadline)
-  while true do
-    local data, err = raw[method](raw, arg)
-    if data ~= false then return data, err end
-    if not sched.park_until("stream:read", st.token, deadline) then return nil, TIMEOUT end
   end
 end
 
@@ -165,18 +174,23 @@ function Stream:lines(fmt_arg)
       return data
     end
   end
-  -- Lines without their newline, the common case: from the queue directly.
-  local q = st.q
-  return function()
-    local h = st.qh
-    if h <= st.qn then
-      st.qh = h + 1
-      return q[h] -- (the next batch overwrites the queue: no need to clear)
-    end
+  -- Lines without their newline, the common case: a buffered line from
+  -- the C iterator, or from the queue directly.
+  local function next_or_raise()
     check_open()
     local line, err = next_line(raw, st, false)
     if err then raise("stream:read: " .. err) end
     return line
+  end
+  if LINE_READERS then return raw:line_reader(nil, next_or_raise, true) end
+  local q = st.q
+  return function()
+    local h = st.qh
+    if h <= st.qn and not life.closing then
+      st.qh = h + 1
+      return q[h] -- (the next batch overwrites the queue: no need to clear)
+    end
+    return next_or_raise()
   end
 end
 
@@ -197,7 +211,6 @@ Stream.__tostring = function(self)
 end
 
 local M = {}
-local life = sched.life
 
 --- A new stream object over raw stream `sraw`. `owner` (its process) is
 --- kept alive by it, so that a stream (and a lines() iterator) can be read
@@ -205,10 +218,17 @@ local life = sched.life
 function M.new(sraw, owner)
   local st = { raw = sraw, token = sraw:token(), owner = owner, q = {}, qh = 1, qn = 0 }
   local q, me = st.q, nil
-  -- Each stream has a read of its own: a line read from the queue, the
-  -- commonest call, then needs no check at all (the method knows its
-  -- object) and costs one Lua call, like a file's read.
+  -- Each stream has a read of its own: a buffered line, the commonest
+  -- read, then needs no check at all (the method knows its object) and
+  -- costs one call, like a file's read: of the C reader, or of a Lua
+  -- function that takes it from the queue.
   local own = setmetatable({}, { __index = Stream })
+  st.__index = own
+  me = new_object(Stream, st)
+  if LINE_READERS then
+    own.read = sraw:line_reader(me, Stream.read, false)
+    return me
+  end
   function own.read(self, n, timeout)
     if self == me and n == "l" and not life.closing then
       local h = st.qh
@@ -219,8 +239,6 @@ function M.new(sraw, owner)
     end
     return Stream.read(self, n, timeout)
   end
-  st.__index = own
-  me = new_object(Stream, st)
   return me
 end
 

@@ -7,9 +7,11 @@
 //! reaches a user is a plain string.
 
 mod convert;
+#[cfg(any(feature = "lua53", feature = "lua54"))]
+mod line_reader;
 mod objects;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use mlua::{AnyUserData, Function, Lua, Table, UserData, Value};
@@ -24,6 +26,10 @@ pub struct StateCtx {
     pub owner: Owner,
     pub driver: SharedDriver,
     pub registry: RefCell<Registry>,
+    /// Set when the Lua state closes, with the shim's `life.closing` (both
+    /// by sched.set_closing): read by the C line readers, which do not
+    /// look into Lua tables.
+    pub closing: Rc<Cell<bool>>,
 }
 
 /// Lives in the Lua registry; its finalizer runs when the state closes and
@@ -61,6 +67,7 @@ fn state(lua: &Lua) -> mlua::Result<Rc<StateCtx>> {
         owner: children::new_owner(),
         driver: Driver::shared().map_err(|e| mlua::Error::runtime(format!("exec: cannot create the event loop: {e}")))?,
         registry: RefCell::new(Registry::new()),
+        closing: Rc::new(Cell::new(false)),
     });
     lua.set_named_registry_value(GUARD_KEY, StateGuard(ctx.clone()))?;
     Ok(ctx)
@@ -86,6 +93,16 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     children::start_reaper();
     let ctx = state(lua)?;
     let core = lua.create_table()?;
+    {
+        let closing = ctx.closing.clone();
+        core.set(
+            "set_closing",
+            lua.create_function(move |_, ()| {
+                closing.set(true);
+                Ok(())
+            })?,
+        )?;
+    }
     core.set("now", lua.create_function(|_, ()| Ok(sys::monotonic_seconds()))?)?;
     core.set("live_children", lua.create_function(|_, ()| Ok(children::count()))?)?;
     core.set("version", env!("CARGO_PKG_VERSION"))?;
@@ -93,6 +110,9 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
+    // Whether streams have C line readers (binding/line_reader.rs): only
+    // where a C function may yield through lua_callk.
+    core.set("line_readers", cfg!(any(feature = "lua53", feature = "lua54")))?;
     core.set("fallback_poll", children::FALLBACK_POLL.as_secs_f64())?;
     // "posix_spawn" or "fork": how children start on this system (tests).
     core.set("spawn_method", crate::core::os::spawn::method())?;

@@ -323,7 +323,6 @@ fn got<T>(
 impl UserData for StreamUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         // string | false (would block) | nil (end) | nil, message
-        // string | false (would block) | nil (end) | nil, message
         m.add_method_mut("read", |lua, this, max: usize| {
             let want = max.clamp(1, MAX_CHUNK);
             let r = with_scratch(|buf| match this.0.read(&mut buf[..want]) {
@@ -380,6 +379,17 @@ impl UserData for StreamUd {
             let r = this.0.unread(&data.as_bytes());
             unit(lua, r)
         });
+        // A C function reading this stream's buffered lines (see
+        // line_reader.rs): the method `read` of stream object `me`, or
+        // (iterator true) a lines() iterator; `fallback` does the rest.
+        #[cfg(any(feature = "lua53", feature = "lua54"))]
+        m.add_method(
+            "line_reader",
+            |lua, this, (me, fallback, iterator): (Value, mlua::Function, bool)| {
+                let closing = super::state(lua)?.closing.clone();
+                super::line_reader::new(lua, this.0.buffered_lines(), closing, me, fallback, iterator)
+            },
+        );
         m.add_method("token", |_, this, ()| Ok(this.0.token()));
         m.add_method("closed", |_, this, ()| Ok(this.0.is_closed()));
         m.add_method_mut("close", |_, this, ()| {

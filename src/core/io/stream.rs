@@ -140,6 +140,31 @@ impl StreamState {
     fn buffered(&self) -> usize {
         self.buffer.len() - self.pos
     }
+
+    /// Where the next complete line in `acc` ends (just past its newline),
+    /// searching from `scan`; remembers how far it searched.
+    fn find_line_end(&mut self) -> Option<usize> {
+        match memchr::memchr(b'\n', &self.acc[self.scan..]) {
+            Some(i) => Some(self.scan + i + 1),
+            None => {
+                self.scan = self.acc.len(); // searched: no newline up to here
+                None
+            }
+        }
+    }
+
+    /// Take `acc[acc_pos..end]` (a line found by `find_line_end`), passed to
+    /// `f` without its newline unless `keep`.
+    fn take_line<T>(&mut self, end: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> T {
+        let line_end = if keep { end } else { end - 1 };
+        let v = f(&self.acc[self.acc_pos..line_end]);
+        self.acc_pos = end;
+        self.scan = end;
+        if self.acc_pos == self.acc.len() {
+            self.clear_acc();
+        }
+        v
+    }
 }
 
 /// What `fill` did.
@@ -599,18 +624,9 @@ impl Outputs {
     pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
         self.with_reader(which, |st, deferred| {
             loop {
-                if let Some(i) = memchr::memchr(b'\n', &st.acc[st.scan..]) {
-                    let end = st.scan + i + 1;
-                    let line_end = if keep { end } else { end - 1 };
-                    let v = f(&st.acc[st.acc_pos..line_end]);
-                    st.acc_pos = end;
-                    st.scan = end;
-                    if st.acc_pos == st.acc.len() {
-                        st.clear_acc();
-                    }
-                    return Ok(Got::Data(v));
+                if let Some(end) = st.find_line_end() {
+                    return Ok(Got::Data(st.take_line(end, keep, f)));
                 }
-                st.scan = st.acc.len(); // searched: no newline up to here
                 match self.pull::<T>(st, which, deferred)? {
                     None => continue,
                     Some(Got::Eof) if st.pending() > 0 => {
@@ -622,6 +638,20 @@ impl Outputs {
                 }
             }
         })
+    }
+
+    /// The next line of stream `which` if a complete one is buffered
+    /// already, passed to `f`; otherwise None, and nothing else happens: no
+    /// system call, no end or error reported (a closed stream, or one in use
+    /// by the caller, has none). The fast path of a line read, which falls
+    /// back to `read_line` on None.
+    #[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(dead_code))] // only the Lua 5.3/5.4 bindings read lines in C
+    pub fn buffered_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        let mut guard = self.streams[which].try_borrow_mut().ok()?;
+        let st = guard.as_mut().filter(|st| st.fd.is_some())?;
+        let end = st.find_line_end()?;
+        st.read_from = true;
+        Some(st.take_line(end, keep, f))
     }
 
     /// The complete lines of stream `which` available now, as one piece of
@@ -763,6 +793,13 @@ impl Stream {
         self.outputs.read_lines_block(self.which, f)
     }
 
+    /// A reader of the lines this stream has buffered (see
+    /// `Outputs::buffered_line`), for a fast path held apart from the handle.
+    #[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(dead_code))] // only the Lua 5.3/5.4 bindings read lines in C
+    pub fn buffered_lines(&self) -> BufferedLines {
+        BufferedLines { outputs: self.outputs.clone(), which: self.which }
+    }
+
     pub fn read_whole(&mut self) -> Result<Got<Vec<u8>>, String> {
         self.outputs.read_whole(self.which)
     }
@@ -790,6 +827,23 @@ impl Stream {
             self.driver.borrow_mut().remove(self.token);
             self.outputs.close(self.which);
         }
+    }
+}
+
+/// The lines a stream has buffered, read without a system call. Holding it
+/// keeps the buffers' memory, not the pipe: once the stream is closed it
+/// has no lines.
+#[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(dead_code))] // only the Lua 5.3/5.4 bindings read lines in C
+pub struct BufferedLines {
+    outputs: SharedOutputs,
+    which: usize,
+}
+
+#[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(dead_code))] // only the Lua 5.3/5.4 bindings read lines in C
+impl BufferedLines {
+    /// The next complete line, if one is buffered (see `Outputs::buffered_line`).
+    pub fn next<T>(&self, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        self.outputs.buffered_line(self.which, keep, f)
     }
 }
 
@@ -832,6 +886,37 @@ mod tests {
         sys::set_nonblocking(r.as_raw_fd()).unwrap();
         sys::set_nonblocking(w.as_raw_fd()).unwrap();
         (Outputs::new([Some(r), None], limit), w)
+    }
+
+    #[test]
+    fn a_buffered_line_is_taken_without_reading_the_pipe() {
+        let (outs, w) = pipe_outputs(1 << 20);
+        write_all_blocking(&w, b"one\ntwo\nthr");
+        // Nothing was read from the pipe yet: no line is buffered, and
+        // asking does not read it.
+        assert_eq!(outs.buffered_line(0, false, |l| l.to_vec()), None);
+        assert!(outs.buffered_line(0, false, |l| l.to_vec()).is_none());
+        // A line read pulls the pipe; the next line is then buffered.
+        assert!(matches!(outs.read_line(0, false, |l| l.to_vec()), Ok(Got::Data(l)) if l == b"one"));
+        assert_eq!(outs.buffered_line(0, true, |l| l.to_vec()).as_deref(), Some(&b"two\n"[..]));
+        // Half a line is not a line: it stays for read_line, which reads on.
+        assert_eq!(outs.buffered_line(0, false, |l| l.to_vec()), None);
+        write_all_blocking(&w, b"ee\nfour\n");
+        drop(w);
+        assert!(matches!(outs.read_line(0, false, |l| l.to_vec()), Ok(Got::Data(l)) if l == b"three"));
+        assert_eq!(outs.buffered_line(0, false, |l| l.to_vec()).as_deref(), Some(&b"four"[..]));
+        // The end is reported by read_line alone.
+        assert_eq!(outs.buffered_line(0, false, |l| l.to_vec()), None);
+        assert!(matches!(outs.read_line(0, false, |l| l.to_vec()), Ok(Got::Eof)));
+    }
+
+    #[test]
+    fn a_closed_stream_has_no_buffered_lines() {
+        let (outs, w) = pipe_outputs(1 << 20);
+        write_all_blocking(&w, b"a\nb\n");
+        assert!(matches!(outs.read_line(0, false, |l| l.to_vec()), Ok(Got::Data(l)) if l == b"a"));
+        outs.close(0);
+        assert_eq!(outs.buffered_line(0, false, |l| l.to_vec()), None);
     }
 
     #[test]
