@@ -196,7 +196,11 @@ end
 
 --- stream:close(): true, nil; idempotent.
 function Stream:close()
-  local raw = check_self(self, Stream, "stream:close")
+  local raw, st = check_self(self, Stream, "stream:close")
+  -- Queued lines (LuaJIT, 5.1) go with the rest of what was read ahead.
+  local q = st.q
+  for i = st.qh, st.qn do q[i] = nil end
+  st.qh, st.qn = 1, 0
   if not raw:closed() then
     local t = raw:token()
     raw:close()
