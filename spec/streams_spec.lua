@@ -368,24 +368,29 @@ describe("line reads of buffered lines", function()
     p:wait()
   end)
 
+  -- Run `read(send)` in a task while another task ticks 5 times, 20 ms
+  -- apart: the `n` values it sent, once the ticker has finished too.
+  local function beside_a_ticker(n, read)
+    local ch = exec.channel.new(n)
+    local ticks = 0
+    exec.spawn(function() read(function(v) ch:send(v) end) end)
+    exec.spawn(function()
+      for _ = 1, 5 do ticks = ticks + 1; exec.time.sleep(0.02) end
+    end)
+    local got = {}
+    for i = 1, n do got[i] = ch:receive() end
+    assert.equals(5, ticks)
+    return got
+  end
+
   it("park a task until a line comes, while other tasks run", function()
     local p = ex:exec("sleep 0.3; printf 'late\\nlater\\n'")
     p:start()
     local s = p:stdout_stream()
-    local ch = exec.channel.new(3)
-    local ticks = 0
-    exec.spawn(function()
-      ch:send(s:read("l"))
-      local rest = {}
-      for line in s:lines() do rest[#rest + 1] = line end
-      ch:send(table.concat(rest, ","))
-    end)
-    exec.spawn(function()
-      for _ = 1, 5 do ticks = ticks + 1; exec.time.sleep(0.02) end
-    end)
-    assert.equals("late", ch:receive())
-    assert.equals("later", ch:receive())
-    assert.equals(5, ticks)
+    assert.same({ "late", "later" }, beside_a_ticker(2, function(send)
+      send(s:read("l"))
+      for line in s:lines() do send(line) end
+    end))
     assert.equals(0, p:wait())
   end)
 
@@ -396,18 +401,9 @@ describe("line reads of buffered lines", function()
     local p = ex:exec("for i in 1 2 3; do echo $i; sleep 0.1; done")
     p:start()
     local s = p:stdout_stream()
-    local ch = exec.channel.new(1)
-    local ticks = 0
-    exec.spawn(function()
-      local got = {}
-      for line in s:lines() do got[#got + 1] = line end
-      ch:send(table.concat(got, ","))
-    end)
-    exec.spawn(function()
-      for _ = 1, 5 do ticks = ticks + 1; exec.time.sleep(0.02) end
-    end)
-    assert.equals("1,2,3", ch:receive())
-    assert.equals(5, ticks)
+    assert.same({ "1", "2", "3" }, beside_a_ticker(3, function(send)
+      for line in s:lines() do send(line) end
+    end))
     assert.equals(0, p:wait())
   end)
 
