@@ -40,12 +40,19 @@ end
 -- every kind can be mixed.
 local LINE_READERS = core.line_readers
 
+-- Forget the queued lines (give_back hands them over first; close drops them).
+local function drop_queue(st)
+  local q = st.q
+  for i = st.qh, st.qn do q[i] = nil end
+  st.qh, st.qn = 1, 0
+end
+
 local function give_back(raw, st)
   local q, h, n = st.q, st.qh, st.qn
-  st.qh, st.qn = 1, 0
+  local parts = {}
+  for i = h, n do parts[#parts + 1] = q[i] end
+  drop_queue(st)
   if h <= n then
-    local parts = {}
-    for i = h, n do parts[#parts + 1] = q[i]; q[i] = nil end
     parts[#parts + 1] = ""
     raw:unread(table.concat(parts, "\n"))
   end
@@ -198,9 +205,7 @@ end
 function Stream:close()
   local raw, st = check_self(self, Stream, "stream:close")
   -- Queued lines (LuaJIT, 5.1) go with the rest of what was read ahead.
-  local q = st.q
-  for i = st.qh, st.qn do q[i] = nil end
-  st.qh, st.qn = 1, 0
+  drop_queue(st)
   if not raw:closed() then
     local t = raw:token()
     raw:close()

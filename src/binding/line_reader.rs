@@ -40,15 +40,20 @@ const UPVALUES: c_int = 3;
 /// empties it (and never frees it: Lua frees the memory, and a userdata
 /// resurrected after its `__gc` finds an empty, valid slot).
 struct Slot {
-    lines: Option<BufferedLines>,
-    /// The state's closing flag (`StateCtx::closing`).
-    closing: Option<Rc<Cell<bool>>>,
+    source: Option<Source>,
     /// The address of the stream object (upvalue UP_SELF), or null.
     me: *const c_void,
     /// A line is copied here, and the stream released, before its string
     /// is made: making it may raise (out of memory), and an error must not
     /// leave the stream borrowed.
     line: Vec<u8>,
+}
+
+/// What a slot reads, until its `__gc` empties it.
+struct Source {
+    lines: BufferedLines,
+    /// The state's closing flag (`StateCtx::closing`).
+    closing: Rc<Cell<bool>>,
 }
 
 const SLOT_METATABLE: &std::ffi::CStr = c"exec.line_reader";
@@ -60,8 +65,7 @@ unsafe extern "C-unwind" fn slot_gc(l: *mut lua_State) -> c_int {
     unsafe {
         let slot = ffi::lua_touserdata(l, 1).cast::<Slot>();
         if !slot.is_null() {
-            (*slot).lines = None;
-            (*slot).closing = None;
+            (*slot).source = None;
             (*slot).line = Vec::new();
         }
     }
@@ -86,12 +90,12 @@ unsafe fn slot<'a>(l: *mut lua_State) -> &'a mut Slot {
 /// `l` runs one of the closures made by `new`, and nothing else holds its
 /// slot.
 unsafe fn push_buffered_line(l: *mut lua_State, slot: &mut Slot) -> bool {
-    let (Some(lines), Some(closing)) = (&slot.lines, &slot.closing) else { return false };
-    if closing.get() {
+    let Some(source) = &slot.source else { return false };
+    if source.closing.get() {
         return false;
     }
     let line = &mut slot.line;
-    let found = lines.next(false, |bytes| {
+    let found = source.lines.next(false, |bytes| {
         line.clear();
         line.extend_from_slice(bytes);
     });
@@ -185,7 +189,7 @@ pub(crate) fn new(
     fallback: Function,
     iterator: bool,
 ) -> mlua::Result<Function> {
-    let mut held = Some((lines, closing));
+    let mut held = Some(Source { lines, closing });
     let func: ffi::lua_CFunction = if iterator { lines_iterator } else { read_method };
     // SAFETY: exec_raw runs this in protected mode with `me` and
     // `fallback` at stack 1-2. Until the slot's memory is written, the
@@ -202,8 +206,7 @@ pub(crate) fn new(
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
             debug_assert!((p as usize).is_multiple_of(std::mem::align_of::<Slot>()));
             ffi::lua_setmetatable(l, -2);
-            let (lines, closing) = held.take().expect("taken once");
-            p.write(Slot { lines: Some(lines), closing: Some(closing), me, line: Vec::new() });
+            p.write(Slot { source: held.take(), me, line: Vec::new() });
             debug_assert_eq!(ffi::lua_gettop(l), UPVALUES);
             ffi::lua_pushcclosure(l, func, UPVALUES);
         })
