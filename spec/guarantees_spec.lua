@@ -149,6 +149,23 @@ describe("errors that are not the library's pass through blocking calls", functi
     assert.is_true(settle_gone("sleep 4.8102", 3), out)
   end)
 
+  -- A run that waits alone takes the event loop's turns in Rust: a Ctrl-C
+  -- that comes while output keeps arriving (every wait finds events ready,
+  -- none is interrupted) must still end it at once.
+  it("run is interrupted by Ctrl-C while output keeps coming", function()
+    local writer = H.lua .. " -e 'local s = (\"x\"):rep(100) while true do io.write(s) io.flush() end'"
+    local out = script(prelude .. ([[
+      local r
+      interrupt()
+      report(pcall(function() r = exec.run(%q .. " ; : 4.8104") end))
+    ]]):format(writer), 15)
+    assert.matches("OK=false", out, nil, true)
+    assert.matches("ERR=[^\n]*interrupted!", out)
+    assert.is_truthy(tonumber(out:match("ELAPSED=([%d.]+)")) < 2, out)
+    assert.matches("AFTER=again", out, nil, true)
+    assert.is_true(settle_gone("4.8104", 3), out)
+  end)
+
   it("nor does anything a timed shell command started", function()
     local out = script(prelude .. [[ interrupt(); report(pcall(exec.run, "sleep 4.8103; echo done", { timeout = "30s" })) ]], 15)
     assert.matches("ERR=[^\n]*interrupted!", out)

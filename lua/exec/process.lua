@@ -34,7 +34,8 @@ end
 --- executor:exec(command, options): a new, unstarted process handle.
 -- Its body, without the handle: the raw process and its state. `fname`
 -- names the caller in errors; `for_run`: run's own options are allowed
--- (run uses the raw process and state directly).
+-- (run uses the raw process and state directly), and the third result says
+-- whether Rust started it already (see run.lua).
 local function new_raw(self, command, options, fname, for_run)
   local raw = check_self(self, Executor, fname)
   local secs, s_in, s_out, s_err
@@ -49,13 +50,13 @@ local function new_raw(self, command, options, fname, for_run)
     s_out = stream_option(options, "stdout", fname)
     s_err = stream_option(options, "stderr", fname)
   end
-  local praw, err, bad_arg = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err)
+  local praw, err, bad_arg, started = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err)
   if not praw then
     if bad_arg == 1 then arg_error(fname, 1, "command", err) end
     if bad_arg == 2 then arg_error(fname, 2, "options", err) end
     raise(fname .. ": " .. err)
   end
-  return praw, { raw = praw, timeout = secs }
+  return praw, { raw = praw, timeout = secs }, started
 end
 M.new_raw = new_raw
 
@@ -192,6 +193,21 @@ local function await_slot(raw, id, fname)
   if q.head > q.tail then queues[id] = nil end
 end
 
+-- A started process's `timeout`, if it has one. Enforced by the event loop,
+-- i.e. while the program waits in a blocking call: SIGTERM (and SIGCONT,
+-- for a stopped child) to all that is left of the command, SIGKILL after
+-- the grace period.
+local function arm_timeout(raw, st)
+  if not st.timeout then return end
+  st._timer = sched.at(sched.now() + st.timeout, function()
+    if not signal_command(raw, 15) then return end
+    st._timed_out = true
+    signal_command(raw, 18)
+    st._timer = sched.at(sched.now() + KILL_GRACE, function() signal_command(raw, 9) end)
+  end)
+end
+M.arm_timeout = arm_timeout
+
 -- The body of process:start, on the raw process and its state; `fname`
 -- names the caller in errors. Raises if already started, closed, the
 -- remote connection cannot be made, or the spawn fails.
@@ -212,17 +228,7 @@ local function start_raw(raw, st, fname)
     kick_queue(qid) -- (the next in line checks for room)
   end
   if not ok then raise(fname .. ": " .. err) end
-  if st.timeout then
-    -- Enforced by the event loop, i.e. while the program waits in a
-    -- blocking call: SIGTERM (and SIGCONT, for a stopped child) to all that
-    -- is left of the command, SIGKILL after the grace period.
-    st._timer = sched.at(sched.now() + st.timeout, function()
-      if not signal_command(raw, 15) then return end
-      st._timed_out = true
-      signal_command(raw, 18)
-      st._timer = sched.at(sched.now() + KILL_GRACE, function() signal_command(raw, 9) end)
-    end)
-  end
+  arm_timeout(raw, st)
   return true
 end
 M.start_raw = start_raw

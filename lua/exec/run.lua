@@ -37,57 +37,69 @@ local function check_error(fname, described, result)
   return setmetatable(e, CheckError)
 end
 
+-- Rust reads both outputs to their end, then waits (Process::collect_step):
+-- one call per wakeup, parking on the tokens it names in between. A caller
+-- that waits alone lets Rust take the event loop's turns itself (one call
+-- for the whole wait). `pst._stop`: the last timer of a timed run asks it
+-- to stop reading; `pst._parked`: the token it waits on meanwhile.
+local function collect(praw, pst, fname)
+  while true do
+    local code, a, b, c, d = praw:collect(pst._stop == true, sched.alone())
+    if code then
+      process.waited(praw, pst, c, d)
+      return code, a, b
+    elseif code == nil then
+      process.wake_others(b, c)
+      return nil, a
+    end
+    pst._parked = a
+    sched.park(fname, a, b)
+    pst._parked = nil
+  end
+end
+
 -- The body of executor:run and exec.run; `fname` names the caller in errors.
 local function run(self, fname, command, options)
   -- (input and check are checked with the other options, in Rust.)
-  local praw, pst = process.new_raw(self, command, options, fname, true)
-  local input, check
-  if options ~= nil then input, check = rawget(options, "input"), rawget(options, "check") end
-  process.start_raw(praw, pst, fname)
-  -- The input is queued whole (it is in memory already); the event loop
-  -- writes it as the child reads, while the outputs are read below.
-  if input and input ~= "" then praw:write(input) end
-  praw:close_stdin()
-  -- `parked`: the token the collection waits on, which the last timer fires.
-  local stop, parked = false, nil
-  local timers = {}
+  local praw, pst, started = process.new_raw(self, command, options, fname, true)
+  local check = options ~= nil and rawget(options, "check")
+  if started then
+    -- Rust started it, queued the input and ended stdin in the same call
+    -- (Process::begin_run): all a local, unqueued run needs.
+    process.arm_timeout(praw, pst)
+  else
+    -- A remote connection or a queue slot to wait for first.
+    process.start_raw(praw, pst, fname)
+    -- The input is queued whole (it is in memory already); the event loop
+    -- writes it as the child reads, while the outputs are read below.
+    local input = options ~= nil and rawget(options, "input")
+    if input and input ~= "" then praw:write(input) end
+    praw:close_stdin()
+  end
   if pst.timeout then
     -- The whole call is bounded: output still open at the deadline means
     -- something of the command still runs; past the kill grace, what holds
     -- the pipes is not ours to wait for.
     local deadline = sched.now() + pst.timeout
-    timers[1] = sched.at(deadline, function()
-      if praw:collect_open() then pst._timed_out = true end
-    end)
-    timers[2] = sched.at(deadline + KILL_GRACE + RUN_LINGER, function()
-      stop = true
-      if parked then sched.fire(parked) end
-    end)
-  end
-  -- Rust reads both outputs to their end, then waits (Process::collect_step):
-  -- one call per wakeup, parking on the tokens it names in between.
-  local function body()
-    while true do
-      local code, a, b, c, d = praw:collect(stop)
-      if code then
-        process.waited(praw, pst, c, d)
-        return code, a, b
-      elseif code == nil then
-        process.wake_others(b, c)
-        return nil, a
-      end
-      parked = a
-      sched.park(fname, a, b)
-      parked = nil
-    end
+    pst._run_timers = {
+      sched.at(deadline, function()
+        if praw:collect_open() then pst._timed_out = true end
+      end),
+      sched.at(deadline + KILL_GRACE + RUN_LINGER, function()
+        pst._stop = true
+        if pst._parked then sched.fire(pst._parked) end
+      end),
+    }
   end
   local fine, code, out, err
   if sched.yield_across_pcall or not sched.current_task() then
-    fine, code, out, err = pcall(body)
+    fine, code, out, err = pcall(collect, praw, pst, fname)
   else
-    fine, code, out, err = true, body() -- Lua 5.1 in a task: cannot pcall here
+    fine, code, out, err = true, collect(praw, pst, fname) -- Lua 5.1 in a task: cannot pcall here
   end
-  for _, t in ipairs(timers) do sched.cancel_timer(t) end
+  if pst._run_timers then
+    for _, t in ipairs(pst._run_timers) do sched.cancel_timer(t) end
+  end
   if not fine then
     -- Not ours (Ctrl-C, memory): end what the call started (its pipes
     -- with it), then let the error go on unchanged.

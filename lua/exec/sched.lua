@@ -422,6 +422,8 @@ local function alone()
     and next_deadline() == nil and not current_task()
 end
 
+M.alone = alone
+
 -- What a turn reports while the caller waits alone: nobody else to wake.
 local unheard = {}
 

@@ -91,17 +91,30 @@ fn opt_whole(lua: &Lua, t: &Table, key: &str, (min, max): (i64, i64), expected: 
     }
 }
 
-/// The length of `t` if it is a list (keys 1..n only), else the first
-/// other key, as messages show it.
-fn list_len(lua: &Lua, t: &Table) -> Result<usize, String> {
+/// The values of `t` in order if it is a list (keys 1..n only), else the
+/// first other key, as messages show it. (The vector is as long as the
+/// table's own array part, which holds that many slots already.)
+fn list_values(lua: &Lua, t: &Table) -> Result<Vec<Value>, String> {
+    // One pass: every key checked and every value taken (a hole inside the
+    // length stays nil, and its conversion names it).
     let n = t.raw_len();
+    let mut values = vec![Value::Nil; n];
     for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair.map_err(lua_err)?;
-        if whole_number(&k, 1, n as i64).is_none() {
-            return Err(key_repr(lua, &k));
+        let (k, v) = pair.map_err(lua_err)?;
+        match whole_number(&k, 1, n as i64) {
+            Some(i) => values[i as usize - 1] = v,
+            None => return Err(key_repr(lua, &k)),
         }
     }
-    Ok(n)
+    Ok(values)
+}
+
+/// `text` for item `i` of list `key`, naming it only if it is wrong.
+fn text_item(v: Value, key: &str, i: usize) -> Result<Bytes, String> {
+    match v {
+        Value::String(s) => Ok(OsString::from_vec(s.as_bytes().to_vec())),
+        other => text(other, &format!("{key}[{i}]")),
+    }
 }
 
 /// The Lua type an option takes (`Any`: its own conversion checks it).
@@ -245,8 +258,8 @@ fn text_list(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, Stri
         Value::Table(l) => l,
         v => return Err(format!("{key} must be a table (got {})", type_of(&v))),
     };
-    let n = list_len(lua, &list).map_err(|k| format!("{key} must be a list (found key {k})"))?;
-    (1..=n).map(|i| text(list.raw_get(i).map_err(lua_err)?, &format!("{key}[{i}]"))).collect::<Result<_, _>>().map(Some)
+    let values = list_values(lua, &list).map_err(|k| format!("{key} must be a list (found key {k})"))?;
+    values.into_iter().enumerate().map(|(i, v)| text_item(v, key, i + 1)).collect::<Result<_, _>>().map(Some)
 }
 
 /// One of stdin/stdout/stderr: a mode name, `{ path =, append = }`, a Lua
@@ -479,13 +492,9 @@ pub fn command(lua: &Lua, v: Value) -> Result<CommandSpec, BadArg> {
     let spec = match v {
         Value::String(_) => CommandSpec::Shell(text(v, "command").map_err(BadArg::at(1))?),
         Value::Table(t) => {
-            let n = list_len(lua, &t).map_err(|k| BadArg::at(1)(format!("must be a list of strings (found key {k})")))?;
-            let mut args = Vec::with_capacity(n);
-            for i in 1..=n {
-                let a = t.raw_get(i).map_err(lua_err).map_err(BadArg::at(1))?;
-                args.push(text(a, &format!("command[{i}]")).map_err(BadArg::at(1))?);
-            }
-            CommandSpec::Argv(args)
+            let values = list_values(lua, &t).map_err(|k| BadArg::at(1)(format!("must be a list of strings (found key {k})")))?;
+            let args = values.into_iter().enumerate().map(|(i, v)| text_item(v, "command", i + 1));
+            CommandSpec::Argv(args.collect::<Result<_, _>>().map_err(BadArg::at(1))?)
         }
         other => return Err(BadArg::at(1)(format!("string or table of strings expected, got {}", type_of(&other)))),
     };

@@ -59,8 +59,10 @@ pub struct ExecutorUd {
 impl UserData for ExecutorUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         // exec(command, options, for_run, timeout, stdin, stdout, stderr
-        // streams): process | nil, message, the number of the bad argument
-        // (1: the command, 2: the options) when the message is about one.
+        // streams): process, nil, nil, started | nil, message, the number
+        // of the bad argument (1: the command, 2: the options) when the
+        // message is about one. `started`: for run, the process was started,
+        // fed its input and had its stdin ended (Process::begin_run).
         // The shim passes the options as given, with the timeout it parsed
         // and the raw streams of stream handles found in them.
         #[allow(clippy::type_complexity)]
@@ -77,15 +79,20 @@ impl UserData for ExecutorUd {
                 Option<AnyUserData>,
                 Option<AnyUserData>,
             )| {
-            let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg));
+            let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg, false));
+            // `run`'s input, for a start made here (see below).
+            let input = match (&opts, for_run) {
+                (Value::Table(t), true) => t.raw_get::<Option<mlua::String>>("input").ok().flatten(),
+                _ => None,
+            };
             let spec = match convert::command(lua, cmd) {
                 Ok(c) => c,
-                Err(e) => return Ok(e.into_fail()),
+                Err(e) => return bad(e.message, e.arg),
             };
             let extras = ShimExtras { timeout, streams: [s_in, s_out, s_err], for_run };
             let (opts, in_stream) = match convert::exec_options(lua, opts, extras) {
                 Ok(o) => o,
-                Err(e) => return Ok(e.into_fail()),
+                Err(e) => return bad(e.message, e.arg),
             };
             match this.ex.prepare(spec, opts) {
                 Ok((mut req, remote, buffer_limit)) => {
@@ -101,7 +108,17 @@ impl UserData for ExecutorUd {
                     if let Some(b) = buffer_limit {
                         p.set_buffer_limit(b);
                     }
-                    Ok((ProcessUd(p).into_lua(lua)?, None, None))
+                    // For `run`, started here when nothing must be waited
+                    // for first: one call instead of five (connect, queue,
+                    // start, write, close_stdin).
+                    let started = for_run && {
+                        let input = input.as_ref().map(|s| s.as_bytes());
+                        match p.begin_run(input.as_deref()) {
+                            Ok(started) => started,
+                            Err(e) => return bad(e, None),
+                        }
+                    };
+                    Ok((ProcessUd(p).into_lua(lua)?, None, None, started))
                 }
                 Err(e) => bad(e, None),
             }
@@ -159,9 +176,11 @@ impl UserData for ProcessUd {
         });
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         // For run: code, stdout, stderr, wake tokens | false, tokens to
-        // park on | nil, message, wake tokens (see Process::collect_step)
-        m.add_method_mut("collect", |lua, this, stop: bool| {
-            let (step, [w1, w2]) = this.0.collect_step(stop);
+        // park on | nil, message, wake tokens (see Process::collect_step).
+        // `alone`: the caller waits alone (sched.lua), so the turns of the
+        // event loop are taken here until it is done (Process::collect_alone).
+        m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
+            let (step, [w1, w2]) = if alone { this.0.collect_alone(stop) } else { this.0.collect_step(stop) };
             let mut out = MultiValue::new();
             match step {
                 CollectStep::Done(code, o, e) => {

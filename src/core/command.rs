@@ -159,24 +159,29 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
             Ok(_) => Ok(PathBuf::from(program)),
         };
     }
+    // One buffer for every candidate, NUL-terminated for the system calls:
+    // this runs before every spawn of a bare name, and a PATH has several
+    // entries (a PathBuf and a CString per entry cost more than the stats).
     let mut denied = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
     for dir in path.as_bytes().split(|b| *b == b':') {
         let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-        let mut candidate = PathBuf::from(OsStr::from_bytes(dir));
-        if candidate.is_relative() {
-            if let Some(cwd) = cwd {
-                candidate = cwd.join(candidate);
-            }
+        buf.clear();
+        if let (Some(cwd), false) = (cwd, dir.starts_with(b"/")) {
+            join_into(&mut buf, cwd.as_os_str().as_bytes());
         }
-        candidate.push(program);
-        match std::fs::metadata(&candidate) {
-            Ok(meta) if meta.is_file() => {
-                if is_executable(&candidate) {
-                    return Ok(candidate);
-                }
-                denied.get_or_insert(candidate);
+        join_into(&mut buf, dir);
+        join_into(&mut buf, program.as_bytes());
+        buf.push(0);
+        match candidate_kind(&buf) {
+            Candidate::Runnable => {
+                buf.pop();
+                return Ok(PathBuf::from(OsString::from_vec(buf)));
             }
-            _ => {}
+            Candidate::Denied => {
+                denied.get_or_insert_with(|| PathBuf::from(OsStr::from_bytes(&buf[..buf.len() - 1])));
+            }
+            Candidate::Absent => {}
         }
     }
     match denied {
@@ -185,6 +190,50 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
             "program '{shown}' not found in PATH ({}): No such file or directory",
             lossy(path)
         )),
+    }
+}
+
+/// Append `part` to a path being built, with one `/` between (as
+/// `PathBuf::push` does for a relative part).
+fn join_into(buf: &mut Vec<u8>, part: &[u8]) {
+    if !buf.is_empty() && buf.last() != Some(&b'/') {
+        buf.push(b'/');
+    }
+    buf.extend_from_slice(part);
+}
+
+enum Candidate {
+    /// A regular file this user may execute.
+    Runnable,
+    /// A regular file without execute permission.
+    Denied,
+    /// Nothing there, or not a regular file (a directory of that name).
+    Absent,
+}
+
+/// What a PATH candidate is; `c_path` ends with its NUL.
+fn candidate_kind(c_path: &[u8]) -> Candidate {
+    // A NUL inside (from a PATH entry, which nothing else checks) would cut
+    // the name short: no such file can exist.
+    if c_path[..c_path.len() - 1].contains(&0) {
+        return Candidate::Absent;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `c_path` is NUL-terminated (checked above) and `st` is a
+    // writable stat buffer for the call.
+    if unsafe { libc::stat(c_path.as_ptr().cast(), st.as_mut_ptr()) } != 0 {
+        return Candidate::Absent;
+    }
+    // SAFETY: stat returned 0, so it filled `st`.
+    let mode = unsafe { st.assume_init() }.st_mode;
+    if mode & libc::S_IFMT != libc::S_IFREG {
+        return Candidate::Absent;
+    }
+    // SAFETY: as for stat above.
+    if unsafe { libc::access(c_path.as_ptr().cast(), libc::X_OK) } == 0 {
+        Candidate::Runnable
+    } else {
+        Candidate::Denied
     }
 }
 
@@ -268,6 +317,37 @@ mod tests {
         assert!(e.contains("'./no-such-x'") && e.contains("No such file"), "{e}");
         let e = r("/tmp", "").unwrap_err();
         assert!(e.contains("Is a directory"), "{e}");
+    }
+
+    #[test]
+    fn path_entries_are_searched_in_order_relative_to_the_work_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("exec-resolve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["denied", "dir/prog", "run"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let put = |p: &str, mode: u32| {
+            std::fs::write(root.join(p), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        put("denied/prog", 0o644);
+        put("run/prog", 0o755);
+        let r = |path: &str| resolve_program(OsStr::new("prog"), OsStr::new(path), Some(&root));
+        // A directory of that name is skipped, a file without execute
+        // permission is remembered, the first runnable one wins; relative
+        // entries (and an empty one, the current directory) start at the
+        // work directory, and a trailing slash adds no second one.
+        assert_eq!(r("dir:denied:run/").unwrap(), root.join("run/prog"));
+        assert_eq!(r(&format!("{}/run", root.display())).unwrap(), root.join("run/prog"));
+        let e = r("dir:denied").unwrap_err();
+        assert!(e.contains("denied/prog") && e.contains("Permission denied"), "{e}");
+        let e = r("dir::nothing").unwrap_err();
+        assert!(e.contains("not found in PATH (dir::nothing)"), "{e}");
+        // A NUL in an entry cannot name a file.
+        let with_nul = OsString::from_vec(b"run\0x".to_vec());
+        assert!(resolve_program(OsStr::new("prog"), &with_nul, Some(&root)).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

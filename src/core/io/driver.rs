@@ -19,6 +19,7 @@ use std::rc::Rc;
 use crate::core::io::poller::{Interest, Poller, Token, Unwatch};
 use crate::core::io::stdin::StdinPipe;
 use crate::core::io::stream::{SharedOutputs, Wakeups};
+use crate::core::os::sys::SignalsHeld;
 
 /// Stdin data queued beyond this makes `write_stdin` wait for room.
 pub const STDIN_HIGH_WATER: usize = 16 << 20;
@@ -143,12 +144,24 @@ impl Driver {
     /// thread this is where they are reaped), then `poll`.
     pub fn turn(&mut self, timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
         crate::core::os::children::sweep_orphans();
-        self.poll(timeout_ms, ready)
+        self.poll_with(timeout_ms, ready, None)
+    }
+
+    /// `turn` for a loop that holds the host's signals (sys::SignalsHeld):
+    /// they are let in only while waiting, with the mask `held` restores.
+    pub fn turn_held(&mut self, timeout_ms: i32, ready: &mut Vec<Token>, held: &SignalsHeld) -> io::Result<()> {
+        crate::core::os::children::sweep_orphans();
+        self.poll_with(timeout_ms, ready, Some(&held.waiting))
     }
 
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
     /// must hear about into `ready`. Returns early with nothing on EINTR.
-    pub fn poll(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
+    #[cfg(test)]
+    pub fn poll(&mut self, timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
+        self.poll_with(timeout_ms, ready, None)
+    }
+
+    fn poll_with(&mut self, mut timeout_ms: i32, ready: &mut Vec<Token>, mask: Option<&libc::sigset_t>) -> io::Result<()> {
         if !self.polled_exits.is_empty() && !(0..=FALLBACK_POLL_MS).contains(&timeout_ms) {
             timeout_ms = FALLBACK_POLL_MS;
         }
@@ -157,7 +170,7 @@ impl Driver {
         if !fired.is_empty() {
             timeout_ms = 0;
         }
-        self.poller.wait(timeout_ms, |t| fired.push(t))?;
+        self.poller.wait(timeout_ms, mask, |t| fired.push(t))?;
         for t in fired {
             match self.sources.get(&t) {
                 Some(Source::Exit) => ready.push(t),

@@ -60,10 +60,14 @@ impl Poller {
     /// Wait up to `timeout_ms` (-1: forever) and call `f` with each ready
     /// token. An interrupted wait (EINTR) returns with no events, so that a
     /// host's signal handling (Ctrl-C in the interpreter) gets to run.
-    pub fn wait(&mut self, timeout_ms: i32, mut f: impl FnMut(Token)) -> io::Result<usize> {
-        // SAFETY: `events` is a live buffer of `len` epoll_event structs.
+    /// `mask`: the signal mask to wait with (see sys::SignalsHeld), else the
+    /// thread's own.
+    pub fn wait(&mut self, timeout_ms: i32, mask: Option<&libc::sigset_t>, mut f: impl FnMut(Token)) -> io::Result<usize> {
+        let mask = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
+        // SAFETY: `events` is a live buffer of `len` epoll_event structs;
+        // `mask` is null or points to a live sigset_t.
         let n = unsafe {
-            libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as i32, timeout_ms)
+            libc::epoll_pwait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as i32, timeout_ms, mask)
         };
         if n < 0 {
             let err = io::Error::last_os_error();

@@ -6,6 +6,7 @@
 use super::{Process, State, WaitStep};
 use crate::core::io::poller::Token;
 use crate::core::io::stream::Got;
+use crate::core::os::sys::SignalsHeld;
 
 /// What one `collect_step` found.
 #[derive(Debug)]
@@ -19,6 +20,27 @@ pub enum CollectStep {
 }
 
 impl Process {
+    /// `run`'s start in one call, when nothing must be waited for first:
+    /// start, queue `input` for stdin, end stdin. Ok(false), with nothing
+    /// done, when the start must wait (a remote connection to bring up, a
+    /// `queue = true` slot to wait for): the shim then takes the general
+    /// path (connect, queue, start) and feeds stdin itself.
+    pub fn begin_run(&mut self, input: Option<&[u8]>) -> Result<bool, String> {
+        if self.state != State::Created || self.remote.is_some() || self.queue_id().is_some() {
+            return Ok(false);
+        }
+        self.start()?;
+        // Once started, nothing here fails the call (the child would be
+        // left to the caller's error path): a child that does not read its
+        // input ends the pipe (EPIPE), which is not an error of `run`; the
+        // input stops there and the output and exit code still come.
+        if let Some(data) = input.filter(|d| !d.is_empty()) {
+            let _ = self.write_stdin(data);
+        }
+        let _ = self.close_stdin();
+        Ok(true)
+    }
+
     /// Read the outputs nobody took as far as they go, then wait. `stop`:
     /// keep what came so far and stop reading (what still holds the pipes
     /// after a timeout is not ours to wait for). With a result come the
@@ -64,6 +86,34 @@ impl Process {
             }
             (WaitStep::Pending(t), _) => (CollectStep::Pending(vec![t]), [None, None]),
             (WaitStep::Failed(e), wake) => (CollectStep::Failed(e), wake),
+        }
+    }
+
+    /// `collect_step` for a caller that waits alone (no task, timer or other
+    /// waiter could run meanwhile): the event loop's turns are taken here,
+    /// with nobody else to tell what they report, as the shim's own loop
+    /// does then. The host's signals are held back meanwhile and let in
+    /// only while waiting (sys::SignalsHeld), so a signal (Ctrl-C) ends the
+    /// loop at the end of the turn it fell in, or its wait with EINTR, however
+    /// it falls. Returns Pending then (and after a turn that failed), with
+    /// a step taken after the turn, as always before the shim parks:
+    /// the shim then lets the interpreter act (its Ctrl-C hook) and parks,
+    /// and its own turn reports a failure (its error path ends the process).
+    pub fn collect_alone(&mut self, stop: bool) -> (CollectStep, [Option<Token>; 2]) {
+        let held = SignalsHeld::new();
+        let mut ready = Vec::new();
+        loop {
+            let step = self.collect_step(stop);
+            if !matches!(step.0, CollectStep::Pending(_)) {
+                return step;
+            }
+            ready.clear();
+            let turned = self.driver.borrow_mut().turn_held(-1, &mut ready, &held);
+            if turned.is_err() || ready.is_empty() || held.arrived() {
+                // Step once more first: the shim parks next, and its turn
+                // would not report again what this one took.
+                return self.collect_step(stop);
+            }
         }
     }
 
@@ -122,6 +172,130 @@ mod tests {
         }
         assert!(!p.collect_open());
         assert_eq!(p.state(), State::Closed);
+    }
+
+    #[test]
+    fn begin_run_starts_feeds_and_ends_stdin_in_one_call() {
+        let mut p = process("cat; echo done");
+        assert_eq!(p.begin_run(Some(b"fed\n")), Ok(true));
+        assert_eq!(p.state(), State::Running);
+        match collect(&mut p, None) {
+            CollectStep::Done(0, out, _) => assert_eq!(out, b"fed\ndone\n"),
+            other => panic!("{other:?}"),
+        }
+        // A child that never reads its input is no error of the start.
+        let mut p = process("exit 4");
+        assert_eq!(p.begin_run(Some(&vec![b'x'; 1 << 20])), Ok(true));
+        assert!(matches!(collect(&mut p, None), CollectStep::Done(4, ..)));
+        // Started already: nothing to begin; a queued start is the shim's.
+        assert_eq!(p.begin_run(None), Ok(false));
+        let mut q = process("true");
+        q.limit.queue = true;
+        assert_eq!(q.begin_run(None), Ok(false));
+        assert_eq!(q.state(), State::Created);
+        // A failed start is reported and leaves nothing running.
+        let mut full = process("true");
+        full.limit.max = Some(0);
+        assert!(full.begin_run(None).unwrap_err().contains("max_processes"));
+        assert_eq!(full.state(), State::Created);
+    }
+
+    #[test]
+    fn collect_alone_runs_the_whole_wait_in_one_call() {
+        let mut p = process("echo out; sleep 0.1; echo err >&2; exit 3");
+        assert_eq!(p.begin_run(None), Ok(true));
+        match p.collect_alone(false).0 {
+            CollectStep::Done(3, out, err) => assert_eq!((out, err), (b"out\n".to_vec(), b"err\n".to_vec())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signal_ends_collect_alone_and_the_mask_is_restored() {
+        extern "C" fn noted(_: libc::c_int) {}
+        // SAFETY: installs a handler that does nothing for SIGUSR2, which no
+        // other test uses; pthread_self/pthread_kill name a live thread.
+        let me = unsafe {
+            libc::signal(libc::SIGUSR2, noted as *const () as libc::sighandler_t);
+            libc::pthread_self() as usize
+        };
+        let mut p = process("sleep 5");
+        assert_eq!(p.begin_run(None), Ok(true));
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            // SAFETY: `me` is the test's thread, alive until join below.
+            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR2) };
+        });
+        let t0 = std::time::Instant::now();
+        assert!(matches!(p.collect_alone(false).0, CollectStep::Pending(_)));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(3), "{:?}", t0.elapsed());
+        sender.join().unwrap();
+        // SAFETY: reads the thread's mask into a local set.
+        let blocked = unsafe {
+            let mut now: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+            libc::sigismember(&now, libc::SIGINT) == 1
+        };
+        assert!(!blocked, "signals are held back only inside the call");
+        p.close(true);
+    }
+
+    #[test]
+    fn a_collection_ended_by_a_signal_loses_no_event() {
+        // A host with a SIGCHLD handler: each child's exit is a signal that
+        // comes with the exit's own event, in the same turn. The signal ends
+        // collect_alone, and the caller parks (a turn of its own) as the
+        // shim does: what the last turn took must have been looked at, or
+        // the caller's turn waits for ever. The handler is process-wide, so
+        // this runs in a process of its own: the test binary, running only
+        // this test.
+        const ALONE: &str = "LUA_EXEC_TEST_SIGCHLD_HANDLER";
+        if std::env::var_os(ALONE).is_none() {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "core::process::collect::tests::a_collection_ended_by_a_signal_loses_no_event"])
+                .args(["--test-threads=1", "--nocapture"])
+                .env(ALONE, "1")
+                // Its own report would count as a second test run.
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let status = loop {
+                if let Some(s) = child.try_wait().unwrap() {
+                    break s;
+                }
+                if std::time::Instant::now() > deadline {
+                    child.kill().unwrap();
+                    panic!("the collection hung: an event was lost");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            let mut report = String::new();
+            for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>), child.stderr.take().map(|p| Box::new(p) as _)] {
+                std::io::Read::read_to_string(&mut pipe.unwrap(), &mut report).unwrap();
+            }
+            assert!(status.success(), "{status}: {report}");
+            return;
+        }
+        extern "C" fn noted(_: libc::c_int) {}
+        // SAFETY: installs a do-nothing handler, in this process of its own.
+        unsafe { libc::signal(libc::SIGCHLD, noted as *const () as libc::sighandler_t) };
+        for _ in 0..50 {
+            let mut p = process("echo hi");
+            assert_eq!(p.begin_run(None), Ok(true));
+            let result = loop {
+                match p.collect_alone(false).0 {
+                    CollectStep::Pending(_) => {
+                        let waited = std::time::Instant::now();
+                        poll(&p, 5000);
+                        assert!(waited.elapsed() < std::time::Duration::from_secs(4), "an event was lost");
+                    }
+                    other => break other,
+                }
+            };
+            assert!(matches!(result, CollectStep::Done(0, ref o, _) if o == b"hi\n"), "{result:?}");
+        }
     }
 
     #[test]
