@@ -88,7 +88,7 @@ valgrind: deps all
 bench: all
 	@sh scripts/deps.sh
 	@mkdir -p bench/out
-	@for c in spawn_loop pipe_read pipe_write spawn_sleep; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
+	@for c in spawn_loop pipe_read pipe_write spawn_sleep run_echo; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
 	@LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
 	@echo
 	@BENCH_LUA=luajit BENCH_ONLY="$${BENCH_ONLY:-lines of,read(\"l\"),capture 200,exec.run}" \

@@ -76,9 +76,14 @@ local rows = {
   { "exec.run capturing 200 MiB", "GiB/s", {
       { "lua-exec run", function() return run_case("exec_run_capture", 200) / GiB end },
       { "io.popen read(a)", function() return run_case("popen_read_all", 200) / GiB end } } },
+  -- The C rows: the same runs in C, with io.popen's system calls and with
+  -- exec.run's (two pipes, /dev/null, a pidfd, epoll; bench/c/run_echo.c).
+  -- The second is the floor that exec.run's own system calls set.
   { "exec.run(\"echo hi\")", "runs/s", {
       { "lua-exec run", function() return run_case("exec_run_shell", 1000) end },
-      { "io.popen+read+close", function() return run_case("popen_echo", 1000) end } } },
+      { "io.popen+read+close", function() return run_case("popen_echo", 1000) end },
+      { "C, popen's syscalls", function() return run_c("run_echo", "popen 1000") end },
+      { "C, run's syscalls", function() return run_c("run_echo", "model 1000") end } } },
   -- /bin/echo starts slower than the shell's builtin echo: the second
   -- baseline runs the same program (through sh, as popen must).
   { "exec.run({\"echo\", \"hi\"})", "runs/s", {
