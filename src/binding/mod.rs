@@ -7,6 +7,7 @@
 //! reaches a user is a plain string.
 
 mod convert;
+mod host_hook;
 #[cfg(any(feature = "lua53", feature = "lua54"))]
 mod line_reader;
 mod objects;
@@ -30,6 +31,8 @@ pub struct StateCtx {
     /// by sched.set_closing): read by the C line readers, which do not
     /// look into Lua tables.
     pub closing: Rc<Cell<bool>>,
+    /// Whose hook tells that the host wants control back (host_hook.rs).
+    pub main_thread: host_hook::MainThread,
 }
 
 /// Lives in the Lua registry; its finalizer runs when the state closes and
@@ -68,6 +71,7 @@ fn state(lua: &Lua) -> mlua::Result<Rc<StateCtx>> {
         driver: Driver::shared().map_err(|e| mlua::Error::runtime(format!("exec: cannot create the event loop: {e}")))?,
         registry: RefCell::new(Registry::new()),
         closing: Rc::new(Cell::new(false)),
+        main_thread: host_hook::MainThread::of(lua)?,
     });
     lua.set_named_registry_value(GUARD_KEY, StateGuard(ctx.clone()))?;
     Ok(ctx)

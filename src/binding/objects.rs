@@ -7,6 +7,7 @@ use std::sync::Arc;
 use mlua::{AnyUserData, IntoLua, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use super::convert::{self, Definition, ShimExtras, SignalArg};
+use super::host_hook::MainThread;
 use super::StateCtx;
 use crate::core::process::collect::CollectStep;
 use crate::core::process::{Output, Process, State, WaitStep};
@@ -118,7 +119,7 @@ impl UserData for ExecutorUd {
                             Err(e) => return bad(e, None),
                         }
                     };
-                    Ok((ProcessUd(p).into_lua(lua)?, None, None, started))
+                    Ok((ProcessUd(p, this.ctx.main_thread).into_lua(lua)?, None, None, started))
                 }
                 Err(e) => bad(e, None),
             }
@@ -132,7 +133,8 @@ impl UserData for ExecutorUd {
     }
 }
 
-pub struct ProcessUd(Process);
+/// A process, and the main thread whose hook ends a wait taken in Rust.
+pub struct ProcessUd(Process, MainThread);
 
 fn unit(lua: &Lua, r: Result<(), String>) -> mlua::Result<Fail> {
     match r {
@@ -180,7 +182,12 @@ impl UserData for ProcessUd {
         // `alone`: the caller waits alone (sched.lua), so the turns of the
         // event loop are taken here until it is done (Process::collect_alone).
         m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
-            let (step, [w1, w2]) = if alone { this.0.collect_alone(stop) } else { this.0.collect_step(stop) };
+            let (step, [w1, w2]) = if alone {
+                let hook = this.1.watch();
+                this.0.collect_alone(stop, || hook.changed())
+            } else {
+                this.0.collect_step(stop)
+            };
             let mut out = MultiValue::new();
             match step {
                 CollectStep::Done(code, o, e) => {

@@ -99,7 +99,10 @@ impl Process {
     /// a step taken after the turn, as always before the shim parks:
     /// the shim then lets the interpreter act (its Ctrl-C hook) and parks,
     /// and its own turn reports a failure (its error path ends the process).
-    pub fn collect_alone(&mut self, stop: bool) -> (CollectStep, [Option<Token>; 2]) {
+    /// `host_waits`: whether the host wants control back for another
+    /// reason (the binding looks at the interpreter's hook), asked after
+    /// every turn.
+    pub fn collect_alone(&mut self, stop: bool, host_waits: impl Fn() -> bool) -> (CollectStep, [Option<Token>; 2]) {
         let held = SignalsHeld::new();
         let mut ready = Vec::new();
         loop {
@@ -109,7 +112,7 @@ impl Process {
             }
             ready.clear();
             let turned = self.driver.borrow_mut().turn_held(-1, &mut ready, &held);
-            if turned.is_err() || ready.is_empty() || held.arrived() {
+            if turned.is_err() || ready.is_empty() || held.arrived() || host_waits() {
                 // Step once more first: the shim parks next, and its turn
                 // would not report again what this one took.
                 return self.collect_step(stop);
@@ -204,8 +207,26 @@ mod tests {
     fn collect_alone_runs_the_whole_wait_in_one_call() {
         let mut p = process("echo out; sleep 0.1; echo err >&2; exit 3");
         assert_eq!(p.begin_run(None), Ok(true));
-        match p.collect_alone(false).0 {
+        match p.collect_alone(false, || false).0 {
             CollectStep::Done(3, out, err) => assert_eq!((out, err), (b"out\n".to_vec(), b"err\n".to_vec())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn collect_alone_returns_after_the_turn_in_which_the_host_asks() {
+        let mut p = process("echo first; sleep 0.3; echo second");
+        assert_eq!(p.begin_run(None), Ok(true));
+        let asked = std::cell::Cell::new(0);
+        // The first turn brings "first"; the host asks after it.
+        let step = p.collect_alone(false, || {
+            asked.set(asked.get() + 1);
+            true
+        });
+        assert!(matches!(step.0, CollectStep::Pending(_)), "{:?}", step.0);
+        assert_eq!(asked.get(), 1);
+        match collect(&mut p, None) {
+            CollectStep::Done(0, out, _) => assert_eq!(out, b"first\nsecond\n"),
             other => panic!("{other:?}"),
         }
     }
@@ -227,7 +248,7 @@ mod tests {
             unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR2) };
         });
         let t0 = std::time::Instant::now();
-        assert!(matches!(p.collect_alone(false).0, CollectStep::Pending(_)));
+        assert!(matches!(p.collect_alone(false, || false).0, CollectStep::Pending(_)));
         assert!(t0.elapsed() < std::time::Duration::from_secs(3), "{:?}", t0.elapsed());
         sender.join().unwrap();
         // SAFETY: reads the thread's mask into a local set.
@@ -285,7 +306,7 @@ mod tests {
             let mut p = process("echo hi");
             assert_eq!(p.begin_run(None), Ok(true));
             let result = loop {
-                match p.collect_alone(false).0 {
+                match p.collect_alone(false, || false).0 {
                     CollectStep::Pending(_) => {
                         let waited = std::time::Instant::now();
                         poll(&p, 5000);
