@@ -92,16 +92,15 @@ impl Process {
     /// `collect_step` for a caller that waits alone (no task, timer or other
     /// waiter could run meanwhile): the event loop's turns are taken here,
     /// with nobody else to tell what they report, as the shim's own loop
-    /// does then. The host's signals are held back meanwhile and let in
-    /// only while waiting (sys::SignalsHeld), so a signal (Ctrl-C) ends the
-    /// loop at the end of the turn it fell in, or its wait with EINTR, however
-    /// it falls. Returns Pending then (and after a turn that failed), with
-    /// a step taken after the turn, as always before the shim parks:
-    /// the shim then lets the interpreter act (its Ctrl-C hook) and parks,
-    /// and its own turn reports a failure (its error path ends the process).
-    /// `host_waits`: whether the host wants control back for another
-    /// reason (the binding looks at the interpreter's hook), asked after
-    /// every turn.
+    /// does then. It returns Pending, after one more step (the shim parks
+    /// next, and its turn would not report again what this one took), when
+    /// a turn reported nothing (an interrupted wait) or failed (the shim's
+    /// own turn reports the error, and its error path ends the process), or
+    /// when the host must get control back: a signal arrived (the host's
+    /// signals are held back between waits and let in while waiting,
+    /// sys::SignalsHeld, so that none goes unseen however it falls), or
+    /// `host_waits()` says so (the binding looks at the interpreter's hook).
+    /// The shim then lets the interpreter act (its Ctrl-C hook) and parks.
     pub fn collect_alone(&mut self, stop: bool, host_waits: impl Fn() -> bool) -> (CollectStep, [Option<Token>; 2]) {
         let held = SignalsHeld::new();
         let mut ready = Vec::new();
@@ -113,8 +112,6 @@ impl Process {
             ready.clear();
             let turned = self.driver.borrow_mut().turn_held(-1, &mut ready, &held);
             if turned.is_err() || ready.is_empty() || held.arrived() || host_waits() {
-                // Step once more first: the shim parks next, and its turn
-                // would not report again what this one took.
                 return self.collect_step(stop);
             }
         }
