@@ -65,9 +65,14 @@ fn key_repr(lua: &Lua, k: &Value) -> String {
 /// A Lua string as the bytes it holds (Unix arguments, paths and
 /// environments are bytes, not UTF-8).
 fn text(v: Value, what: &str) -> Result<Bytes, String> {
+    text_named(v, || what.to_owned())
+}
+
+/// `text`, with the value's name made only if the message needs it.
+fn text_named(v: Value, what: impl FnOnce() -> String) -> Result<Bytes, String> {
     match v {
         Value::String(s) => Ok(OsString::from_vec(s.as_bytes().to_vec())),
-        other => Err(format!("{what} must be a string (got {})", type_of(&other))),
+        other => Err(format!("{} must be a string (got {})", what(), type_of(&other))),
     }
 }
 
@@ -109,12 +114,9 @@ fn list_values(lua: &Lua, t: &Table) -> Result<Vec<Value>, String> {
     Ok(values)
 }
 
-/// `text` for item `i` of list `key`, naming it only if it is wrong.
+/// `text` for item `i` of list `key`.
 fn text_item(v: Value, key: &str, i: usize) -> Result<Bytes, String> {
-    match v {
-        Value::String(s) => Ok(OsString::from_vec(s.as_bytes().to_vec())),
-        other => text(other, &format!("{key}[{i}]")),
-    }
+    text_named(v, || format!("{key}[{i}]"))
 }
 
 /// The Lua type an option takes (`Any`: its own conversion checks it).

@@ -161,7 +161,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
             lua.create_function_mut(move |_, (timeout_ms, out): (i64, Table)| {
                 ready.clear();
                 let timeout = timeout_ms.clamp(-1, i32::MAX as i64) as i32;
-                if let Err(e) = ctx.driver.borrow_mut().turn(timeout, &mut ready) {
+                if let Err(e) = ctx.driver.borrow_mut().turn(timeout, &mut ready, None) {
                     return Ok((None, Some(format!("event loop failed: {}", sys::describe(&e)))));
                 }
                 for (i, t) in ready.iter().enumerate() {

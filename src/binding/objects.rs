@@ -81,9 +81,9 @@ impl UserData for ExecutorUd {
                 Option<AnyUserData>,
             )| {
             let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg, false));
-            // `run`'s input, for a start made here (see below).
-            let input = match (&opts, for_run) {
-                (Value::Table(t), true) => t.raw_get::<Option<mlua::String>>("input").ok().flatten(),
+            // `run`'s options table, for its input once checked (below).
+            let run_options = match (&opts, for_run) {
+                (Value::Table(t), true) => Some(t.clone()),
                 _ => None,
             };
             let spec = match convert::command(lua, cmd) {
@@ -113,6 +113,11 @@ impl UserData for ExecutorUd {
                     // for first: one call instead of five (connect, queue,
                     // start, write, close_stdin).
                     let started = for_run && {
+                        // (exec_options checked that it is a string.)
+                        let input = match &run_options {
+                            Some(t) => t.raw_get::<Option<mlua::String>>("input")?,
+                            None => None,
+                        };
                         let input = input.as_ref().map(|s| s.as_bytes());
                         match p.begin_run(input.as_deref()) {
                             Ok(started) => started,

@@ -3,7 +3,7 @@
 //! Pure data and checks, no system calls beyond `stat`/`access` for the PATH
 //! lookup, so every rule here is unit-tested directly.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -215,13 +215,11 @@ enum Candidate {
 fn candidate_kind(c_path: &[u8]) -> Candidate {
     // A NUL inside (from a PATH entry, which nothing else checks) would cut
     // the name short: no such file can exist.
-    if c_path[..c_path.len() - 1].contains(&0) {
-        return Candidate::Absent;
-    }
+    let Ok(c_path) = CStr::from_bytes_with_nul(c_path) else { return Candidate::Absent };
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `c_path` is NUL-terminated (checked above) and `st` is a
-    // writable stat buffer for the call.
-    if unsafe { libc::stat(c_path.as_ptr().cast(), st.as_mut_ptr()) } != 0 {
+    // SAFETY: `c_path` is a NUL-terminated path and `st` is a writable stat
+    // buffer for the call.
+    if unsafe { libc::stat(c_path.as_ptr(), st.as_mut_ptr()) } != 0 {
         return Candidate::Absent;
     }
     // SAFETY: stat returned 0, so it filled `st`.
@@ -229,8 +227,7 @@ fn candidate_kind(c_path: &[u8]) -> Candidate {
     if mode & libc::S_IFMT != libc::S_IFREG {
         return Candidate::Absent;
     }
-    // SAFETY: as for stat above.
-    if unsafe { libc::access(c_path.as_ptr().cast(), libc::X_OK) } == 0 {
+    if may_execute(c_path) {
         Candidate::Runnable
     } else {
         Candidate::Denied
@@ -238,11 +235,13 @@ fn candidate_kind(c_path: &[u8]) -> Candidate {
 }
 
 fn is_executable(p: &Path) -> bool {
-    match CString::new(p.as_os_str().as_bytes()) {
-        // SAFETY: `c` is a NUL-terminated path that lives for the call.
-        Ok(c) => unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 },
-        Err(_) => false,
-    }
+    CString::new(p.as_os_str().as_bytes()).is_ok_and(|c| may_execute(&c))
+}
+
+/// Whether this user may execute the file at `c_path`.
+fn may_execute(c_path: &CStr) -> bool {
+    // SAFETY: `c_path` is a NUL-terminated path that lives for the call.
+    unsafe { libc::access(c_path.as_ptr(), libc::X_OK) == 0 }
 }
 
 /// The PATH value the child will see.

@@ -141,17 +141,12 @@ impl Driver {
     }
 
     /// One turn of the loop: reap the orphans that are due (without a reaper
-    /// thread this is where they are reaped), then `poll`.
-    pub fn turn(&mut self, timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
+    /// thread this is where they are reaped), then `poll`. `held`: the
+    /// host's signals held back by a loop in Rust (sys::SignalsHeld), let in
+    /// only while waiting, with the mask it restores.
+    pub fn turn(&mut self, timeout_ms: i32, ready: &mut Vec<Token>, held: Option<&SignalsHeld>) -> io::Result<()> {
         crate::core::os::children::sweep_orphans();
-        self.poll_with(timeout_ms, ready, None)
-    }
-
-    /// `turn` for a loop that holds the host's signals (sys::SignalsHeld):
-    /// they are let in only while waiting, with the mask `held` restores.
-    pub fn turn_held(&mut self, timeout_ms: i32, ready: &mut Vec<Token>, held: &SignalsHeld) -> io::Result<()> {
-        crate::core::os::children::sweep_orphans();
-        self.poll_with(timeout_ms, ready, Some(&held.waiting))
+        self.poll_with(timeout_ms, ready, held.map(|h| &h.waiting))
     }
 
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side

@@ -429,9 +429,7 @@ impl SignalsHeld {
             SignalsHeld { waiting: old }
         }
     }
-}
 
-impl SignalsHeld {
     /// Whether a signal held back here is pending that, let in, would do
     /// something: run a handler, or end or stop the process. (A blocked
     /// signal whose default is to be ignored, SIGCHLD above all, is still

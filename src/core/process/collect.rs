@@ -110,7 +110,7 @@ impl Process {
                 return step;
             }
             ready.clear();
-            let turned = self.driver.borrow_mut().turn_held(-1, &mut ready, &held);
+            let turned = self.driver.borrow_mut().turn(-1, &mut ready, Some(&held));
             if turned.is_err() || ready.is_empty() || held.arrived() || host_waits() {
                 return self.collect_step(stop);
             }
