@@ -4,6 +4,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. scripts/session.sh
 status=0
 for lua in lua5.4 luajit; do
   case $lua in
@@ -12,10 +13,13 @@ for lua in lua5.4 luajit; do
   esac
   for ex in examples/[0-9]*.lua; do
     echo "== $lua $ex"
-    if ! LUA_CPATH="$cpath;;" $lua examples/run.lua "$ex"; then
+    mkdir -p build
+    if ! LUA_CPATH="$cpath;;" run_in_session build/example.sid $lua examples/run.lua "$ex"; then
       echo "!! $ex failed under $lua"
       status=1
     fi
+    # No process an example started may outlive it.
+    left_in_session build/example.sid "$ex under $lua" >build/example.left || { cat build/example.left; status=1; }
   done
 done
 exit $status

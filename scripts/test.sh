@@ -7,6 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 mkdir -p build/test
 passed=0 failed=0 skipped=0
+. scripts/session.sh
 
 echo "== cargo test (core)"
 cargo test --release 2>&1 | tee build/test/cargo.log | grep -E "test result:|FAILED|panicked|^error" || true
@@ -49,19 +50,31 @@ interpreters="lua5.4 luajit"
 for extra in lua5.3 lua5.1; do
   command -v $extra >/dev/null && [ -f build/$extra/exec.so ] && interpreters="$interpreters $extra"
 done
+# Each busted run is a session of its own: afterwards no process a spec
+# started may be left (left_in_session, scripts/session.sh).
+check_left() {
+  if left_in_session build/test/$1.sid "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
 for lua in $interpreters; do
   echo "== busted under $lua"
-  LUA_CPATH="$top/build/$lua/?.so;;" timeout 1500 $lua /usr/bin/busted -o TAP "$@" >build/test/$lua.tap 2>build/test/$lua.err
+  LUA_CPATH="$top/build/$lua/?.so;;" run_in_session build/test/$lua.sid \
+    timeout 1500 $lua /usr/bin/busted -o TAP "$@" >build/test/$lua.tap 2>build/test/$lua.err
   tally "$lua" build/test/$lua.tap build/test/$lua.err $?
+  check_left $lua "the specs under $lua"
 done
 
 echo "== the guarantees without pidfds (the fallback for old kernels), under lua5.4"
-LUA_EXEC_NO_PIDFD=1 LUA_CPATH="$top/build/lua5.4/?.so;;" timeout 900 lua5.4 /usr/bin/busted -o TAP spec/guarantees_spec.lua >build/test/nopidfd.tap 2>build/test/nopidfd.err
+LUA_EXEC_NO_PIDFD=1 LUA_CPATH="$top/build/lua5.4/?.so;;" run_in_session build/test/nopidfd.sid \
+  timeout 900 lua5.4 /usr/bin/busted -o TAP spec/guarantees_spec.lua spec/lifecycle_spec.lua >build/test/nopidfd.tap 2>build/test/nopidfd.err
 tally "lua5.4 without pidfds" build/test/nopidfd.tap build/test/nopidfd.err $?
+check_left nopidfd "the specs without pidfds"
 
 echo "== everything with fork + exec instead of posix_spawn (the path for glibc < 2.34 and musl), under lua5.4"
-LUA_EXEC_FORK_SPAWN=1 LUA_CPATH="$top/build/lua5.4/?.so;;" timeout 1500 lua5.4 /usr/bin/busted -o TAP "$@" >build/test/fork.tap 2>build/test/fork.err
+LUA_EXEC_FORK_SPAWN=1 LUA_CPATH="$top/build/lua5.4/?.so;;" run_in_session build/test/fork.sid \
+  timeout 1500 lua5.4 /usr/bin/busted -o TAP "$@" >build/test/fork.tap 2>build/test/fork.err
 tally "lua5.4 with the fork path" build/test/fork.tap build/test/fork.err $?
+check_left fork "the specs on the fork path"
 
 echo "== the rock: luarocks make for both interpreters, then require from the trees"
 if sh scripts/install-rock.sh >build/test/rock.log 2>&1; then
@@ -75,6 +88,13 @@ if sh scripts/install-rock.sh >build/test/rock.log 2>&1; then
   done
 else
   cat build/test/rock.log; echo "not ok luarocks make"; failed=$((failed + 1))
+fi
+
+echo "== the README renders: every code fence it opens is closed"
+if awk '/^```/ { open = !open; line = NR } END { if (open) { print "README.md:" line ": a code fence is never closed"; exit 1 } }' README.md; then
+  echo "ok README code fences"; passed=$((passed + 1))
+else
+  echo "not ok README code fences"; failed=$((failed + 1))
 fi
 
 echo "== make dist, then the literal luarocks install lua-exec from it, offline (lua5.4, luajit)"

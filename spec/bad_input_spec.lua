@@ -208,3 +208,37 @@ describe("a seeded random walk over handles", function()
     assert.equals(0, H.zombies_of(H.own_pid()))
   end)
 end)
+
+describe("a huge offending value", function()
+  it("is cut in the message: at most 200 bytes of it and its size", function()
+    local big = ("A"):rep(1024 * 1024)
+    local p = ex:exec({ "sleep", "5" })
+    p:start()
+    local s = p:stdout_stream()
+    local calls = {
+      { "signal name", function() return p:signal(big) end },
+      { "close signal", function() return p:close(big) end },
+      { "read format", function() return s:read(big) end },
+      { "lines format", function() return s:lines(big) end },
+      { "duration", function() return p:wait(big) end },
+      { "resource id", function() return exec.get(big .. ":x") end },
+      { "bad resource id", function() return exec.registry.define(big, { kind = "exec.native" }) end },
+      { "option name", function() return ex:exec("true", { [big] = 1 }) end },
+      { "stdio mode", function() return ex:exec("true", { stdout = big }) end },
+      { "missing program", function() return ex:exec({ big }):start() end },
+      { "work_dir", function() return ex:exec({ "true" }, { work_dir = "/" .. big }):start() end },
+      { "whitelist", function()
+          exec.registry.define("cut:wl", { kind = "exec.native", command_whitelist = { "true" } })
+          return exec.get("cut:wl"):exec(big)
+        end },
+    }
+    for _, c in ipairs(calls) do
+      local ok, a, b = pcall(c[2])
+      local msg = ok and b or a
+      assert.is_string(msg, c[1])
+      assert.is_true(#msg < 1000, c[1] .. ": a message of " .. #msg .. " bytes")
+      assert.is_truthy(msg:find("(1048576 bytes)", 1, true) or msg:find("bytes)", 1, true), c[1] .. ": " .. msg)
+    end
+    p:close(true)
+  end)
+end)

@@ -115,6 +115,97 @@ describe("allowed_env and work_dir_within", function()
   end)
 end)
 
+describe("stdio and the host's environment on a restricted executor", function()
+  -- A root with a file inside, a mode-600 secret outside, and links that
+  -- lead out of the root.
+  local root, secret
+  setup(function()
+    root = H.tmpname("-stdio-root")
+    secret = H.tmpname("-secret")
+    H.write_file(secret, "SECRET\n")
+    os.execute("chmod 600 " .. secret)
+    os.execute("mkdir -p " .. root .. "/sub && ln -s " .. secret .. " " .. root .. "/link"
+      .. " && ln -s /etc " .. root .. "/etc && ln -s ../in.txt " .. root .. "/sub/up")
+    H.write_file(root .. "/in.txt", "inside\n")
+  end)
+  teardown(function() os.execute("rm -rf " .. root .. " " .. secret) end)
+
+  -- What `cat` reads from the redirection, or the error raised.
+  local function cat_from(ex, stdin, opts)
+    opts = opts or {}
+    opts.stdin = stdin
+    local ok, r = pcall(function()
+      local p = ex:exec({ "cat" }, opts)
+      p:start()
+      local out = p:stdout_stream():read("a")
+      p:wait()
+      return out
+    end)
+    assert.is_false(ok and r:find("SECRET", 1, true) ~= nil, "the secret was read")
+    return ok, r
+  end
+
+  it("a path redirection leads only beneath work_dir_within, resolved by the kernel", function()
+    local ex = define({ kind = "exec.native", command_whitelist = { "cat" }, work_dir_within = root })
+    assert.same({ true, "inside\n" }, { cat_from(ex, { path = root .. "/in.txt" }) })
+    -- Relative paths start from the process's work_dir, not ours.
+    assert.same({ true, "inside\n" }, { cat_from(ex, { path = "in.txt" }, { work_dir = root }) })
+    assert.same({ true, "inside\n" }, { cat_from(ex, { path = "../in.txt" }, { work_dir = root .. "/sub" }) })
+    assert.same({ true, "inside\n" }, { cat_from(ex, { path = "sub/up" }, { work_dir = root }) })
+    local outside, why = cat_from(ex, { path = secret })
+    assert.is_false(outside)
+    assert.is_truthy(why:find("is outside the work_dir_within of", 1, true), why)
+    for _, path in ipairs({ "link", "etc/passwd", "../../../../etc/passwd", "sub/../../x" }) do
+      local ok, err = cat_from(ex, { path = path }, { work_dir = root })
+      assert.is_false(ok, path)
+      assert.is_truthy(err:find("leads outside the work_dir_within of", 1, true), err)
+    end
+    -- Without a work_dir inside the root, a relative path has nowhere to start.
+    local ok, err = cat_from(ex, { path = "in.txt" })
+    assert.is_false(ok)
+    assert.is_truthy(err:find("needs a work_dir inside the work_dir_within of", 1, true), err)
+  end)
+
+  it("an output redirection cannot truncate or append to a file outside", function()
+    local ex = define({ kind = "exec.native", command_whitelist = { "echo x" }, work_dir_within = root })
+    for _, append in ipairs({ false, true }) do
+      local ok, err = pcall(ex.run, ex, "echo x", { stdout = { path = "link", append = append }, work_dir = root })
+      assert.is_false(ok)
+      assert.is_truthy(err:find("leads outside the work_dir_within of", 1, true), err)
+      ok, err = pcall(ex.run, ex, "echo x", { stdout = { path = secret, append = append } })
+      assert.is_false(ok)
+      assert.is_truthy(err:find("is outside the work_dir_within of", 1, true), err)
+    end
+    assert.equals("SECRET\n", H.read_file(secret))
+    ex:run("echo x", { stdout = { path = root .. "/out.txt" } })
+    assert.equals("x\n", H.read_file(root .. "/out.txt"))
+  end)
+
+  it("a whitelist without work_dir_within refuses path redirections", function()
+    local ex = define({ kind = "exec.native", command_whitelist = { "cat" } })
+    local ok, err = cat_from(ex, { path = secret })
+    assert.is_false(ok)
+    assert.is_truthy(err:find("has a command_whitelist and no work_dir_within", 1, true), err)
+  end)
+
+  it("the host's own stdio and environment only where the owner allows them", function()
+    local ex = define({ kind = "exec.native", command_whitelist = { "cat", "env" } })
+    for _, key in ipairs({ "stdin", "stdout", "stderr" }) do
+      local ok, err = pcall(ex.exec, ex, { "cat" }, { [key] = "inherit" })
+      assert.is_false(ok)
+      assert.is_truthy(err:find(key .. ' = "inherit" is not allowed on', 1, true), err)
+    end
+    local ok, err = pcall(ex.exec, ex, { "env" }, { inherit_env = true })
+    assert.is_false(ok)
+    assert.is_truthy(err:find("inherit_env = true is not allowed on", 1, true), err)
+    local allowed = define({ kind = "exec.native", command_whitelist = { "cat", "env" }, allow_inherit = true, inherit_env = true })
+    allowed:exec({ "cat" }, { stderr = "inherit" })
+    allowed:exec({ "env" }, { inherit_env = true })
+    -- Unrestricted executors are unchanged.
+    H.native:exec({ "cat" }, { stdin = "inherit", inherit_env = true })
+  end)
+end)
+
 describe("max_processes", function()
   it("cannot be exceeded from any number of tasks", function()
     local ex = define({ kind = "exec.native", max_processes = 2 })

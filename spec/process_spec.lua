@@ -46,7 +46,7 @@ describe("commands", function()
   end)
 
   it("raises at exec for empty, NUL-holding or mistyped commands", function()
-    local cases = { "", {}, "echo a\0b", { "echo", "a\0" }, 42, true, { "echo", 1 }, { "", "x" },
+    local cases = { "", {}, "echo a\0b", { "echo", "a\0" }, 42, true, { "echo", true }, { "", "x" },
                     { [1] = "echo", [3] = "x" }, { "echo", x = 1 } }
     for i, cmd in ipairs(cases) do
       local ok, err = pcall(ex.exec, ex, cmd)
@@ -94,7 +94,7 @@ describe("options", function()
       { "a\0b", nil, cmd .. "contains a NUL byte" },
       { {}, nil, cmd .. "must not be an empty table" },
       { { "" }, nil, cmd .. "command[1] (the program) must not be empty" },
-      { { "ls", 3 }, nil, cmd .. "command[2] must be a string (got number)" },
+      { { "ls", true }, nil, cmd .. "command[2] must be a string or a number (got boolean)" },
       { { "ls", "a\0" }, nil, cmd .. "command[2] contains a NUL byte" },
       { { "ls", n = 1 }, nil, cmd .. "must be a list of strings (found key n)" },
       { true, nil, cmd .. "string or table of strings expected, got boolean" },
@@ -145,6 +145,15 @@ describe("options", function()
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
     table.sort(lines)
     assert.same({ "E=" .. tostring(1e300), "F=" .. tostring(2.0) }, lines)
+  end)
+
+  it("converts numbers in argument lists and command_whitelist entries as tostring does", function()
+    local r = exec.run({ "echo", 1, 2.5, -3, 2.0 })
+    assert.equals(table.concat({ "1", "2.5", "-3", tostring(2.0) }, " ") .. "\n", r.stdout)
+    exec.registry.define("numbers:wl", { kind = "exec.native", command_whitelist = { "sleep 0", 7 } })
+    local p = exec.get("numbers:wl"):exec({ "sleep", 0 })
+    p:start()
+    assert.equals(0, p:wait())
   end)
 
   it("converts numbers in env to strings and does not inherit the parent's env", function()

@@ -20,10 +20,11 @@ local registry = {}
 ---@field default_env? table<string, string|number>
 ---@field command_whitelist? string[] exact commands; whitelisted programs are resolved with the resource's own PATH
 ---@field allowed_env? string[] the only variable names a caller's `env` may set
----@field work_dir_within? string a caller's `work_dir` must resolve (symlinks followed) inside this directory
+---@field work_dir_within? string a caller's `work_dir` must resolve (symlinks followed) inside this directory, and path redirections open beneath it
 ---@field max_processes? integer
 ---@field queue? boolean start() beyond max_processes waits for a slot (first come, first served) instead of raising
----@field inherit_env? boolean default_env and a caller's env overlay our environment instead of replacing it
+---@field inherit_env? boolean default_env and a caller's env overlay our environment instead of replacing it (on a resource with command_whitelist or work_dir_within, also what lets a caller ask for inherit_env)
+---@field allow_inherit? boolean on a resource with command_whitelist or work_dir_within: callers may set stdin/stdout/stderr = "inherit" (refused otherwise)
 ---@field host? string exec.ssh: required
 ---@field port? integer
 ---@field user? string
@@ -115,18 +116,20 @@ function exec.step() end
 ---@field stderr? "pipe"|"socket"|"null"|"inherit"|"stdout"|file*|exec.PathRedirect
 ---@field pty? boolean|{ rows?: integer, cols?: integer } stdin, stdout and stderr are a new pseudo-terminal (default 24 x 80), the child's controlling terminal
 ---@field detach? boolean a session of its own, never ended by the library (close, collection, state end, os.exit); still reaped
----@field process_group? boolean Lead a new process group; signals, close() and timeouts reach the whole group until it is empty. Default: true with `timeout` (unless stdin is an inherited terminal), else false.
+---@field process_group? boolean Lead a new process group; signals, close() and timeouts reach the whole group until it is empty. Default: true for a string command and with `timeout` (unless stdin is an inherited terminal), else false.
 ---@field timeout? string|number SIGTERM to all of the command when it passes, SIGKILL 1 s later.
 ---@field inherit_env? boolean the child gets our environment, overlaid by default_env, overlaid by env (default: the resource's inherit_env, else false: env alone replaces it)
 ---@field buffer_limit? integer Bytes of unread output taken in per process while the program waits on something else of it (default 16 MiB); past it the oldest are dropped and the next read says so.
 
----A file the library opens when the child starts (relative to our current directory).
+---A file the library opens when the child starts (relative to our current directory; on a
+---restricted executor, beneath its work_dir_within, relative to the process's work_dir). The
+---open never blocks (a FIFO without a reader fails the start).
 ---@class exec.PathRedirect
 ---@field path string
 ---@field append? boolean stdout/stderr: append instead of truncating
 
 ---@class exec.RunOptions: exec.ExecOptions
----@field input? string
+---@field input? string written to stdin, which must then be a pipe (not with another stdin)
 ---@field check? boolean raise an exec.RunError when the command exits non-zero
 
 ---Raised by run with `check = true`: tostring() gives the message; the

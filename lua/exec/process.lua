@@ -197,14 +197,17 @@ end
 -- i.e. while the program waits in a blocking call: SIGTERM (and SIGCONT,
 -- for a stopped child) to all that is left of the command, SIGKILL after
 -- the grace period.
-local function arm_timeout(raw, st)
+local function arm_timeout(st)
   if not st.timeout then return end
-  st._timer = sched.at(sched.now() + st.timeout, function()
-    if not signal_command(raw, 15) then return end
-    st._timed_out = true
-    signal_command(raw, 18)
-    st._timer = sched.at(sched.now() + KILL_GRACE, function() signal_command(raw, 9) end)
-  end)
+  -- The timers hold the handle's state weakly (sched.at's owner): a handle
+  -- nobody holds is collected (and so closed: its child ended, its
+  -- descriptors and its max_processes slot freed) whatever its timeout.
+  st._timer = sched.at(sched.now() + st.timeout, function(_, s)
+    if not signal_command(s.raw, 15) then return end
+    s._timed_out = true
+    signal_command(s.raw, 18)
+    s._timer = sched.at(sched.now() + KILL_GRACE, function(_, last) signal_command(last.raw, 9) end, s)
+  end, st)
 end
 M.arm_timeout = arm_timeout
 
@@ -228,7 +231,7 @@ local function start_raw(raw, st, fname)
     kick_queue(qid) -- (the next in line checks for room)
   end
   if not ok then raise(fname .. ": " .. err) end
-  arm_timeout(raw, st)
+  arm_timeout(st)
   return true
 end
 M.start_raw = start_raw
@@ -309,7 +312,7 @@ function Process:wait(d)
   sched.yield()
   while true do
     -- The state machine is Rust's: one call per step.
-    local code, a, t1, t2 = raw:wait_step()
+    local code, a, t1, t2 = raw:wait_step(deadline ~= nil)
     if code then
       waited(raw, st, a, t1)
       return code, nil

@@ -66,7 +66,7 @@ local function run(self, fname, command, options)
   if started then
     -- Rust started it, queued the input and ended stdin in the same call
     -- (Process::begin_run): all a local, unqueued run needs.
-    process.arm_timeout(praw, pst)
+    process.arm_timeout(pst)
   else
     -- A remote connection or a queue slot to wait for first.
     process.start_raw(praw, pst, fname)

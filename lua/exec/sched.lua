@@ -46,6 +46,15 @@ local function raise(msg)
 end
 M.raise = raise
 
+-- At most this many bytes of a caller's value are shown in a message (the
+-- core's SHOWN_MAX): a 1 MiB argument must not make a 1 MiB error.
+local SHOWN_MAX = core.shown_max
+function M.shown(s)
+  s = tostring(s)
+  if #s <= SHOWN_MAX then return s end
+  return ssub(s, 1, SHOWN_MAX) .. "... (" .. #s .. " bytes)"
+end
+
 -- life.closing is set when the Lua state closes (see init.lua): from then
 -- on, every entry point raises instead of calling into a library that is
 -- being torn down. A table, so that hot paths elsewhere read the flag as a
@@ -206,14 +215,24 @@ function M.fire(token)
 end
 local fire = M.fire
 
+local WEAK_VALUES = { __mode = "v" }
+
 --- Call `fn(now)` at monotonic time `at` (seconds). Returns the timer, which
---- `cancel_timer` disarms.
-function M.at(at, fn)
+--- `cancel_timer` disarms. With `owner`, the timer holds it weakly and calls
+--- `fn(now, owner)`: once the owner is collected the timer is gone (it
+--- neither fires nor keeps the loop waiting for it).
+function M.at(at, fn, owner)
   check_open()
   timer_seq = timer_seq + 1
   local t = { at = at, seq = timer_seq, fn = fn }
+  if owner ~= nil then t.owner = setmetatable({ owner }, WEAK_VALUES) end
   heap_push(t)
   return t
+end
+
+-- Whether timer `t` can still fire: not cancelled, its owner (if any) alive.
+local function armed(t)
+  return t.fn ~= nil and (t.owner == nil or t.owner[1] ~= nil)
 end
 
 function M.cancel_timer(t)
@@ -228,15 +247,17 @@ local function fire_timers()
     -- the heap whole, and the timer is not called twice.
     local timer = heap[1]
     local fn = timer.fn
+    local owner = timer.owner and timer.owner[1] -- (held while it runs)
     timer.fn = nil
     if heap[1] == timer then heap_pop() end
-    if fn then fn(t) end
+    if fn and (owner ~= nil or timer.owner == nil) then fn(t, owner) end
   end
 end
 
--- Drop cancelled timers from the top so they do not shorten poll timeouts.
+-- Drop cancelled timers (and those whose owner is gone) from the top so
+-- they do not shorten poll timeouts or hide a deadlock.
 local function next_deadline()
-  while heap_n > 0 and heap[1].fn == nil do heap_pop() end
+  while heap_n > 0 and not armed(heap[1]) do heap_pop() end
   if heap_n > 0 then return heap[1].at end
   return nil
 end

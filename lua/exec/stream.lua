@@ -98,7 +98,7 @@ local function check_format(n, fname, argname, usage)
   if n == nil then return CHUNK end
   if type(n) == "string" then
     local fmt = FORMATS[n]
-    if not fmt then arg_error(fname, 1, argname, "invalid format '" .. n .. "' (use " .. usage .. ")") end
+    if not fmt then arg_error(fname, 1, argname, "invalid format '" .. sched.shown(n) .. "' (use " .. usage .. ")") end
     return fmt
   end
   if type(n) ~= "number" then
@@ -171,7 +171,7 @@ function Stream:lines(fmt_arg)
   local raw, st = check_self(self, Stream, "stream:lines")
   local fmt = fmt_arg == nil and "l" or check_format(fmt_arg, "stream:lines", "fmt", LINES_FORMATS)
   if fmt == "a" then
-    arg_error("stream:lines", 1, "fmt", "invalid format '" .. fmt_arg .. "' (use " .. LINES_FORMATS .. ")")
+    arg_error("stream:lines", 1, "fmt", "invalid format '" .. sched.shown(fmt_arg) .. "' (use " .. LINES_FORMATS .. ")")
   end
   if fmt ~= "l" then
     return function()

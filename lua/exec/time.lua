@@ -10,7 +10,7 @@ local MAX_SECONDS = 9223372036.854775807
 local UNITS = { ns = 1e-9, us = 1e-6, ["\194\181s"] = 1e-6, ["\206\188s"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
 
 local function invalid(d, why)
-  local shown = type(d) == "string" and ("'" .. d .. "'") or tostring(d)
+  local shown = type(d) == "string" and ("'" .. sched.shown(d) .. "'") or tostring(d)
   return nil, "invalid duration " .. shown .. (why and (" (" .. why .. ")") or "")
 end
 
@@ -42,7 +42,7 @@ local function parse(d)
     local num, unit, nxt = s:match("^(%d*%.?%d*)([^%d%.]+)()", pos)
     if not num or num == "" or num == "." then return invalid(d) end
     local factor = UNITS[unit]
-    if not factor then return invalid(d, "unknown unit '" .. unit .. "'") end
+    if not factor then return invalid(d, "unknown unit '" .. sched.shown(unit) .. "'") end
     total = total + tonumber(num) * factor
     pos = nxt
   end

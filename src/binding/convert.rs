@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ pub fn type_of(v: &Value) -> &'static str {
 /// A table key as the messages show it (a number as `tostring` shows it).
 fn key_repr(lua: &Lua, k: &Value) -> String {
     match k {
-        Value::String(s) => s.to_string_lossy().to_string(),
+        Value::String(s) => command::shown(&s.as_bytes()),
         other => shown(lua, other),
     }
 }
@@ -114,9 +114,14 @@ fn list_values(lua: &Lua, t: &Table) -> Result<Vec<Value>, String> {
     Ok(values)
 }
 
-/// `text` for item `i` of list `key`.
-fn text_item(v: Value, key: &str, i: usize) -> Result<Bytes, String> {
-    text_named(v, || format!("{key}[{i}]"))
+/// Item `i` of list `key`: a string, or a number as `tostring` writes it
+/// (`{ "sleep", 1 }`), as env values, `write_stdin` and `quote` take them.
+fn text_item(lua: &Lua, v: Value, key: &str, i: usize) -> Result<Bytes, String> {
+    match v {
+        Value::Integer(_) | Value::Number(_) => number_or_text(lua, &v).ok_or_else(|| format!("{key}[{i}] cannot be shown as text")),
+        Value::String(_) => text_named(v, || format!("{key}[{i}]")),
+        other => Err(format!("{key}[{i}] must be a string or a number (got {})", type_of(&other))),
+    }
 }
 
 /// The Lua type an option takes (`Any`: its own conversion checks it).
@@ -181,6 +186,7 @@ const NATIVE_OPTIONS: Schema = &[
     ("work_dir_within", Want::Str),
     ("inherit_env", Want::Bool),
     ("queue", Want::Bool),
+    ("allow_inherit", Want::Bool),
 ];
 
 /// What an `exec.ssh` resource adds: the connection.
@@ -234,7 +240,7 @@ fn env_table(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes
         let (k, v) = pair.map_err(lua_err)?;
         let name = number_or_text(lua, &k).ok_or_else(|| format!("{key} variable names must be strings (got {})", type_of(&k)))?;
         let value = number_or_text(lua, &v).ok_or_else(|| {
-            format!("{key} value of '{}' must be a string or a number (got {})", name.to_string_lossy(), type_of(&v))
+            format!("{key} value of '{}' must be a string or a number (got {})", command::shown(name.as_bytes()), type_of(&v))
         })?;
         command::validate_env_entry(key, &name, &value)?;
         out.push((name, value));
@@ -261,7 +267,7 @@ fn text_list(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<Bytes>>, Stri
         v => return Err(format!("{key} must be a table (got {})", type_of(&v))),
     };
     let values = list_values(lua, &list).map_err(|k| format!("{key} must be a list (found key {k})"))?;
-    values.into_iter().enumerate().map(|(i, v)| text_item(v, key, i + 1)).collect::<Result<_, _>>().map(Some)
+    values.into_iter().enumerate().map(|(i, v)| text_item(lua, v, key, i + 1)).collect::<Result<_, _>>().map(Some)
 }
 
 /// One of stdin/stdout/stderr: a mode name, `{ path =, append = }`, a Lua
@@ -283,7 +289,7 @@ fn stdio(
     match t.raw_get::<Value>(key).map_err(lua_err)? {
         Value::Nil => Ok((Stdio::Pipe, None, None)),
         Value::String(s) => {
-            let mode = s.to_string_lossy();
+            let mode = command::shown(&s.as_bytes());
             Stdio::parse(&mode, key).map(|m| (m, None, None)).ok_or_else(|| {
                 format!(
                     "option {key} must be \"pipe\", \"socket\", \"null\", \"inherit\"{}, a file or {{ path = ... }} (got \"{mode}\")",
@@ -352,7 +358,7 @@ pub fn signal(lua: &Lua, v: &Value) -> SignalArg {
             let bare = name.strip_prefix("SIG").unwrap_or(&name);
             match sys::SIGNALS.iter().find(|(_, n)| *n == bare) {
                 Some((n, _)) => SignalArg::Number(*n),
-                None => SignalArg::Bad(format!("unknown signal name '{}'", s.to_string_lossy())),
+                None => SignalArg::Bad(format!("unknown signal name '{}'", command::shown(&s.as_bytes()))),
             }
         }
         Value::Integer(_) | Value::Number(_) => match whole_number(v, *sys::SIGNAL_NUMBERS.start() as i64, *sys::SIGNAL_NUMBERS.end() as i64) {
@@ -418,7 +424,7 @@ fn path_redirect(t: &Table, key: &str) -> Result<Redirect, String> {
             }
             _ => {
                 let name = match &k {
-                    Value::String(s) => format!("'{}'", s.to_string_lossy()),
+                    Value::String(s) => format!("'{}'", command::shown(&s.as_bytes())),
                     other => format!("of type {}", type_of(other)),
                 };
                 return Err(format!("option {key}: unknown field {name} (use path and append)"));
@@ -427,7 +433,7 @@ fn path_redirect(t: &Table, key: &str) -> Result<Redirect, String> {
     }
     match path {
         Some(p) if !p.as_os_str().is_empty() && !p.as_os_str().as_encoded_bytes().contains(&0) => {
-            Ok(Redirect::Path { path: p, append })
+            Ok(Redirect::Path { path: p, append, within: None })
         }
         Some(_) => Err(format!("option {key}: path must be a non-empty string without NUL bytes")),
         None => Err(format!("option {key}: a table needs a path ({{ path = \"file\" }})")),
@@ -495,7 +501,7 @@ pub fn command(lua: &Lua, v: Value) -> Result<CommandSpec, BadArg> {
         Value::String(_) => CommandSpec::Shell(text(v, "command").map_err(BadArg::at(1))?),
         Value::Table(t) => {
             let values = list_values(lua, &t).map_err(|k| BadArg::at(1)(format!("must be a list of strings (found key {k})")))?;
-            let args = values.into_iter().enumerate().map(|(i, v)| text_item(v, "command", i + 1));
+            let args = values.into_iter().enumerate().map(|(i, v)| text_item(lua, v, "command", i + 1));
             CommandSpec::Argv(args.collect::<Result<_, _>>().map_err(BadArg::at(1))?)
         }
         other => return Err(BadArg::at(1)(format!("string or table of strings expected, got {}", type_of(&other)))),
@@ -548,6 +554,17 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
     if extras.for_run && in_stream.is_none() && unset("stdin") && unset("input") && unset("pty") {
         stdin = Stdio::Null;
     }
+    // `input` is written to a pipe: with stdin elsewhere it would be lost.
+    if extras.for_run && !unset("input") && !matches!(stdin, Stdio::Pipe | Stdio::Socket) {
+        let given = if in_stream.is_some() { "another process's stream".to_string() } else {
+            match t.raw_get::<Value>("stdin").map_err(lua_err)? {
+                Value::String(s) => format!("\"{}\"", command::shown(&s.as_bytes())),
+                Value::Table(_) => "a path".to_string(),
+                _ => "a file".to_string(),
+            }
+        };
+        return Err(format!("option input cannot be used with option stdin = {given}: input is written to the child's stdin pipe"));
+    }
     let (stdout, out_file, _) = stdio(lua, &t, "stdout", s_out)?;
     let (stderr, err_file, _) = stdio(lua, &t, "stderr", s_err)?;
     let opts = ExecOptions {
@@ -559,7 +576,8 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
         redirect: [in_file, out_file, err_file],
         detach: opt_bool(&t, "detach")?.unwrap_or(false),
         pty: pty_size(lua, &t)?,
-        process_group: crate::core::registry::own_group(opt_bool(&t, "process_group")?, extras.timeout.is_some(), stdin),
+        process_group: opt_bool(&t, "process_group")?,
+        timed: extras.timeout.is_some(),
         buffer_limit: opt_whole(lua, &t, "buffer_limit", (1, i64::MAX), "option buffer_limit must be a whole number of bytes >= 1")?
             .map(|n| n as usize),
         inherit_env: opt_bool(&t, "inherit_env")?,
@@ -628,6 +646,7 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
         max_processes: max.map(|n| n as usize),
         queue: opt_bool(t, "queue")?.unwrap_or(false),
         inherit_env: opt_bool(t, "inherit_env")?.unwrap_or(false),
+        allow_inherit: opt_bool(t, "allow_inherit")?.unwrap_or(false),
     })
 }
 

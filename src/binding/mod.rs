@@ -114,6 +114,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
+    core.set("shown_max", crate::core::command::SHOWN_MAX)?;
     // Whether streams have C line readers (binding/line_reader.rs): only
     // where a C function may yield through lua_callk.
     core.set("line_readers", cfg!(any(feature = "lua53", feature = "lua54")))?;

@@ -229,8 +229,9 @@ impl UserData for ProcessUd {
             Err(e) => fail(e),
         });
         // code, tokens to wake... | false, token | nil, message, tokens to wake...
-        m.add_method_mut("wait_step", |lua, this, ()| {
-            let (step, wake) = this.0.wait_step();
+        // `timed`: the wait has a deadline (Process::begin_wait).
+        m.add_method_mut("wait_step", |lua, this, timed: bool| {
+            let (step, wake) = this.0.wait_step(timed);
             let mut out = MultiValue::new();
             match step {
                 WaitStep::Done(c) => out.push_back(Value::Integer(c as mlua::Integer)),

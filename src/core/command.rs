@@ -15,8 +15,27 @@ fn has_nul(s: &OsStr) -> bool {
     s.as_bytes().contains(&0)
 }
 
+/// At most this many bytes of a caller's value are shown in a message: a
+/// 1 MiB argument must not make a 1 MiB error.
+pub const SHOWN_MAX: usize = 200;
+
+/// A caller's bytes as messages show them: as UTF-8 (invalid bytes
+/// replaced), cut after SHOWN_MAX bytes with "... (N bytes)".
+pub fn shown(b: &[u8]) -> String {
+    if b.len() <= SHOWN_MAX {
+        return String::from_utf8_lossy(b).into_owned();
+    }
+    // (A character cut in two shows as one replacement character.)
+    format!("{}... ({} bytes)", String::from_utf8_lossy(&b[..SHOWN_MAX]), b.len())
+}
+
+/// `shown` for a path.
+pub fn shown_path(p: &Path) -> String {
+    shown(p.as_os_str().as_bytes())
+}
+
 fn lossy(s: &OsStr) -> String {
-    s.to_string_lossy().into_owned()
+    shown(s.as_bytes())
 }
 
 /// The default search path when the child's environment has no PATH, the
@@ -185,7 +204,7 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
         }
     }
     match denied {
-        Some(p) => Err(format!("program '{shown}' ({}) is not executable: Permission denied", p.display())),
+        Some(p) => Err(format!("program '{shown}' ({}) is not executable: Permission denied", shown_path(&p))),
         None => Err(format!(
             "program '{shown}' not found in PATH ({}): No such file or directory",
             lossy(path)

@@ -10,13 +10,19 @@
 //! - the caller's `env` cannot name a variable that changes what runs or
 //!   what it loads (`blocked_env`), or, with `allowed_env`, any name the
 //!   owner did not list;
-//! - the caller's `work_dir` must resolve inside `work_dir_within`.
+//! - the caller's `work_dir` must resolve inside `work_dir_within`;
+//! - on a resource with a whitelist or a `work_dir_within`, a caller's
+//!   path redirections (`stdout = { path = }`) lead only beneath
+//!   `work_dir_within` (resolved by the kernel as the file is opened, see
+//!   os/open.rs), and neither the host's own stdio ("inherit") nor the
+//!   host's environment (`inherit_env`) is given unless the owner said so.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::command::{self, Bytes};
+use super::command::{self, shown_path, Bytes};
+use crate::core::os::spawn::Within;
 
 /// Variables that change which program runs or what it loads: the dynamic
 /// loader's, the shells' start-up and parsing, and the common interpreters'
@@ -56,10 +62,61 @@ impl Policy {
         !self.whitelist.is_empty()
     }
 
+    /// Whether the caller's stdio and environment options are restricted
+    /// (see the module comment): a whitelist or a work_dir_within.
+    pub fn restricts_stdio(&self) -> bool {
+        self.restricts_programs() || self.work_dir_within.is_some()
+    }
+
+    /// A caller's path redirection of `stream` on resource `id`: where it
+    /// may lead, for a process whose working directory is `work_dir`
+    /// (`None`: ours). `None` when the resource does not restrict paths.
+    pub fn check_redirect(&self, stream: &str, path: &Path, work_dir: Option<&Path>, id: &str) -> Result<Option<Within>, String> {
+        if !self.restricts_stdio() {
+            return Ok(None);
+        }
+        let shown = shown_path(path);
+        let Some(root) = &self.work_dir_within else {
+            return Err(format!(
+                "{stream}: path '{shown}' cannot be used on '{id}': it has a command_whitelist and no work_dir_within, \
+                 the only place a path redirection may lead"
+            ));
+        };
+        let real_root = std::fs::canonicalize(root)
+            .map_err(|e| format!("work_dir_within '{}' of '{id}': {}", shown_path(root), crate::core::os::sys::describe(&e)))?;
+        let rule = format!("the work_dir_within of '{id}' ({})", shown_path(&real_root));
+        let rel = if path.is_absolute() {
+            // (Lexically inside; the open resolves `..` and symlinks.)
+            match path.strip_prefix(&real_root).or_else(|_| path.strip_prefix(root)) {
+                Ok(rel) => rel.to_path_buf(),
+                Err(_) => return Err(format!("{stream}: path '{shown}' is outside {rule}")),
+            }
+        } else {
+            let base = match work_dir {
+                Some(d) => d.to_path_buf(),
+                None => std::env::current_dir().map_err(|e| format!("{stream}: {}", crate::core::os::sys::describe(&e)))?,
+            };
+            let real_base = std::fs::canonicalize(&base).unwrap_or(base);
+            match real_base.strip_prefix(&real_root) {
+                Ok(dir) => dir.join(path),
+                Err(_) => {
+                    return Err(format!(
+                        "{stream}: relative path '{shown}' needs a work_dir inside {rule} (the process would run in '{}')",
+                        shown_path(&real_base)
+                    ))
+                }
+            }
+        };
+        if rel.as_os_str().is_empty() {
+            return Err(format!("{stream}: path '{shown}' names the work_dir_within itself, not a file"));
+        }
+        Ok(Some(Within { root: real_root, rel, rule }))
+    }
+
     /// The caller's `env` on resource `id`.
     pub fn check_env(&self, env: &[(Bytes, Bytes)], id: &str) -> Result<(), String> {
         for (k, _) in env {
-            let shown = k.to_string_lossy();
+            let shown = command::shown(k.as_bytes());
             match &self.allowed_env {
                 Some(allowed) if !allowed.iter().any(|a| a == k) => {
                     return Err(format!("env variable '{shown}' is not in the allowed_env of '{id}'"));
@@ -82,14 +139,14 @@ impl Policy {
     /// so that what was checked is what the child gets).
     pub fn check_work_dir(&self, dir: &Path, id: &str) -> Result<PathBuf, String> {
         let Some(root) = &self.work_dir_within else { return Ok(dir.to_path_buf()) };
-        let shown = dir.display();
+        let shown = shown_path(dir);
         let real = std::fs::canonicalize(dir).map_err(|e| format!("work_dir '{shown}': {}", crate::core::os::sys::describe(&e)))?;
         let real_root = std::fs::canonicalize(root)
-            .map_err(|e| format!("work_dir_within '{}' of '{id}': {}", root.display(), crate::core::os::sys::describe(&e)))?;
+            .map_err(|e| format!("work_dir_within '{}' of '{id}': {}", shown_path(root), crate::core::os::sys::describe(&e)))?;
         if !real.starts_with(&real_root) {
             return Err(format!(
                 "work_dir '{shown}' is outside the work_dir_within of '{id}' ({})",
-                real_root.display()
+                shown_path(&real_root)
             ));
         }
         Ok(real)
@@ -107,7 +164,7 @@ impl Policy {
             None if relative_with_slash => {
                 return Err(format!(
                     "program '{}' is a relative path: '{id}' has a command_whitelist and no default_work_dir to resolve it in",
-                    program.to_string_lossy()
+                    command::shown(program.as_bytes())
                 ))
             }
             None => std::env::current_dir().map_err(|e| format!("cannot resolve programs: {}", crate::core::os::sys::describe(&e)))?,

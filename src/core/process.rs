@@ -50,6 +50,15 @@ impl Limit {
 /// types into a pseudo-terminal.
 const EOF_CHAR: u8 = 0x04;
 
+/// How far `wait()` has begun: the order matters (a wait without a
+/// deadline goes further than one with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum WaitBegun {
+    No,
+    Timed,
+    Untimed,
+}
+
 /// What one step of `wait()` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitStep {
@@ -103,8 +112,8 @@ pub struct Process {
     collected: [Option<Vec<u8>>; 2],
     /// Read-ahead limit for this process's output, in bytes.
     buffer_limit: usize,
-    /// `wait()` has begun (see `begin_wait`).
-    wait_begun: bool,
+    /// How far `wait()` has begun (see `begin_wait`).
+    wait_begun: WaitBegun,
     /// How the child ended, once it was reaped.
     status: Option<ExitStatus>,
     /// The master of the child's pseudo-terminal (`pty`), for its window size.
@@ -143,7 +152,7 @@ impl Process {
             collecting: [false, false],
             collected: [None, None],
             buffer_limit: DEFAULT_BUFFER_LIMIT,
-            wait_begun: false,
+            wait_begun: WaitBegun::No,
             status: None,
             pty: None,
             outcome: children::Outcome::new(),
@@ -242,7 +251,12 @@ impl Process {
                 self.limit.max.unwrap_or(0)
             ));
         }
-        let spawned = spawn::spawn(&self.req)?;
+        let spawned = spawn::spawn(&self.req);
+        // The child has its own copies now: ours close at once, so that a
+        // pipeline's producer sees its reader go (SIGPIPE) and a Lua file's
+        // pipe ends when its other users close it. One owner per descriptor.
+        self.req.redirect = Default::default();
+        let spawned = spawned?;
         // From here on the child exists: register it before anything can fail,
         // so that every path below still ends with it reaped. Its pidfd is
         // taken first: signals go through it. ESRCH means the child is gone
@@ -278,13 +292,16 @@ impl Process {
         self.pty = spawned.pty.take();
         let fail = |e: std::io::Error| format!("cannot watch '{}': {}", self.req.command.describe(), sys::describe(&e));
         let mut d = self.driver.borrow_mut();
-        self.exit_token = Some(d.add_exit(self.pidfd.as_ref().map(|f| f.as_raw_fd())).map_err(fail)?);
+        self.exit_token = Some(d.add_exit(self.pid, self.pidfd.as_ref().map(|f| f.as_raw_fd())).map_err(fail)?);
         if let Some(fd) = spawned.stdin {
             let pipe = Rc::new(RefCell::new(StdinPipe::new(fd, self.req.stdin == Stdio::Socket)));
             let t = d.add_writer(pipe.clone()).map_err(fail)?;
             self.stdin = Some((pipe, t));
         }
         let outputs = Outputs::new([spawned.stdout, spawned.stderr], self.buffer_limit);
+        if self.pty.is_some() {
+            outputs.mark_terminal();
+        }
         self.outputs = Some(outputs.clone());
         for which in 0..2 {
             if outputs.has(which) {
@@ -305,24 +322,22 @@ impl Process {
         match self.state {
             State::Created => Err("process not started".into()),
             State::Closed => Err("process is closed".into()),
-            State::Running => match children::try_reap(self.pid) {
-                Ok(Some(s)) => {
-                    let s = match &self.remote {
-                        Some(r) => match r.interpret(s) {
-                            Ok(s) => s,
-                            Err(e) => {
-                                self.failure = Some(e.clone());
-                                return Err(e);
-                            }
-                        },
-                        None => s,
-                    };
-                    self.status = Some(s);
-                    Ok(Some(s.code()))
-                }
-                Ok(None) => Ok(None),
-                Err(e) => Err(format!("waiting for '{}' failed: {}", self.command(), sys::describe(&e))),
-            },
+            State::Running => {
+                // Reaped already by the event loop when it saw the exit (the
+                // status waits in the outcome), or reaped now if it exited.
+                let reaped = match self.outcome.get() {
+                    Some(s) => Some(s),
+                    None => children::try_reap(self.pid)
+                        .map_err(|e| format!("waiting for '{}' failed: {}", self.command(), sys::describe(&e)))?,
+                };
+                let Some(s) = reaped else { return Ok(None) };
+                let s = match &self.remote {
+                    Some(r) => r.interpret(s).inspect_err(|e| self.failure = Some(e.clone()))?,
+                    None => s,
+                };
+                self.status = Some(s);
+                Ok(Some(s.code()))
+            }
         }
     }
 
@@ -330,7 +345,9 @@ impl Process {
     /// code once the child is reaped (the handle is then finished), the
     /// token to park on while it runs, or why it cannot be waited for. With
     /// a result come the tokens other waiters may park on, to be woken.
-    pub fn wait_step(&mut self) -> (WaitStep, [Option<Token>; 2]) {
+    /// `timed`: the wait has a deadline, after which the process may still
+    /// be read (see `begin_wait`).
+    pub fn wait_step(&mut self, timed: bool) -> (WaitStep, [Option<Token>; 2]) {
         match self.state {
             State::Created => return (WaitStep::Failed("process not started".into()), [None, None]),
             State::Closed => {
@@ -341,9 +358,10 @@ impl Process {
             }
             State::Running => {}
         }
-        if !self.wait_begun {
-            self.wait_begun = true;
-            self.begin_wait();
+        let now = if timed { WaitBegun::Timed } else { WaitBegun::Untimed };
+        if self.wait_begun < now {
+            self.wait_begun = now;
+            self.begin_wait(timed);
         }
         let wake = [self.exit_token, self.stdin_token()];
         match self.try_wait() {
@@ -359,11 +377,13 @@ impl Process {
         }
     }
 
-    /// `wait()` has begun: no output may hold the child up any more. Output
-    /// nobody obtained is discarded (it can never be read once `wait()`
-    /// returns); streams handed out are read ahead, so that whoever holds
-    /// them can still read everything (up to the buffer limit).
-    pub fn begin_wait(&mut self) {
+    /// `wait()` has begun: no output may hold the child up any more. Streams
+    /// handed out are read ahead, so that whoever holds them can still read
+    /// everything (up to the buffer limit). Output nobody obtained is read
+    /// ahead too while the wait has a deadline (a stream taken after it
+    /// passed finds every byte), and discarded by a wait without one, which
+    /// ends only with the handle: then nobody can ever read it.
+    pub fn begin_wait(&mut self, timed: bool) {
         let Some(outs) = self.outputs.clone() else { return };
         for which in 0..2 {
             if self.out_tokens[which].is_none() {
@@ -371,10 +391,23 @@ impl Process {
             }
             // A fill here that brings news (or stops early) queues the
             // stream's token for the next poll itself (Outputs::notify).
-            if self.taken[which] {
+            if self.taken[which] || timed {
                 outs.read_ahead(which);
             } else {
                 outs.discard(which);
+            }
+        }
+    }
+
+    /// The caller is about to wait for room in the stdin queue: the child
+    /// may be blocked writing output nobody reads, so every output is read
+    /// ahead meanwhile (up to the buffer limit), as during other waits.
+    fn read_ahead_outputs(&self) {
+        if let Some(outs) = &self.outputs {
+            for which in 0..2 {
+                if self.out_tokens[which].is_some() {
+                    outs.read_ahead(which);
+                }
             }
         }
     }
@@ -415,6 +448,10 @@ impl Process {
         // kill() would accept: reap it first so that it is reported as
         // finished (its code stays available to wait()).
         if self.try_wait()?.is_some() {
+            // Its group may outlive it: the signal reaches what is left.
+            if sig != 0 && self.signal_rest(sig) {
+                return Ok(());
+            }
             return Err("process has already finished".into());
         }
         if let Some(r) = &self.remote {
@@ -448,6 +485,8 @@ impl Process {
     }
 
     fn release_resources(&mut self) {
+        // (A process closed before it started still held its files.)
+        self.req.redirect = Default::default();
         let mut d = self.driver.borrow_mut();
         if let Some(t) = self.exit_token.take() {
             d.remove(t);
@@ -502,9 +541,15 @@ impl Process {
         // push() writes until the pipe is full; the rest is written by the
         // event loop when the pipe's writable edge comes.
         let (pipe, _) = self.stdin_pipe()?;
-        let mut p = pipe.borrow_mut();
-        p.push(data)?;
-        Ok(p.queued())
+        let queued = {
+            let mut p = pipe.borrow_mut();
+            p.push(data)?;
+            p.queued()
+        };
+        if Self::stdin_must_wait(queued) {
+            self.read_ahead_outputs();
+        }
+        Ok(queued)
     }
 
     /// Bytes of stdin still queued, or the error that ended the pipe.
@@ -599,7 +644,7 @@ mod tests {
     /// Drive `wait_step` with the process's own driver, as the Lua loop does.
     fn wait(p: &mut Process) -> WaitStep {
         for _ in 0..1000 {
-            match p.wait_step().0 {
+            match p.wait_step(false).0 {
                 WaitStep::Pending(_) => poll(p, 100),
                 other => return other,
             }
@@ -610,11 +655,11 @@ mod tests {
     #[test]
     fn wait_step_runs_the_whole_wait_and_keeps_the_code() {
         let mut p = process("exit 3");
-        assert_eq!(p.wait_step().0, WaitStep::Failed("process not started".into()));
+        assert_eq!(p.wait_step(false).0, WaitStep::Failed("process not started".into()));
         p.start().unwrap();
         assert_eq!(wait(&mut p), WaitStep::Done(3));
         assert_eq!(p.state(), State::Closed);
-        assert_eq!(p.wait_step().0, WaitStep::Done(3), "asked again: the same code");
+        assert_eq!(p.wait_step(false).0, WaitStep::Done(3), "asked again: the same code");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct ExecutorConfig {
     /// `default_env` and a caller's `env` overlay our environment instead
     /// of replacing it.
     pub inherit_env: bool,
+    /// A restricted resource lets callers give a child the host's own
+    /// stdin, stdout or stderr (`"inherit"`); see policy.rs.
+    pub allow_inherit: bool,
 }
 
 enum Resource {
@@ -63,7 +66,11 @@ pub struct ExecOptions {
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
-    pub process_group: bool,
+    /// `process_group` as the caller gave it (`None`: the default, see
+    /// `own_group`).
+    pub process_group: Option<bool>,
+    /// The command has a `timeout`.
+    pub timed: bool,
     /// Read-ahead limit per process, in bytes (`None`: the default).
     pub buffer_limit: Option<usize>,
     /// Start from our environment (`None`: the resource's choice).
@@ -77,11 +84,14 @@ pub struct ExecOptions {
 }
 
 /// Whether a command leads a process group of its own: when the caller
-/// says so; by default when it has a timeout, so that what it started ends
-/// with it. Not by default when it reads our terminal: a child outside the
-/// terminal's foreground group would be stopped (SIGTTIN) as soon as it read.
-pub fn own_group(asked: Option<bool>, has_timeout: bool, stdin: Stdio) -> bool {
-    asked.unwrap_or(has_timeout && !(stdin == Stdio::Inherit && sys::is_tty(0)))
+/// says so; by default when it is a shell command or has a timeout, so that
+/// whatever ends or signals it (close, signal, a timeout, a collected
+/// handle, the state's end, an interrupted `run`) reaches everything the
+/// shell started (dash forks for all but its last simple command). Not by
+/// default when it reads our terminal: a child outside the terminal's
+/// foreground group would be stopped (SIGTTIN) as soon as it read.
+pub fn own_group(asked: Option<bool>, shell_or_timed: bool, stdin: Stdio) -> bool {
+    asked.unwrap_or_else(|| shell_or_timed && !(stdin == Stdio::Inherit && sys::is_tty(0)))
 }
 
 impl Default for ExecOptions {
@@ -92,7 +102,8 @@ impl Default for ExecOptions {
             stdin: Stdio::Pipe,
             stdout: Stdio::Pipe,
             stderr: Stdio::Pipe,
-            process_group: false,
+            process_group: None,
+            timed: false,
             buffer_limit: None,
             inherit_env: None,
             redirect: [None, None, None],
@@ -115,7 +126,7 @@ pub struct Executor {
 fn validate_id(id: &str) -> Result<(), String> {
     match id.split_once(':') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !id.contains('\0') => Ok(()),
-        _ => Err(format!("resource id '{id}' is not of the form 'namespace:name'")),
+        _ => Err(format!("resource id '{}' is not of the form 'namespace:name'", command::shown(id.as_bytes()))),
     }
 }
 
@@ -139,7 +150,7 @@ impl Registry {
     fn check_free(&self, id: &str) -> Result<(), String> {
         validate_id(id)?;
         if self.resources.contains_key(id) {
-            return Err(format!("resource '{id}' is already defined"));
+            return Err(format!("resource '{}' is already defined", command::shown(id.as_bytes())));
         }
         Ok(())
     }
@@ -188,9 +199,9 @@ impl Registry {
     /// Acquire a process executor.
     pub fn acquire(&self, id: &str) -> Result<Executor, String> {
         match self.resources.get(id) {
-            None => Err(format!("resource '{id}' does not exist")),
+            None => Err(format!("resource '{}' does not exist", command::shown(id.as_bytes()))),
             Some(Resource::Other { kind }) => {
-                Err(format!("resource '{id}' is not a process executor (its kind is '{kind}')"))
+                Err(format!("resource '{id}' is not a process executor (its kind is '{}')", command::shown(kind.as_bytes())))
             }
             // The remote default_work_dir can only be checked by running.
             Some(Resource::Ssh { config, live, conn }) => Ok(Executor {
@@ -204,6 +215,9 @@ impl Registry {
         }
     }
 }
+
+/// The names of stdin, stdout and stderr, by their descriptor number.
+const STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
 
 fn check_config(config: &ExecutorConfig) -> Result<(), String> {
     if let Some(env) = &config.default_env {
@@ -222,12 +236,12 @@ fn acquire_native(id: &str, config: &Arc<ExecutorConfig>, live: &Arc<AtomicUsize
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(format!("cannot acquire '{id}': default_work_dir '{}': Not a directory", dir.display()))
+                return Err(format!("cannot acquire '{id}': default_work_dir '{}': Not a directory", command::shown_path(dir)))
             }
             Err(e) => {
                 return Err(format!(
                     "cannot acquire '{id}': default_work_dir '{}': {}",
-                    dir.display(),
+                    command::shown_path(dir),
                     crate::core::os::sys::describe(&e)
                 ))
             }
@@ -257,6 +271,32 @@ impl Executor {
             max: self.config.max_processes,
             queue: self.config.queue,
         }
+    }
+
+    /// On a restricted resource (policy.rs): the host's own stdio and
+    /// environment only where the owner allowed them.
+    fn check_restricted_options(&self, opts: &ExecOptions) -> Result<(), String> {
+        if !self.config.policy.restricts_stdio() {
+            return Ok(());
+        }
+        let id = &self.id;
+        if !self.config.allow_inherit {
+            let modes = [opts.stdin, opts.stdout, opts.stderr];
+            if let Some(i) = modes.iter().position(|m| *m == Stdio::Inherit) {
+                let s = STREAMS[i];
+                return Err(format!(
+                    "{s} = \"inherit\" is not allowed on '{id}': it would give the command the host's own {s} \
+                     (the resource's owner can allow it with allow_inherit = true)"
+                ));
+            }
+        }
+        if opts.inherit_env == Some(true) && !self.config.inherit_env {
+            return Err(format!(
+                "inherit_env = true is not allowed on '{id}': it would give the command the host's environment \
+                 (the resource's owner can set inherit_env = true)"
+            ));
+        }
+        Ok(())
     }
 
     /// Check a command and its options against this executor and build
@@ -298,29 +338,45 @@ impl Executor {
             if [opts.stdin, opts.stdout, opts.stderr].iter().any(|m| *m != Stdio::Pipe) {
                 return Err("pty replaces stdin, stdout and stderr: leave those options unset".into());
             }
+            if opts.detach {
+                // Closing the terminal's master (with the handle) hangs up its
+                // session: a detached child would be ended after all.
+                return Err("detach and pty cannot be combined: a detached child must outlive its handle, \
+                            and the terminal ends with the handle"
+                    .into());
+            }
         }
+        self.check_restricted_options(&opts)?;
         let caller_dir = match &opts.work_dir {
             Some(d) if self.remote.is_none() => Some(policy.check_work_dir(d, &self.id)?),
             Some(d) if policy.work_dir_within.is_some() => {
                 return Err(format!(
                     "work_dir '{}' cannot be checked against the work_dir_within of remote resource '{}'",
-                    d.display(),
+                    command::shown_path(d),
                     self.id
                 ))
             }
             other => other.clone(),
         };
+        let work_dir = caller_dir.or_else(|| self.config.default_work_dir.clone());
+        let group = own_group(opts.process_group, opts.timed || matches!(command, CommandSpec::Shell(_)), opts.stdin);
+        let mut redirect = opts.redirect.clone();
+        for (i, r) in redirect.iter_mut().enumerate() {
+            if let Some(Redirect::Path { path, within, .. }) = r {
+                let local_dir = if self.remote.is_some() { None } else { work_dir.as_deref() };
+                *within = policy.check_redirect(STREAMS[i], path, local_dir, &self.id)?;
+            }
+        }
         // Remote commands always start from the remote login environment.
         let inherit = opts.inherit_env.unwrap_or(self.config.inherit_env) && self.remote.is_none();
         let env = command::merge_env(inherit, self.config.default_env.as_deref(), opts.env.as_deref());
-        let work_dir = caller_dir.or_else(|| self.config.default_work_dir.clone());
         if let Some(conn) = &self.remote {
             let (mut req, remote) =
                 conn.prepare(&command, work_dir.as_deref(), env.as_deref(), opts.stdin, opts.stdout, opts.stderr)?;
             // The local ssh leads its own group so that a group-wide signal
             // there never reaches us; the remote side is always a group.
-            req.process_group = opts.process_group;
-            req.redirect = opts.redirect;
+            req.process_group = group;
+            req.redirect = redirect;
             return Ok((req, Some(remote), opts.buffer_limit));
         }
         // A whitelisted program is found with the resource's own PATH (its
@@ -341,10 +397,10 @@ impl Executor {
         req.stderr = opts.stderr;
         // A detached child leads a session (and so a group) of its own, which
         // the library never ends: no group record that state end would kill.
-        req.process_group = opts.process_group && !opts.detach;
+        req.process_group = group && !opts.detach;
         req.new_session = opts.detach || opts.pty.is_some();
         req.detach = opts.detach;
-        req.redirect = opts.redirect;
+        req.redirect = redirect;
         if opts.pty.is_some() {
             req.pty = opts.pty;
             req.stdin = Stdio::Pty;

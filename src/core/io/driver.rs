@@ -4,14 +4,17 @@
 //! Some work is done here, without Lua, because nobody is waiting for it:
 //! - queued stdin data is written as the child makes room;
 //! - output streams in read-ahead or discard mode (see `stream.rs`) are
-//!   taken in as it arrives, so a child never blocks on output nobody reads.
+//!   taken in as it arrives, so a child never blocks on output nobody reads;
+//! - a child whose exit is seen is reaped at once (its status waits in the
+//!   child table's outcome for `wait()` and `status()`), so no child of a
+//!   long-lived handle stays a zombie until someone asks.
 //!
 //! Everything else is reported to the Lua scheduler as a token that became
 //! ready: a readable stream, a stdin queue that has room again, a child that
 //! exited.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -19,6 +22,7 @@ use std::rc::Rc;
 use crate::core::io::poller::{Interest, Poller, Token, Unwatch};
 use crate::core::io::stdin::StdinPipe;
 use crate::core::io::stream::{SharedOutputs, Wakeups};
+use crate::core::os::children;
 use crate::core::os::sys::SignalsHeld;
 
 /// Stdin data queued beyond this makes `write_stdin` wait for room.
@@ -33,18 +37,18 @@ enum Source {
     Output(SharedOutputs, usize),
     /// A child's stdin queue.
     Write(Rc<RefCell<StdinPipe>>),
-    /// A child's pidfd; the fd belongs to the process.
-    Exit,
+    /// The pidfd of child `.0`; the fd belongs to the process.
+    Exit(libc::pid_t),
 }
 
 pub struct Driver {
     poller: Poller,
     next: Token,
     sources: HashMap<Token, Source>,
-    /// Exit tokens of children the kernel gave no pidfd for: reported on
-    /// every poll, after at most FALLBACK_POLL_MS, and the Lua side calls
-    /// `try_wait`, a cheap `waitpid(WNOHANG)`.
-    polled_exits: HashSet<Token>,
+    /// Exit tokens of children the kernel gave no pidfd for, with their
+    /// pids: each is reaped if it exited (a cheap `waitpid(WNOHANG)`) and
+    /// reported on every poll, after at most FALLBACK_POLL_MS.
+    polled_exits: HashMap<Token, libc::pid_t>,
     /// Output sources whose last fill stopped before the pipe was empty.
     again: Vec<Token>,
     /// Tokens that fills outside a poll brought news for (see stream.rs).
@@ -59,7 +63,7 @@ impl Driver {
             poller: Poller::new()?,
             next: 1,
             sources: HashMap::new(),
-            polled_exits: HashSet::new(),
+            polled_exits: HashMap::new(),
             again: Vec::new(),
             wakeups: Rc::new(RefCell::new(Vec::new())),
         })
@@ -95,16 +99,17 @@ impl Driver {
         Ok(t)
     }
 
-    /// Watch a child's exit: through its pidfd, or by polling without one.
-    pub fn add_exit(&mut self, pidfd: Option<RawFd>) -> io::Result<Token> {
+    /// Watch the exit of child `pid`: through its pidfd, or by polling
+    /// without one.
+    pub fn add_exit(&mut self, pid: libc::pid_t, pidfd: Option<RawFd>) -> io::Result<Token> {
         let t = self.token();
         match pidfd {
             Some(fd) => {
                 self.poller.add(fd, Interest::Read, t)?;
-                self.sources.insert(t, Source::Exit);
+                self.sources.insert(t, Source::Exit(pid));
             }
             None => {
-                self.polled_exits.insert(t);
+                self.polled_exits.insert(t, pid);
             }
         }
         Ok(t)
@@ -145,7 +150,7 @@ impl Driver {
     /// host's signals held back by a loop in Rust (sys::SignalsHeld), let in
     /// only while waiting, with the mask it restores.
     pub fn turn(&mut self, timeout_ms: i32, ready: &mut Vec<Token>, held: Option<&SignalsHeld>) -> io::Result<()> {
-        crate::core::os::children::sweep_orphans();
+        children::sweep_orphans();
         self.poll_with(timeout_ms, ready, held.map(|h| &h.waiting))
     }
 
@@ -168,7 +173,11 @@ impl Driver {
         self.poller.wait(timeout_ms, mask, |t| fired.push(t))?;
         for t in fired {
             match self.sources.get(&t) {
-                Some(Source::Exit) => ready.push(t),
+                Some(Source::Exit(pid)) => {
+                    // (An error is the handle's to report, when it asks.)
+                    let _ = children::try_reap(*pid);
+                    ready.push(t);
+                }
                 Some(Source::Output(outs, which)) => {
                     let f = outs.fill(*which);
                     if f.finished {
@@ -191,7 +200,10 @@ impl Driver {
                 None => {}
             }
         }
-        ready.extend(self.polled_exits.iter().copied());
+        for (t, pid) in &self.polled_exits {
+            let _ = children::try_reap(*pid);
+            ready.push(*t);
+        }
         Ok(())
     }
 }
@@ -251,7 +263,7 @@ mod tests {
     #[test]
     fn children_without_pidfd_are_reported_at_least_every_poll_interval() {
         let mut d = Driver::new().unwrap();
-        let t = d.add_exit(None).unwrap();
+        let t = d.add_exit(0, None).unwrap();
         let mut ready = Vec::new();
         let t0 = std::time::Instant::now();
         d.poll(-1, &mut ready).unwrap();

@@ -95,7 +95,12 @@ enum Mode {
 }
 
 struct StreamState {
+    /// The pipe, until its end was read (see `ended`), the stream closed or
+    /// handed over.
     fd: Option<OwnedFd>,
+    /// Not closed by its owner nor handed over: reads are answered (from
+    /// what was buffered, then the end) also once the pipe itself is gone.
+    open: bool,
     eof: bool,
     error: Option<String>,
     buffer: Vec<u8>,
@@ -122,6 +127,15 @@ struct StreamState {
 }
 
 impl StreamState {
+    /// The pipe reached its end: nothing more can come, so its descriptor
+    /// closes now rather than with the handle (a loop that reads many
+    /// processes to their end must not run out of descriptors while the
+    /// collector has not run). What was read stays for the reader.
+    fn ended(&mut self) {
+        self.eof = true;
+        self.fd = None;
+    }
+
     fn pending(&self) -> usize {
         self.acc.len() - self.acc_pos
     }
@@ -188,6 +202,8 @@ pub struct Outputs {
     /// consumes the pipe's edge: whoever waits on the stream must still
     /// hear of what it took in.
     wakers: RefCell<[Option<(Token, Wakeups)>; 2]>,
+    /// See `mark_terminal`.
+    terminal: Cell<bool>,
 }
 
 /// Tokens to report at the event loop's next poll.
@@ -200,6 +216,7 @@ impl Outputs {
         let [a, b] = fds.map(|fd| {
             RefCell::new(fd.map(|fd| StreamState {
                 fd: Some(fd),
+                open: true,
                 eof: false,
                 error: None,
                 buffer: Vec::new(),
@@ -214,7 +231,13 @@ impl Outputs {
                 whole: false,
             }))
         });
-        Rc::new(Outputs { streams: [a, b], limit, used: Cell::new(0), wakers: RefCell::new([None, None]) })
+        Rc::new(Outputs {
+            streams: [a, b],
+            limit,
+            used: Cell::new(0),
+            wakers: RefCell::new([None, None]),
+            terminal: Cell::new(false),
+        })
     }
 
     /// Where to report stream `which` when a fill outside the loop brings news.
@@ -318,7 +341,7 @@ impl Outputs {
                 }
                 Ok(ReadOutcome::WouldBlock) => return filled,
                 Ok(ReadOutcome::Eof) => {
-                    st.eof = true;
+                    st.ended();
                     filled.news = true;
                     filled.finished = st.mode == Mode::Discard;
                     return filled;
@@ -381,7 +404,7 @@ impl Outputs {
     pub fn read(&self, which: usize, buf: &mut [u8]) -> Result<StreamRead, String> {
         let mut guard = self.streams[which].borrow_mut();
         let st = match guard.as_mut() {
-            Some(st) if st.fd.is_some() => st,
+            Some(st) if st.open => st,
             other => return Err(gone(other.as_deref())),
         };
         st.read_from = true;
@@ -423,7 +446,7 @@ impl Outputs {
                 Ok(StreamRead::Data(n))
             }
             Ok(ReadOutcome::Eof) => {
-                st.eof = true;
+                st.ended();
                 Ok(StreamRead::Eof)
             }
             Ok(ReadOutcome::WouldBlock) => {
@@ -438,7 +461,7 @@ impl Outputs {
     }
 
     pub fn is_open(&self, which: usize) -> bool {
-        matches!(self.streams[which].borrow().as_ref(), Some(st) if st.fd.is_some())
+        matches!(self.streams[which].borrow().as_ref(), Some(st) if st.open)
     }
 
     /// Close stream `which` and free what it buffered. Idempotent.
@@ -447,6 +470,7 @@ impl Outputs {
             let held = st.buffered();
             self.used.set(self.used.get() - held);
             st.fd = None;
+            st.open = false;
             st.error = None;
             st.buffer = Vec::new();
             st.pos = 0;
@@ -460,25 +484,53 @@ impl Outputs {
     /// a pipeline), in blocking mode as a child expects: only while nothing
     /// of it was taken in. Reads afterwards say where it went.
     pub fn hand_over(&self, which: usize) -> Result<OwnedFd, String> {
+        if self.terminal.get() {
+            // Its descriptor shares one open terminal with the process's
+            // stdin: made blocking for the new reader, it would make every
+            // write_stdin block the whole program.
+            return Err("it reads a terminal (pty = true), which cannot be handed over".into());
+        }
         let mut guard = self.streams[which].borrow_mut();
-        let st = guard.as_mut().ok_or("stream is closed")?;
+        let st = guard.as_mut().filter(|st| st.open).ok_or("stream is closed")?;
         if let Some(e) = &st.error {
             return Err(e.clone());
         }
-        if st.read_from || st.buffered() > 0 || st.pending() > 0 || st.eof || st.mode == Mode::Discard {
-            return Err("it was read from already (only a stream nothing has read yet can be handed over)".into());
+        let taken = st.buffered() + st.pending();
+        let why = if st.read_from {
+            Some("it was read from already".to_string())
+        } else if st.mode == Mode::Discard {
+            Some("its process was waited for, which discarded the output nobody had taken".to_string())
+        } else if taken > 0 || st.dropped > 0 {
+            Some(format!(
+                "{} bytes of its output were taken in already, while the program waited on its process \
+                 (wait(), write_stdin or a read of its other stream)",
+                taken as u64 + st.dropped
+            ))
+        } else if st.eof {
+            Some("its output has ended already".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(format!("{why} (only a stream nothing was taken from can be handed over)"));
         }
         let fd = st.fd.take().ok_or("stream is closed")?;
         sys::set_blocking(fd.as_raw_fd()).map_err(|e| sys::describe(&e))?;
+        st.open = false;
         st.error = Some(HANDED_OVER.into());
         Ok(fd)
+    }
+
+    /// The streams read a terminal (`pty`): they cannot be handed over.
+    pub fn mark_terminal(&self) {
+        self.terminal.set(true);
     }
 
     /// Put `data` back in front of what stream `which` returns next.
     pub fn unread(&self, which: usize, data: &[u8]) -> Result<(), String> {
         let mut guard = self.streams[which].borrow_mut();
         let st = match guard.as_mut() {
-            Some(st) if st.fd.is_some() => st,
+            Some(st) if st.open => st,
             _ => return Err("stream is closed".into()),
         };
         let mut acc = Vec::new();
@@ -576,7 +628,7 @@ impl Outputs {
                 Ok(None)
             }
             Ok(ReadOutcome::Eof) => {
-                st.eof = true; // (a terminal's EIO included: see sys::read_nonblocking)
+                st.ended(); // (a terminal's EIO included: see sys::read_nonblocking)
                 Ok(None)
             }
             Ok(ReadOutcome::WouldBlock) => {
@@ -606,7 +658,7 @@ impl Outputs {
         let r = {
             let mut guard = self.streams[which].borrow_mut();
             match guard.as_mut() {
-                Some(st) if st.fd.is_some() => {
+                Some(st) if st.open => {
                     st.read_from = true;
                     read(st, &mut deferred)
                 }
@@ -648,7 +700,7 @@ impl Outputs {
     #[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(dead_code))] // only the Lua 5.3/5.4 bindings read lines in C
     pub fn buffered_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
         let mut guard = self.streams[which].try_borrow_mut().ok()?;
-        let st = guard.as_mut().filter(|st| st.fd.is_some())?;
+        let st = guard.as_mut().filter(|st| st.open)?;
         let end = st.find_line_end()?;
         st.read_from = true;
         Some(st.take_line(end, keep, f))

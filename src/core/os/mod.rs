@@ -3,6 +3,7 @@
 
 pub(crate) mod child_plan;
 pub(crate) mod children;
+pub(crate) mod open;
 pub(crate) mod spawn;
 pub(crate) mod spawn_fork;
 pub(crate) mod sys;

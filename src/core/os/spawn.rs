@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::core::command::{self, Bytes, CommandSpec};
 use crate::core::os::child_plan::ChildPlan;
+use crate::core::os::open;
 use crate::core::os::sys;
 
 extern "C" {
@@ -102,7 +103,18 @@ pub enum Redirect {
     Fd(Arc<OwnedFd>),
     /// A path the library opens when the child starts: for reading (stdin),
     /// else for writing, created if missing, truncated unless `append`.
-    Path { path: PathBuf, append: bool },
+    /// `within`: a restricted executor's rule (see policy.rs).
+    Path { path: PathBuf, append: bool, within: Option<Within> },
+}
+
+/// Where a restricted executor lets a path redirection lead: the path,
+/// made relative to `root`, is opened beneath it (os/open.rs).
+#[derive(Debug, Clone)]
+pub struct Within {
+    pub root: PathBuf,
+    pub rel: PathBuf,
+    /// The rule as messages name it ("the work_dir_within of 'id' (/srv)").
+    pub rule: String,
 }
 
 impl Stdio {
@@ -231,8 +243,8 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
     if let Some(dir) = &req.work_dir {
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("work_dir '{}': Not a directory", dir.display())),
-            Err(e) => return Err(format!("work_dir '{}': {}", dir.display(), sys::describe(&e))),
+            Ok(_) => return Err(format!("work_dir '{}': Not a directory", command::shown_path(dir))),
+            Err(e) => return Err(format!("work_dir '{}': {}", command::shown_path(dir), sys::describe(&e))),
         }
     }
 
@@ -300,8 +312,8 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         Err(rc) => {
             let reason = sys::strerror(rc);
             return Err(match &req.work_dir {
-                Some(d) if rc == libc::ENOENT && !d.is_dir() => format!("work_dir '{}': {reason}", d.display()),
-                _ => format!("cannot run '{}': {reason}", program.display()),
+                Some(d) if rc == libc::ENOENT && !d.is_dir() => format!("work_dir '{}': {reason}", command::shown_path(d)),
+                _ => format!("cannot run '{}': {reason}", command::shown_path(&program)),
             });
         }
     };
@@ -333,6 +345,23 @@ impl From<io::Error> for Opened {
     }
 }
 
+/// Open the file of stream `i` (`{ path = }`), beneath a restricted
+/// executor's root if it has one; never blocking (see os/open.rs).
+fn open_path(i: usize, path: &std::path::Path, append: bool, within: Option<&Within>) -> Result<OwnedFd, Opened> {
+    let r = match within {
+        Some(w) => open::open_beneath(&w.root, &w.rel, i == 0, append),
+        None => open::open_for_child(path, i == 0, append),
+    };
+    r.map_err(|e| {
+        let reason = match (within, e.raw_os_error()) {
+            (Some(w), Some(libc::EXDEV | libc::ELOOP)) => format!("it leads outside {} (through a symlink or '..')", w.rule),
+            (_, Some(libc::ENXIO)) => format!("{} (a FIFO that nobody reads)", sys::describe(&e)),
+            _ => sys::describe(&e),
+        };
+        Opened::Path(format!("{}: cannot open '{}': {reason}", STREAMS[i], command::shown_path(path)))
+    })
+}
+
 /// The pipes (or /dev/null, or files) for the three standard streams.
 struct StdioPipes {
     /// (parent end, child end) per stream; `None` for inherit.
@@ -354,12 +383,7 @@ impl StdioPipes {
             ends[i] = match mode {
                 Stdio::File => match &req.redirect[i] {
                     Some(Redirect::Fd(fd)) => Some((None, sys::above_stdio(fd.try_clone()?)?)),
-                    Some(Redirect::Path { path, append }) => {
-                        let fd = sys::open_for_child(path, i == 0, *append).map_err(|e| {
-                            Opened::Path(format!("{}: cannot open '{}': {}", STREAMS[i], path.display(), sys::describe(&e)))
-                        })?;
-                        Some((None, sys::above_stdio(fd)?))
-                    }
+                    Some(Redirect::Path { path, append, within }) => Some((None, open_path(i, path, *append, within.as_ref())?)),
                     None => return Err(Opened::Path(format!("{}: no file given", STREAMS[i]))),
                 },
                 Stdio::Inherit => None,

@@ -82,23 +82,6 @@ pub fn set_blocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Open `path` for a child's stdin (`read`) or output: close-on-exec; an
-/// output is created (mode 0666 less the umask) and truncated, or appended to.
-pub fn open_for_child(path: &std::path::Path, read: bool, append: bool) -> io::Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut o = std::fs::OpenOptions::new();
-    if read {
-        o.read(true);
-    } else if append {
-        o.append(true).create(true);
-    } else {
-        o.write(true).create(true).truncate(true);
-    }
-    // (std opens with O_CLOEXEC already; the flag documents the intent.)
-    let f = o.custom_flags(libc::O_CLOEXEC).mode(0o666).open(path)?;
-    Ok(OwnedFd::from(f))
-}
-
 /// Open `/dev/null` for reading and writing, close-on-exec.
 pub fn open_dev_null() -> io::Result<OwnedFd> {
     // SAFETY: the path is a NUL-terminated literal.

@@ -79,7 +79,7 @@ impl Process {
         if !pending.is_empty() {
             return (CollectStep::Pending(pending), [None, None]);
         }
-        match self.wait_step() {
+        match self.wait_step(false) {
             (WaitStep::Done(code), wake) => {
                 let [out, err] = std::mem::take(&mut self.collected);
                 (CollectStep::Done(code, out.unwrap_or_default(), err.unwrap_or_default()), wake)
