@@ -141,6 +141,18 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
             Ok(t)
         })?,
     )?;
+    // exec.registry.load's file: data | nil, why (os/open.rs: never blocks).
+    core.set(
+        "read_data_file",
+        lua.create_function(|lua, path: mlua::String| {
+            use std::os::unix::ffi::OsStrExt;
+            let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
+            match crate::core::os::open::read_data_file(&path, crate::core::registry::FILE_LIMIT) {
+                Ok(data) => Ok((Some(lua.create_string(&data)?), None)),
+                Err(e) => Ok((None, Some(e))),
+            }
+        })?,
+    )?;
     // Shell quoting has one home, shared with the remote command lines.
     core.set(
         "quote",

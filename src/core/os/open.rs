@@ -138,6 +138,30 @@ fn walk_beneath(root: OwnedFd, rel: &Path, flags: libc::c_int) -> io::Result<Own
     for_child(fd)
 }
 
+/// Read a data file (a resource file of `exec.registry.load`) of at most
+/// `limit` bytes, never blocking: it is opened with O_NONBLOCK and read only
+/// if it is a regular file (a FIFO, a terminal or a device could block the
+/// program or never end). Errors are the messages callers show after the path.
+pub fn read_data_file(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let c = c_path(path).map_err(|e| super::sys::describe(&e))?;
+    // SAFETY: `c` is NUL-terminated; the result is checked.
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) })
+        .map_err(|e| super::sys::describe(&e))?;
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let meta = file.metadata().map_err(|e| super::sys::describe(&e))?;
+    if !meta.is_file() {
+        return Err("not a regular file (a resource file is read whole, and this one could block or never end)".into());
+    }
+    let mut data = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut data).map_err(|e| super::sys::describe(&e))?;
+    if data.len() > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +214,20 @@ mod tests {
             let c = code(walk(escape));
             assert!(matches!(c, Some(libc::EXDEV | libc::ELOOP | libc::ENOTDIR)), "{escape}: {c:?}");
         }
+    }
+
+    #[test]
+    fn a_data_file_is_read_only_if_regular_and_small_enough() {
+        let d = tree("data");
+        assert_eq!(read_data_file(&d.0.join("sub/in.txt"), 100).unwrap(), b"inside\n");
+        assert_eq!(read_data_file(&d.0.join("sub/in.txt"), 3).unwrap_err(), "larger than 3 bytes");
+        let fifo = d.0.join("f");
+        let c = c_path(&fifo).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(read_data_file(&fifo, 100).unwrap_err().starts_with("not a regular file"));
+        assert!(read_data_file(Path::new("/dev/zero"), 100).unwrap_err().starts_with("not a regular file"));
+        assert!(read_data_file(&d.0.join("missing"), 100).unwrap_err().contains("No such file"));
     }
 
     #[test]
