@@ -201,8 +201,8 @@ describe("stream:lines(fmt)", function()
     local s = p:stdout_stream()
     assert.has_error(function() s:lines("a") end,
       "bad argument #1 (fmt) to 'stream:lines': invalid format 'a' (use \"l\", \"L\" or a size)")
-    assert.has_error(function() s:lines(0) end,
-      "bad argument #1 (fmt) to 'stream:lines': must be a whole number >= 1 (got 0)")
+    assert.has_error(function() s:lines(-1) end,
+      "bad argument #1 (fmt) to 'stream:lines': must be a whole number >= 0 (got -1)")
     p:wait()
   end)
 end)

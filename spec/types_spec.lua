@@ -26,10 +26,11 @@ describe("types/exec.lua", function()
     assert.same({}, missing)
   end)
 
-  it("annotates every method of executors, processes, streams and channels", function()
+  it("annotates every method of executors, processes, streams, scanners and channels", function()
     local missing = {}
     local classes = { Executor = exec._internal.Executor, Process = exec._internal.Process,
-                      Stream = exec._internal.Stream, Channel = exec._internal.Channel }
+                      Stream = exec._internal.Stream, Scanner = exec._internal.Scanner,
+                      Channel = exec._internal.Channel }
     for owner, class in pairs(classes) do
       for k, v in pairs(class) do
         if type(v) == "function" and not k:match("^_") and not annotated(text, owner, k) then

@@ -213,9 +213,13 @@ function Process:pid() end
 ---@return boolean
 function Process:timed_out() end
 
+---The stdout stream, the same object on every call. May be taken before start():
+---reads then wait for the start.
 ---@return exec.Stream
 function Process:stdout_stream() end
 
+---The stderr stream, the same object on every call. May be taken before start():
+---reads then wait for the start.
 ---@return exec.Stream
 function Process:stderr_stream() end
 
@@ -233,9 +237,11 @@ function Process:close_stdin() end
 ---@class exec.Stream
 local Stream = {}
 
----The next chunk (at most n bytes, 64 KiB by default), a line ("l"/"L"), or everything ("a").
+---The next chunk (at most n bytes, 64 KiB by default; n = 0 means no n, as in Wippy's stream module),
+---a line ("l"/"L"), or everything ("a").
 ---nil, nil at the end; nil, message on error; nil, "timeout" when `timeout`
----passed before anything complete arrived (nothing read is lost).
+---passed before anything complete arrived (nothing read is lost). Before the
+---process started it waits for the start (nil, message if nothing could start it).
 ---@param n? integer|"l"|"L"|"a"
 ---@param timeout? string|number
 ---@return string|nil data
@@ -256,6 +262,30 @@ function Stream:case_read(fmt) end
 ---@return true ok
 ---@return nil
 function Stream:close() end
+
+---A scanner of the stream's tokens, as in Wippy's stream module (after Go's bufio.Scanner):
+---"lines" (default; without "\n" and a "\r" before it), "words" (split on Unicode white
+---space, none empty), "bytes", or "runes" (UTF-8 characters; an invalid byte is "\u{FFFD}").
+---@param split? "lines"|"words"|"bytes"|"runes"
+---@return exec.Scanner
+function Stream:scanner(split) end
+
+---@class exec.Scanner
+local Scanner = {}
+
+---Advance to the next token: true while there is one; false at the end; false, message
+---on an error (then for good). Waits like stream:read.
+---@return boolean ok
+---@return string|nil err
+function Scanner:scan() end
+
+---The token the last scan() found ("" before the first and after the last).
+---@return string
+function Scanner:text() end
+
+---The error that ended the scan, or nil (also at a normal end).
+---@return string|nil
+function Scanner:err() end
 
 ---@class channellib
 channel = {}

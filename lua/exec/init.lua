@@ -14,6 +14,7 @@ if not exec then
   local object = modules.object(sched)
   local registry = modules.registry(core, object)
   local stream = modules.stream(core, sched, object, time)
+  local scanner = modules.scanner(core, sched, object, stream)
   local process = modules.process(core, sched, time, object, stream)
   local run = modules.run(core, sched, object, process, registry)
 
@@ -42,7 +43,7 @@ if not exec then
     _VERSION = "lua-exec " .. core.version,
     -- Introspection for tests and tools.
     _internal = { core = core, sched = sched, Process = object.Process, Stream = object.Stream,
-                  Executor = object.Executor, Channel = channel.Channel },
+                  Executor = object.Executor, Channel = channel.Channel, Scanner = scanner.Scanner },
   }
   reg[cache_key] = exec
 

@@ -24,6 +24,13 @@ local KILL_GRACE = core.kill_grace
 local function stream_option(opts, key, fname)
   local sst = O.state_of(rawget(opts, key), Stream)
   if not sst then return nil end
+  if not sst.raw then
+    -- Taken before its process started: there is no pipe to hand over yet.
+    -- (Only stdin takes a stream at all, as Rust says of started ones.)
+    local why = key == "stdin" and "the stream cannot be handed over: its process is not started"
+      or "only stdin can take another process's output stream"
+    arg_error(fname, 2, "options", "option " .. key .. ": " .. why)
+  end
   -- Lines already taken into Lua mean it was read from.
   if sst.qh <= sst.qn then
     arg_error(fname, 2, "options", "option " .. key .. ": the stream cannot be handed over: it was read from already")
@@ -216,13 +223,18 @@ M.arm_timeout = arm_timeout
 -- remote connection cannot be made, or the spawn fails.
 local function start_raw(raw, st, fname)
   local cerr = await_connection(raw)
-  if cerr then raise(fname .. ": " .. cerr) end
+  if cerr then
+    if st.streams then stream.started(st.streams, raw, cerr) end
+    raise(fname .. ": " .. cerr)
+  end
   local qid = raw:queue_id()
   if qid and raw:state() == "created" then
     await_slot(raw, qid, fname)
     st.queue_id = qid
   end
   local ok, err = raw:start()
+  -- Streams taken before the start get their pipes, or learn it failed.
+  if st.streams then stream.started(st.streams, raw, err) end
   if qid then
     if ok then
       holders[qid] = holders[qid] or setmetatable({}, { __mode = "k" })
@@ -287,6 +299,7 @@ local function close_raw(raw, st, sig)
   local exit_token, stdin_token = raw:exit_token(), raw:stdin_token()
   local ok, err = raw:close(sig)
   if not ok then arg_error("process:close", 1, "force_stop", err) end
+  if st.streams then stream.closed_unstarted(st.streams) end
   wake_others(exit_token, stdin_token)
   stop_timer(st)
   kick_queue(st.queue_id)
@@ -375,11 +388,18 @@ local function get_stream(self, which, fname)
   local raw, st = check_self(self, Process, fname)
   local state = raw:state()
   if state == "closed" then raise(fname .. ": process is closed") end
-  if state == "created" then raise(fname .. ": process not started") end
   local s = st.streams[which]
   if s then return s end
-  local sraw, err = raw:stream(which)
-  if not sraw then raise(fname .. ": " .. err) end
+  local sraw, err
+  if state == "created" then
+    -- Taken before start, as code written for Wippy does: the same object
+    -- gets its pipe at start (stream.started); reads wait for it.
+    local _, why = raw:can_stream(which)
+    err = why
+  else
+    sraw, err = raw:stream(which)
+  end
+  if err then raise(fname .. ": " .. err) end
   s = stream.new(sraw, self)
   st.streams[which] = s
   return s

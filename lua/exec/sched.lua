@@ -107,8 +107,13 @@ local function pop_ready()
 end
 
 -- Waiters registered on tokens of the Rust loop: token -> { waiter, ... }
+-- A key that is not a number is fired by Lua code alone (a process's
+-- start, a queue's turn): its waiters are not counted, because no poll can
+-- ever deliver it, so a caller that only such a key could wake is a
+-- deadlock, not a reason to poll for ever.
 local token_waiters = {}
 local token_waiter_count = 0
+local function polled_key(token) return type(token) == "number" end
 
 -- Timers: a binary min-heap of { at, seq, fn } (fn(now) is called when due).
 local heap, heap_n, timer_seq = {}, 0, 0
@@ -179,7 +184,7 @@ local function remove_token_waiter(token, w)
   for i = #list, 1, -1 do
     if list[i] == w then
       table.remove(list, i)
-      token_waiter_count = token_waiter_count - 1
+      if polled_key(token) then token_waiter_count = token_waiter_count - 1 end
     end
   end
   if #list == 0 then token_waiters[token] = nil end
@@ -193,7 +198,7 @@ function M.on_token(w, token)
     token_waiters[token] = list
   end
   list[#list + 1] = w
-  token_waiter_count = token_waiter_count + 1
+  if polled_key(token) then token_waiter_count = token_waiter_count + 1 end
   local prev = w.cleanup
   w.cleanup = function(self)
     remove_token_waiter(token, self)
@@ -207,7 +212,7 @@ function M.fire(token)
   local list = token_waiters[token]
   if not list then return end
   token_waiters[token] = nil
-  token_waiter_count = token_waiter_count - #list
+  if polled_key(token) then token_waiter_count = token_waiter_count - #list end
   for i = 1, #list do
     local w = list[i]
     wake(w, w.tag or token) -- its cleanup finds the list already detached
@@ -546,6 +551,13 @@ function M.spawn(fn, ...)
   live_tasks = live_tasks + 1
   push_ready(co)
   return co
+end
+
+--- Whether any task is alive: outside a task, only one could still do
+--- what only Lua code does (start a process whose stream the caller reads).
+function M.has_tasks()
+  sweep_dead_tasks()
+  return live_tasks > 0
 end
 
 --- Run the loop until every task has finished (raises on deadlock).

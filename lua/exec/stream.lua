@@ -104,15 +104,46 @@ local function check_format(n, fname, argname, usage)
   if type(n) ~= "number" then
     arg_error(fname, 1, argname, "number or format expected, got " .. type(n))
   end
-  if n ~= n or n < 1 or n % 1 ~= 0 then
-    arg_error(fname, 1, argname, "must be a whole number >= 1 (got " .. tostring(n) .. ")")
+  if n ~= n or n < 0 or n % 1 ~= 0 then
+    arg_error(fname, 1, argname, "must be a whole number >= 0 (got " .. tostring(n) .. ")")
   end
+  -- 0 is "whatever is available", as in Wippy's stream module (its default
+  -- size): the next chunk, like no size at all.
+  if n == 0 then return CHUNK end
   return n > CHUNK and CHUNK or n
+end
+
+-- Streams taken before their process started (st.raw is false until
+-- then: see M.new and M.started). A read waits for the start as it waits for data;
+-- st.why_not says why it never will (the process was closed first, its
+-- start failed, the stream was closed).
+local WAITING = "stream:read (waiting for its process to start)"
+
+-- The raw stream once the process has started: raw | nil, message | nil,
+-- TIMEOUT. Only Lua code starts a process: a caller that is not a task,
+-- with no task alive that could start it meanwhile, is told so instead of
+-- waiting. (A task waits: the host's loop may run it, and a task that
+-- nothing will ever wake is a deadlock, which the loop reports.)
+local function await_raw(st, deadline)
+  while true do
+    local raw = st.raw
+    if raw then return raw end
+    if st.why_not then return nil, st.why_not end
+    if not sched.current_task() and not sched.has_tasks() then
+      return nil, "process not started (and nothing else is running that could start it)"
+    end
+    if not sched.park_until(WAITING, st.start_key, deadline) then return nil, TIMEOUT end
+  end
 end
 
 -- Read `fmt` (from check_format) until `deadline` (nil: none): data | nil
 -- (end) | nil, message | nil, TIMEOUT.
 local function read_until(raw, st, fmt, deadline)
+  if not raw then
+    local err
+    raw, err = await_raw(st, deadline)
+    if not raw then return nil, err end
+  end
   if fmt == "l" or fmt == "L" then
     return next_line(raw, st, fmt == "L", deadline)
   end
@@ -147,20 +178,29 @@ end
 --- result has channel = the stream, value = what read(fmt) returned, ok =
 --- false at the end (and on an error, whose message is in `err`).
 function Stream:case_read(n)
-  local raw, st = check_self(self, Stream, "stream:case_read")
+  local _, st = check_self(self, Stream, "stream:case_read")
   local fmt = check_format(n, "stream:case_read", "n", READ_FORMATS)
-  return {
-    kind = "poll", channel = self, token = st.token,
+  local case = {
+    kind = "poll", channel = self,
     -- done, value, ok, err: an attempt that never waits (its deadline has
     -- passed before it starts).
     try = function()
       check_open()
-      local data, err = read_until(raw, st, fmt, 0)
+      local data, err = read_until(st.raw, st, fmt, 0)
       if err == TIMEOUT then return false end
       if data then return true, data, true end
       return true, nil, false, err and ("stream:read: " .. err)
     end,
   }
+  if st.raw then
+    case.token = st.token
+    return case
+  end
+  -- Made before the start: select waits on the start first, then on the
+  -- stream's own token (looked up each time it waits).
+  return setmetatable(case, { __index = function(_, k)
+    if k == "token" then return st.token or st.start_key end
+  end })
 end
 
 --- for line in stream:lines([fmt]) do ... end: lines without their newline,
@@ -172,6 +212,20 @@ function Stream:lines(fmt_arg)
   local fmt = fmt_arg == nil and "l" or check_format(fmt_arg, "stream:lines", "fmt", LINES_FORMATS)
   if fmt == "a" then
     arg_error("stream:lines", 1, "fmt", "invalid format '" .. sched.shown(fmt_arg) .. "' (use " .. LINES_FORMATS .. ")")
+  end
+  if not raw then
+    -- Made before the start: the first call waits for it, then the
+    -- iterator of the started stream takes over.
+    local it
+    return function()
+      if not it then
+        check_open()
+        local _, err = await_raw(st)
+        if err then raise("stream:read: " .. err) end
+        it = Stream.lines(self, fmt_arg)
+      end
+      return it()
+    end
   end
   if fmt ~= "l" then
     return function()
@@ -206,7 +260,13 @@ function Stream:close()
   local raw, st = check_self(self, Stream, "stream:close")
   -- Queued lines (LuaJIT, 5.1) go with the rest of what was read ahead.
   drop_queue(st)
-  if not raw:closed() then
+  if not raw then
+    -- Not started yet: closed as soon as it starts (see M.started).
+    if not st.closed_early then
+      st.closed_early, st.why_not = true, "stream is closed"
+      sched.fire(st.start_key)
+    end
+  elseif not raw:closed() then
     local t = raw:token()
     raw:close()
     sched.fire(t)
@@ -216,28 +276,44 @@ end
 
 Stream.__close = function(self) pcall(Stream.close, self) end
 Stream.__tostring = function(self)
-  return string.format("exec.stream(%s)", dgetmt(self).raw:closed() and "closed" or "open")
+  local st = dgetmt(self)
+  local state = st.raw and (st.raw:closed() and "closed" or "open") or (st.closed_early and "closed" or "not started")
+  return string.format("exec.stream(%s)", state)
 end
 
 local M = {}
 
---- A new stream object over raw stream `sraw`. `owner` (its process) is
---- kept alive by it, so that a stream (and a lines() iterator) can be read
---- to the end.
+-- For the scanner (scanner.lua), which reads through the same functions.
+M.read_until, M.await_raw = read_until, await_raw
+
+-- Give stream object `me` (state `st`) its raw stream `sraw`.
+local function attach(me, st, sraw)
+  st.raw, st.token = sraw, sraw:token()
+  -- The C line reader is made for the raw stream (see M.new).
+  if LINE_READERS then st.own.read = sraw:line_reader(me, Stream.read, false) end
+end
+
+--- A stream object: over raw stream `sraw`, or (sraw nil) one taken
+--- before its process started, which M.started gives its raw stream.
+--- `owner` (its process) is kept alive by it, so that a stream (and a
+--- lines() iterator) can be read to the end.
 function M.new(sraw, owner)
-  local st = { raw = sraw, token = sraw:token(), owner = owner, q = {}, qh = 1, qn = 0 }
+  local st = { raw = false, owner = owner, q = {}, qh = 1, qn = 0 }
   local q, me = st.q, nil
   -- Each stream has a read of its own: a buffered line, the commonest
   -- read, then needs no check at all (the method knows its object) and
   -- costs one call, like a file's read: of the C reader, or of a Lua
   -- function that takes it from the queue.
   local own = setmetatable({}, { __index = Stream })
-  st.__index = own
+  st.__index, st.own = own, own
   me = new_object(Stream, st)
-  if LINE_READERS then
-    own.read = sraw:line_reader(me, Stream.read, false)
-    return me
+  if not sraw then
+    -- Fired when the process starts, or when it never will.
+    st.start_key = {}
+  else
+    attach(me, st, sraw)
   end
+  if LINE_READERS then return me end
   function own.read(self, n, timeout)
     if self == me and n == "l" and not life.closing then
       local h = st.qh
@@ -249,6 +325,45 @@ function M.new(sraw, owner)
     return Stream.read(self, n, timeout)
   end
   return me
+end
+
+--- The process of the streams taken before its start (`streams`: which ->
+--- stream object) started (`praw`, its raw process) or failed to (`err`).
+--- Each gets its raw stream (closed at once if it was closed meanwhile),
+--- or learns why it has none; readers waiting for the start wake up.
+function M.started(streams, praw, err)
+  for which = 1, 2 do
+    local s = streams[which]
+    local st = s and dgetmt(s)
+    if st and st.raw == false then
+      if err then
+        if not st.closed_early then st.why_not = "process did not start: " .. err end
+      else
+        local sraw, serr = praw:stream(which)
+        if sraw then
+          attach(s, st, sraw)
+          if st.closed_early then sraw:close() else st.why_not = nil end
+        elseif not st.closed_early then
+          st.why_not = serr
+        end
+      end
+      sched.fire(st.start_key)
+    end
+  end
+end
+
+--- The process of these streams was closed before it started: they will
+--- never have output (as if closed; a later start() of a closed process
+--- raises anyway).
+function M.closed_unstarted(streams)
+  for which = 1, 2 do
+    local s = streams[which]
+    local st = s and dgetmt(s)
+    if st and st.raw == false and not st.closed_early then
+      st.closed_early, st.why_not = true, "process was closed before it started"
+      sched.fire(st.start_key)
+    end
+  end
 end
 
 return M

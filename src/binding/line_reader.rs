@@ -14,6 +14,12 @@
 //! so that it may park the coroutine (yield), and its results or errors
 //! pass through unchanged.
 //!
+//! A lines scanner (`stream:scanner()`, lua/exec/scanner.lua) gets the
+//! same: its `scan` takes a buffered line (less a "\r" before the newline)
+//! into the scanner's token table and returns true, its `text` returns the
+//! token, each one C call; the Lua code does the rest (a line not yet
+//! buffered, the end, errors).
+//!
 //! LuaJIT and Lua 5.1 cannot yield across a C call, so they keep the Lua
 //! queue of lines in `lua/exec/stream.lua`.
 
@@ -22,7 +28,7 @@ use std::ffi::{c_int, c_void};
 use std::rc::Rc;
 
 use mlua::ffi::{self, lua_State};
-use mlua::{Function, Lua, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use crate::core::io::stream::BufferedLines;
 
@@ -35,6 +41,10 @@ const UP_FALLBACK: c_int = 2;
 /// The `Slot` (a full userdata).
 const UP_SLOT: c_int = 3;
 const UPVALUES: c_int = 3;
+/// A scanner's closures also have its token table: [1] the current token,
+/// [2] true once the scanner is done (its Lua code then answers).
+const UP_TOKEN: c_int = 4;
+const SCANNER_UPVALUES: c_int = 4;
 
 /// What the closure holds in Rust. It is a Lua userdata whose `__gc`
 /// empties it (and never frees it: Lua frees the memory, and a userdata
@@ -47,6 +57,8 @@ struct Slot {
     /// is made: making it may raise (out of memory), and an error must not
     /// leave the stream borrowed.
     line: Vec<u8>,
+    /// Lines also lose a "\r" at their end (a scanner's lines).
+    drop_cr: bool,
 }
 
 /// What a slot reads, until its `__gc` empties it.
@@ -95,7 +107,12 @@ unsafe fn push_buffered_line(l: *mut lua_State, slot: &mut Slot) -> bool {
         return false;
     }
     let line = &mut slot.line;
+    let drop_cr = slot.drop_cr;
     let found = source.lines.next(false, |bytes| {
+        let bytes = match bytes {
+            [rest @ .., b'\r'] if drop_cr => rest,
+            _ => bytes,
+        };
         line.clear();
         line.extend_from_slice(bytes);
     });
@@ -177,6 +194,61 @@ unsafe extern "C-unwind" fn lines_iterator(l: *mut lua_State) -> c_int {
     }
 }
 
+/// `scanner:scan()`: a buffered line, stored as the token, and true.
+unsafe extern "C-unwind" fn scan_method(l: *mut lua_State) -> c_int {
+    // SAFETY: this function is only made into closures by `new_scanner`,
+    // whose upvalue UP_TOKEN is a table. The value rawgeti pushes is popped
+    // before the fallback sees the stack; rawseti pops the line (slot [1]
+    // exists, so it allocates nothing).
+    unsafe {
+        let slot = slot(l);
+        if ffi::lua_topointer(l, 1) == slot.me {
+            let done = ffi::lua_rawgeti(l, ffi::lua_upvalueindex(UP_TOKEN), 2) != ffi::LUA_TNIL;
+            ffi::lua_pop(l, 1);
+            if !done && push_buffered_line(l, slot) {
+                ffi::lua_rawseti(l, ffi::lua_upvalueindex(UP_TOKEN), 1);
+                ffi::lua_pushboolean(l, 1);
+                return 1;
+            }
+        }
+        call_fallback(l)
+    }
+}
+
+/// `scanner:text()`: the token.
+unsafe extern "C-unwind" fn text_method(l: *mut lua_State) -> c_int {
+    // SAFETY: as for scan_method.
+    unsafe {
+        if ffi::lua_topointer(l, 1) == slot(l).me {
+            ffi::lua_rawgeti(l, ffi::lua_upvalueindex(UP_TOKEN), 1);
+            return 1;
+        }
+        call_fallback(l)
+    }
+}
+
+/// Push a new slot for the object at `me`, holding what `held` holds.
+///
+/// # Safety
+/// Runs inside `exec_raw` (protected mode) with room for three more values.
+/// Until the slot's memory is written, the Rust values stay in `held` in
+/// the caller's frame (taken only for the write), so an allocation error
+/// before then drops them normally; the metatable (with __gc) is set just
+/// before the write, with no call that could raise in between.
+unsafe fn push_slot(l: *mut lua_State, held: &mut Option<Source>, me: *const c_void, drop_cr: bool) {
+    // SAFETY: see above; the userdata is as big as a Slot and Lua aligns
+    // it for any type of its own (checked below in debug builds).
+    unsafe {
+        let p = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()).cast::<Slot>();
+        ffi::luaL_newmetatable(l, SLOT_METATABLE.as_ptr());
+        ffi::lua_pushcfunction(l, slot_gc);
+        ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        debug_assert!((p as usize).is_multiple_of(std::mem::align_of::<Slot>()));
+        ffi::lua_setmetatable(l, -2);
+        p.write(Slot { source: held.take(), me, line: Vec::new(), drop_cr });
+    }
+}
+
 /// A C closure reading `lines` (the buffered lines of the stream object
 /// `me`): `s:read` when `iterator` is false, the iterator of `s:lines()`
 /// when true; `fallback` does whatever it does not. While `closing` is set
@@ -192,23 +264,49 @@ pub(crate) fn new(
     let mut held = Some(Source { lines, closing });
     let func: ffi::lua_CFunction = if iterator { lines_iterator } else { read_method };
     // SAFETY: exec_raw runs this in protected mode with `me` and
-    // `fallback` at stack 1-2. Until the slot's memory is written, the
-    // Rust values stay in `held` in the caller's frame (taken only for the
-    // write), so an allocation error before then drops them normally; the
-    // metatable (with __gc) is set just before the write, with no call
-    // that could raise in between.
+    // `fallback` at stack 1-2 (see push_slot for the slot's safety).
     unsafe {
         lua.exec_raw((me, fallback), |l| {
             let me = ffi::lua_topointer(l, UP_SELF);
-            let p = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()).cast::<Slot>();
-            ffi::luaL_newmetatable(l, SLOT_METATABLE.as_ptr());
-            ffi::lua_pushcfunction(l, slot_gc);
-            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-            debug_assert!((p as usize).is_multiple_of(std::mem::align_of::<Slot>()));
-            ffi::lua_setmetatable(l, -2);
-            p.write(Slot { source: held.take(), me, line: Vec::new() });
+            push_slot(l, &mut held, me, false);
             debug_assert_eq!(ffi::lua_gettop(l), UPVALUES);
             ffi::lua_pushcclosure(l, func, UPVALUES);
+        })
+    }
+}
+
+/// The `scan` and `text` methods of the lines scanner `me` (its Lua code
+/// in scanner.lua) over `lines`: C closures sharing one slot and the
+/// scanner's `token` table; `fallbacks` (scan's, text's) do what they do
+/// not. While `closing` is set scan always falls back.
+pub(crate) fn new_scanner(
+    lua: &Lua,
+    lines: BufferedLines,
+    closing: Rc<Cell<bool>>,
+    me: Value,
+    fallbacks: [Function; 2],
+    token: Table,
+) -> mlua::Result<(Function, Function)> {
+    let mut held = Some(Source { lines, closing });
+    let [scan, text] = fallbacks;
+    // SAFETY: exec_raw runs this in protected mode with `me`, the two
+    // fallbacks and `token` at stack 1-4 (see push_slot for the slot's
+    // safety); the slot goes to 5, each closure takes copies of its four
+    // upvalues, and the two closures are all that is left on the stack.
+    unsafe {
+        lua.exec_raw((me, scan, text, token), |l| {
+            let me = ffi::lua_topointer(l, UP_SELF);
+            push_slot(l, &mut held, me, true);
+            let methods: [(c_int, ffi::lua_CFunction); 2] = [(2, scan_method), (3, text_method)];
+            for (fallback, func) in methods {
+                ffi::lua_pushvalue(l, 1);
+                ffi::lua_pushvalue(l, fallback);
+                ffi::lua_pushvalue(l, 5);
+                ffi::lua_pushvalue(l, 4);
+                ffi::lua_pushcclosure(l, func, SCANNER_UPVALUES);
+            }
+            ffi::lua_rotate(l, 1, 2);
+            ffi::lua_settop(l, 2);
         })
     }
 }

@@ -58,6 +58,7 @@ const SHIM: &[(&str, &str)] = &[
     ("registry", include_str!("../../lua/exec/registry.lua")),
     ("process", include_str!("../../lua/exec/process.lua")),
     ("stream", include_str!("../../lua/exec/stream.lua")),
+    ("scanner", include_str!("../../lua/exec/scanner.lua")),
     ("run", include_str!("../../lua/exec/run.lua")),
     ("init", include_str!("../../lua/exec/init.lua")),
 ];

@@ -276,6 +276,12 @@ impl UserData for ProcessUd {
             }
             SignalArg::Invalid(e) | SignalArg::Bad(e) => fail(e),
         });
+        // true | nil, message: whether that output can be read at all
+        // (asked before start, when the stream itself cannot be taken yet).
+        m.add_method("can_stream", |lua, this, which: i64| {
+            let which = if which == 1 { Output::Stdout } else { Output::Stderr };
+            unit(lua, this.0.check_stream(which))
+        });
         m.add_method_mut("stream", |lua, this, which: i64| {
             let which = if which == 1 { Output::Stdout } else { Output::Stderr };
             match this.0.take_stream(which) {
@@ -420,6 +426,17 @@ impl UserData for StreamUd {
             |lua, this, (me, fallback, iterator): (Value, mlua::Function, bool)| {
                 let closing = super::state(lua)?.closing.clone();
                 super::line_reader::new(lua, this.0.buffered_lines(), closing, me, fallback, iterator)
+            },
+        );
+        // The scan and text methods of a lines scanner `me` of this stream
+        // (see line_reader.rs): C functions serving buffered lines, with
+        // the token in `token[1]`; the fallbacks do the rest.
+        #[cfg(any(feature = "lua53", feature = "lua54"))]
+        m.add_method(
+            "scanner_methods",
+            |lua, this, (me, scan, text, token): (Value, mlua::Function, mlua::Function, Table)| {
+                let closing = super::state(lua)?.closing.clone();
+                super::line_reader::new_scanner(lua, this.0.buffered_lines(), closing, me, [scan, text], token)
             },
         );
         m.add_method("token", |_, this, ()| Ok(this.0.token()));

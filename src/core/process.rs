@@ -511,13 +511,10 @@ impl Process {
         }
     }
 
-    /// Hand out an output stream (once; the binding caches the object).
-    pub fn take_stream(&mut self, which: Output) -> Result<Stream, String> {
-        match self.state {
-            State::Created => return Err("process not started".into()),
-            State::Closed => return Err("process is closed".into()),
-            State::Running => {}
-        }
+    /// Whether output `which` is one the program can read (a pipe, a
+    /// socket or the terminal), whatever the state: a stream may be asked
+    /// for before `start`, and is refused at once if it can never exist.
+    pub fn check_stream(&self, which: Output) -> Result<(), String> {
         let mode = if which == Output::Stdout { self.req.stdout } else { self.req.stderr };
         if mode == Stdio::Pty && which == Output::Stderr {
             return Err("stderr goes to the terminal with pty: read it from stdout_stream()".into());
@@ -525,6 +522,17 @@ impl Process {
         if mode != Stdio::Pipe && mode != Stdio::Socket && mode != Stdio::Pty {
             return Err(format!("{} is not a pipe (it was set to \"{}\")", which.name(), mode.name()));
         }
+        Ok(())
+    }
+
+    /// Hand out an output stream (once; the binding caches the object).
+    pub fn take_stream(&mut self, which: Output) -> Result<Stream, String> {
+        match self.state {
+            State::Created => return Err("process not started".into()),
+            State::Closed => return Err("process is closed".into()),
+            State::Running => {}
+        }
+        self.check_stream(which)?;
         let i = which as usize;
         match (&self.outputs, self.out_tokens[i]) {
             (Some(outs), Some(token)) if !self.taken[i] => {
