@@ -193,6 +193,23 @@ function cases.exec_read_l(n)
   return n / (now() - t0)
 end
 
+-- The same lines through stream:scanner("lines"): scan() and text() per line.
+function cases.exec_scanner_lines(n)
+  local exec = require("exec")
+  local p = exec.get("process:native"):exec({ "seq", "1", tostring(n) })
+  local t0 = now()
+  p:start()
+  local sc = p:stdout_stream():scanner("lines")
+  local count = 0
+  while sc:scan() do
+    local _ = sc:text()
+    count = count + 1
+  end
+  p:wait()
+  assert(count == n and not sc:err())
+  return n / (now() - t0)
+end
+
 function cases.popen_lines(n)
   local t0 = now()
   local f = io.popen("seq 1 " .. n)

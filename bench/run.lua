@@ -67,6 +67,10 @@ local rows = {
   { "lines of `seq 1 2000000`", "lines/s", {
       { "lua-exec lines()", function() return run_case("exec_lines", 2000000) end },
       { "io.popen lines()", function() return run_case("popen_lines", 2000000) end } } },
+  { "scanner lines of `seq 1 2000000`", "lines/s", {
+      { "lua-exec scanner", function() return run_case("exec_scanner_lines", 2000000) end },
+      { "lua-exec lines()", function() return run_case("exec_lines", 2000000) end },
+      { "io.popen lines()", function() return run_case("popen_lines", 2000000) end } } },
   { "read(\"l\") loop, `seq 1 2000000`", "lines/s", {
       { "lua-exec read(l)", function() return run_case("exec_read_l", 2000000) end },
       { "io.popen lines()", function() return run_case("popen_lines", 2000000) end } } },
