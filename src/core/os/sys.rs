@@ -148,10 +148,21 @@ pub enum ReadOutcome {
     WouldBlock,
 }
 
+/// One read of `fd` into `buf`, retried on EINTR.
 pub fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+    // SAFETY: a live, writable slice is valid for writes of its length.
+    unsafe { read_nonblocking_raw(fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `read_nonblocking` into memory that need not be initialised (a vector's
+/// spare capacity), so no `&mut [u8]` is ever made over it.
+///
+/// # Safety
+/// `buf` must be valid for writes of `len` bytes.
+pub unsafe fn read_nonblocking_raw(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<ReadOutcome> {
     loop {
-        // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: the caller promises `buf` is valid for writes of `len` bytes.
+        let n = unsafe { libc::read(fd, buf.cast(), len) };
         if n > 0 {
             return Ok(ReadOutcome::Data(n as usize));
         }

@@ -1,0 +1,300 @@
+//! The reads a program makes: a chunk, a line, a block of lines, a buffered
+//! line without a system call, everything to the end.
+
+use std::os::fd::AsRawFd;
+
+use super::buffer::{read_append, with_scratch};
+use super::outputs::Outputs;
+use super::state::{gone, out_of_memory, take_acc, StreamState};
+use super::{Got, StreamRead, MAX_CHUNK};
+use crate::core::os::sys::{self, ReadOutcome};
+
+/// At most this many bytes of lines are handed to Lua at once: the strings
+/// of one batch stay in the CPU's caches until the program takes them (a
+/// whole 64 KiB of short lines at once made the interpreter's string table
+/// miss the cache, 0.65x `io.popen():lines()` against about 1.0x).
+pub(super) const LINES_BATCH: usize = 8 * 1024;
+
+impl Outputs {
+    /// One read of stream `which` into `buf`: read-ahead data first, then
+    /// the pipe. Reports dropped bytes once, before the data that follows.
+    pub fn read(&self, which: usize, buf: &mut [u8]) -> Result<StreamRead, String> {
+        let mut guard = self.streams[which].borrow_mut();
+        let st = match guard.as_mut() {
+            Some(st) if st.open => st,
+            other => return Err(gone(other.as_deref())),
+        };
+        st.read_from = true;
+        if st.pending() > 0 {
+            let n = st.pending().min(buf.len());
+            buf[..n].copy_from_slice(&st.acc[st.acc_pos..st.acc_pos + n]);
+            st.acc_pos += n;
+            st.scan = st.scan.max(st.acc_pos);
+            if st.acc_pos == st.acc.len() {
+                st.clear_acc();
+            }
+            return Ok(StreamRead::Data(n));
+        }
+        if st.dropped > 0 {
+            let n = st.dropped;
+            st.dropped = 0;
+            return Ok(StreamRead::Dropped(n));
+        }
+        if st.buffered() > 0 {
+            let n = st.buffered().min(buf.len());
+            buf[..n].copy_from_slice(&st.buffer[st.pos..st.pos + n]);
+            self.consume(st, n);
+            return Ok(StreamRead::Data(n));
+        }
+        if let Some(e) = &st.error {
+            return Err(e.clone());
+        }
+        if st.eof {
+            return Ok(StreamRead::Eof);
+        }
+        let fd = st.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+        match sys::read_nonblocking(fd, buf) {
+            Ok(ReadOutcome::Data(n)) => {
+                if n == MAX_CHUNK && !st.grown {
+                    // A full chunk: this stream carries bulk data.
+                    st.grown = true;
+                    sys::grow_pipe(fd);
+                }
+                Ok(StreamRead::Data(n))
+            }
+            Ok(ReadOutcome::Eof) => {
+                st.ended();
+                Ok(StreamRead::Eof)
+            }
+            Ok(ReadOutcome::WouldBlock) => {
+                drop(guard);
+                // The program is about to block on this stream: the other
+                // one must not hold the child up meanwhile.
+                self.read_ahead(1 - which);
+                Ok(StreamRead::WouldBlock)
+            }
+            Err(e) => Err(format!("read failed: {}", sys::describe(&e))),
+        }
+    }
+
+    /// Move what the read-ahead took in behind the reader's own bytes.
+    pub(super) fn absorb_buffered(&self, st: &mut StreamState) -> Result<(), String> {
+        let held = st.buffered();
+        if st.acc.try_reserve(held).is_err() {
+            return Err(out_of_memory(st.pending() + held));
+        }
+        let from = st.pos;
+        st.acc.extend_from_slice(&st.buffer[from..from + held]);
+        self.consume(st, held);
+        Ok(())
+    }
+
+    /// Make progress on a line or whole read of stream `which`: move
+    /// read-ahead data behind the reader's own bytes, or read the pipe into
+    /// them. `Ok(None)`: there is more to look at; `Ok(Some(..))`: the
+    /// outcome for the caller (end, would block, dropped bytes).
+    pub(super) fn pull<T>(&self, st: &mut StreamState, which: usize, deferred: &mut bool) -> Result<Option<Got<T>>, String> {
+        if st.dropped > 0 {
+            let n = st.dropped;
+            st.dropped = 0;
+            return Ok(Some(Got::Dropped(n)));
+        }
+        if st.buffered() > 0 {
+            self.absorb_buffered(st)?;
+            return Ok(None);
+        }
+        if let Some(e) = &st.error {
+            return Err(e.clone());
+        }
+        if st.eof {
+            return Ok(Some(Got::Eof));
+        }
+        let fd = match &st.fd {
+            Some(fd) => fd.as_raw_fd(),
+            None => return Err("stream is closed".into()),
+        };
+        if st.acc_pos > 0 && st.acc_pos * 2 >= st.acc.len() {
+            st.acc.drain(..st.acc_pos);
+            st.scan -= st.acc_pos;
+            st.acc_pos = 0;
+        }
+        // A reader's buffer that already holds a chunk's worth is bulk: it
+        // grows (by doubling) and the pipe is read straight into it, a chunk
+        // at a time. (Bigger reads, up to what a grown pipe holds, were
+        // slower: the kernel copies more while holding the pipe, and the
+        // writer waits.) Otherwise the read goes through
+        // the scratch buffer and only the bytes that came are kept: a short
+        // output never costs a fresh MAX_CHUNK allocation (which, freed and
+        // trimmed each time, would be faulted in again for every process).
+        let r = if st.acc.len() >= MAX_CHUNK || st.acc.capacity() - st.acc.len() >= MAX_CHUNK {
+            read_append(&mut st.acc, fd)
+        } else {
+            with_scratch(|buf| {
+                let r = sys::read_nonblocking(fd, buf);
+                if let Ok(ReadOutcome::Data(n)) = r {
+                    if st.acc.try_reserve(n).is_err() {
+                        return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
+                    }
+                    st.acc.extend_from_slice(&buf[..n]);
+                }
+                r
+            })
+        };
+        match r {
+            Ok(ReadOutcome::Data(n)) => {
+                if n >= MAX_CHUNK && !st.grown {
+                    st.grown = true;
+                    sys::grow_pipe(fd);
+                }
+                Ok(None)
+            }
+            Ok(ReadOutcome::Eof) => {
+                st.ended(); // (a terminal's EIO included: see sys::read_nonblocking)
+                Ok(None)
+            }
+            Ok(ReadOutcome::WouldBlock) => {
+                // The reader is about to block on this stream: the other one
+                // must not hold the child up (done once the borrow ends).
+                *deferred = true;
+                let _ = which;
+                Ok(Some(Got::WouldBlock))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(out_of_memory(st.pending())),
+            Err(e) => {
+                st.error = Some(format!("read failed: {}", sys::describe(&e)));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Run a line, block or whole read of stream `which` on its state; if
+    /// the read found the pipe empty (the reader is about to block), let the
+    /// other stream be taken in, once the state is no longer borrowed.
+    pub(super) fn with_reader<R>(
+        &self,
+        which: usize,
+        read: impl FnOnce(&mut StreamState, &mut bool) -> Result<R, String>,
+    ) -> Result<R, String> {
+        let mut deferred = false;
+        let r = {
+            let mut guard = self.streams[which].borrow_mut();
+            match guard.as_mut() {
+                Some(st) if st.open => {
+                    st.read_from = true;
+                    read(st, &mut deferred)
+                }
+                other => Err(gone(other.as_deref())),
+            }
+        };
+        if deferred {
+            self.read_ahead(1 - which);
+        }
+        r
+    }
+
+    /// The next line of stream `which` (with its newline when `keep`), or
+    /// its last line without one, passed to `f`. At most one pipe read.
+    pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+        self.with_reader(which, |st, deferred| {
+            loop {
+                if let Some(end) = st.find_line_end() {
+                    return Ok(Got::Data(st.take_line(end, keep, f)));
+                }
+                match self.pull::<T>(st, which, deferred)? {
+                    None => continue,
+                    Some(Got::Eof) if st.pending() > 0 => {
+                        let v = f(&st.acc[st.acc_pos..]);
+                        st.clear_acc();
+                        return Ok(Got::Data(v));
+                    }
+                    Some(other) => return Ok(other),
+                }
+            }
+        })
+    }
+
+    /// The next line of stream `which` if a complete one is buffered
+    /// already, passed to `f`; otherwise None, and nothing else happens: no
+    /// system call, no end or error reported (a closed stream, or one in use
+    /// by the caller, has none). The fast path of a line read, which falls
+    /// back to `read_line` on None.
+    #[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(dead_code))] // only the Lua 5.3/5.4 bindings read lines in C
+    pub fn buffered_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        let mut guard = self.streams[which].try_borrow_mut().ok()?;
+        let st = guard.as_mut().filter(|st| st.open)?;
+        let end = st.find_line_end()?;
+        st.read_from = true;
+        Some(st.take_line(end, keep, f))
+    }
+
+    /// The complete lines of stream `which` available now, as one piece of
+    /// at most LINES_BATCH bytes (or one longer line) ending with a newline
+    /// (reading the pipe once if there is none), or the stream's last line,
+    /// which has no newline (then the flag is true).
+    pub fn read_lines_block<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
+        self.with_reader(which, |st, deferred| {
+            loop {
+                let window = st.acc.len().min(st.acc_pos + LINES_BATCH).max(st.scan);
+                let found = match memchr::memrchr(b'\n', &st.acc[st.scan..window]) {
+                    Some(i) => Some(st.scan + i),
+                    // None in the window: the first after it (a long line).
+                    None => memchr::memchr(b'\n', &st.acc[window..]).map(|i| window + i),
+                };
+                if let Some(nl) = found {
+                    let end = nl + 1;
+                    let v = f(&st.acc[st.acc_pos..end]);
+                    st.acc_pos = end;
+                    st.scan = end;
+                    if st.acc_pos == st.acc.len() {
+                        st.clear_acc();
+                    }
+                    return Ok((Got::Data(v), false));
+                }
+                st.scan = st.acc.len();
+                match self.pull::<T>(st, which, deferred)? {
+                    None => continue,
+                    Some(Got::Eof) if st.pending() > 0 => {
+                        let v = f(&st.acc[st.acc_pos..]);
+                        st.clear_acc();
+                        return Ok((Got::Data(v), true));
+                    }
+                    Some(other) => return Ok((other, false)),
+                }
+            }
+        })
+    }
+
+    /// Stream `which` is read to its end by `read_whole` (see `whole`).
+    pub fn keep_whole(&self, which: usize) {
+        if let Some(st) = self.streams[which].borrow_mut().as_mut() {
+            st.whole = true;
+        }
+    }
+
+    /// Everything up to the end of stream `which`, moved out (not copied)
+    /// once the end is reached; `WouldBlock` until then.
+    pub fn read_whole(&self, which: usize) -> Result<Got<Vec<u8>>, String> {
+        self.with_reader(which, |st, deferred| loop {
+            match self.pull::<Vec<u8>>(st, which, deferred)? {
+                None => continue,
+                Some(Got::Eof) => return Ok(Got::Data(take_acc(st))),
+                Some(other) => return Ok(other),
+            }
+        })
+    }
+
+    /// What stream `which` took in so far, moved out (a whole read that
+    /// stops before the end).
+    pub fn take_partial(&self, which: usize) -> Vec<u8> {
+        match self.streams[which].borrow_mut().as_mut() {
+            Some(st) => {
+                // (Out of memory: what the read-ahead holds is left behind.)
+                if st.buffered() > 0 {
+                    let _ = self.absorb_buffered(st);
+                }
+                take_acc(st)
+            }
+            None => Vec::new(),
+        }
+    }
+}
