@@ -348,24 +348,16 @@ fn reap_locked(t: &mut Table, pid: libc::pid_t, block: bool) -> io::Result<Optio
     }
     let mut status = 0;
     let flags = if block { 0 } else { libc::WNOHANG };
-    let r = loop {
-        // SAFETY: waitpid on a pid of ours with a valid status pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
-        if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        break r;
-    };
-    match r {
-        0 => Ok(None),
-        -1 => {
+    // SAFETY: waitpid on a pid of ours with a valid status pointer.
+    match sys::cvt_r(|| unsafe { libc::waitpid(pid, &mut status, flags) }) {
+        Ok(0) => Ok(None),
+        Err(err) => {
             // ECHILD: someone else reaped it (a host that calls waitpid(-1),
             // or one that ignores SIGCHLD). The exit code is lost.
-            let err = io::Error::last_os_error();
             forget(t, pid);
             Err(err)
         }
-        _ => {
+        Ok(_) => {
             // The local ssh of a remote process was killed (by anyone): the
             // remote command would go on, so end it too.
             let stop = t.entries.get_mut(&pid).and_then(|e| e.remote_stop.take());

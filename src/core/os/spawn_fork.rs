@@ -58,17 +58,15 @@ pub fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, libc::c_int>> {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: reads into the remaining part of `buf`.
-        let n = unsafe { libc::read(report_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n > 0 {
-            got += n as usize;
-        } else if n == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break;
+        match sys::cvt_r(|| unsafe { libc::read(report_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), buf.len() - got) }) {
+            Ok(n) if n > 0 => got += n as usize,
+            _ => break,
         }
     }
     if got == buf.len() {
         let mut status = 0;
         // SAFETY: waits for our own child, which has exited or is exiting.
-        unsafe { while libc::waitpid(pid, &mut status, 0) == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {} };
+        let _ = sys::cvt_r(|| unsafe { libc::waitpid(pid, &mut status, 0) });
         return Ok(Err(i32::from_ne_bytes(buf)));
     }
     Ok(Ok(pid))
