@@ -1,9 +1,7 @@
 //! The operating system's side: starting children, the table of our
 //! children and its reaper, and thin wrappers over system calls.
 
-pub(crate) mod child_plan;
 pub(crate) mod children;
 pub(crate) mod open;
 pub(crate) mod spawn;
-pub(crate) mod spawn_fork;
 pub(crate) mod sys;

@@ -1,5 +1,5 @@
 //! What a child must look like, prepared before it starts: shared by the
-//! posix_spawn path (spawn.rs) and the fork path (spawn_fork.rs).
+//! posix_spawn path (posix.rs) and the fork path (fork.rs).
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;

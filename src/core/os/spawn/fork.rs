@@ -18,13 +18,13 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::core::os::child_plan::ChildPlan;
+use super::plan::ChildPlan;
 use crate::core::os::sys;
 
 /// Start `plan`: `Ok(Ok(pid))`, `Ok(Err(errno))` when the child could not
 /// become the program (exec, chdir or the terminal failed: it has been
 /// reaped), `Err` when no child could be made.
-pub fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, libc::c_int>> {
+pub(super) fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, libc::c_int>> {
     let (report_r, report_w) = sys::pipe()?;
     let max_fd = open_max();
     // SAFETY: sigset_t is plain data; sigfillset/sigprocmask get valid pointers.
