@@ -216,6 +216,7 @@ end
 
 Stream.__close = function(self) pcall(Stream.close, self) end
 Stream.__tostring = function(self)
+  check_open()
   return string.format("exec.stream(%s)", dgetmt(self).raw:closed() and "closed" or "open")
 end
 

@@ -22,7 +22,7 @@ use std::ffi::{c_int, c_void};
 use std::rc::Rc;
 
 use mlua::ffi::{self, lua_State};
-use mlua::{Function, Lua, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use crate::core::io::stream::BufferedLines;
 
@@ -180,7 +180,7 @@ unsafe extern "C-unwind" fn lines_iterator(l: *mut lua_State) -> c_int {
 /// A C closure reading `lines` (the buffered lines of the stream object
 /// `me`): `s:read` when `iterator` is false, the iterator of `s:lines()`
 /// when true; `fallback` does whatever it does not. While `closing` is set
-/// it always falls back.
+/// it always falls back. Its slot is listed in `live` (mod.rs, `LIVE_KEY`).
 pub(crate) fn new(
     lua: &Lua,
     lines: BufferedLines,
@@ -188,17 +188,20 @@ pub(crate) fn new(
     me: Value,
     fallback: Function,
     iterator: bool,
+    live: Table,
 ) -> mlua::Result<Function> {
     let mut held = Some(Source { lines, closing });
     let func: ffi::lua_CFunction = if iterator { lines_iterator } else { read_method };
-    // SAFETY: exec_raw runs this in protected mode with `me` and
-    // `fallback` at stack 1-2. Until the slot's memory is written, the
-    // Rust values stay in `held` in the caller's frame (taken only for the
-    // write), so an allocation error before then drops them normally; the
-    // metatable (with __gc) is set just before the write, with no call
-    // that could raise in between.
+    // SAFETY: exec_raw runs this in protected mode with `me`, `fallback`
+    // and the table of live userdata (mod.rs) at stack 1-3. Until the
+    // slot's memory is written, the Rust values stay in `held` in the
+    // caller's frame (taken only for the write), so an allocation error
+    // before then drops them normally; the metatable (with __gc) is set
+    // just before the write, with no call that could raise in between.
+    // After the write the slot is a whole, finalizable userdata: if listing
+    // it or making the closure raises, the collector empties it.
     unsafe {
-        lua.exec_raw((me, fallback), |l| {
+        lua.exec_raw((me, fallback, live), |l| {
             let me = ffi::lua_topointer(l, UP_SELF);
             let p = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()).cast::<Slot>();
             ffi::luaL_newmetatable(l, SLOT_METATABLE.as_ptr());
@@ -207,6 +210,10 @@ pub(crate) fn new(
             debug_assert!((p as usize).is_multiple_of(std::mem::align_of::<Slot>()));
             ffi::lua_setmetatable(l, -2);
             p.write(Slot { source: held.take(), me, line: Vec::new() });
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_rawset(l, 3);
+            ffi::lua_remove(l, 3);
             debug_assert_eq!(ffi::lua_gettop(l), UPVALUES);
             ffi::lua_pushcclosure(l, func, UPVALUES);
         })

@@ -11,6 +11,7 @@ mod host_hook;
 #[cfg(any(feature = "lua53", feature = "lua54"))]
 mod line_reader;
 mod objects;
+mod state_end;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -74,6 +75,7 @@ fn state(lua: &Lua) -> mlua::Result<Rc<StateCtx>> {
         main_thread: host_hook::MainThread::of(lua)?,
     });
     lua.set_named_registry_value(GUARD_KEY, StateGuard(ctx.clone()))?;
+    state_end::install(lua)?;
     Ok(ctx)
 }
 
@@ -101,9 +103,9 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
         let closing = ctx.closing.clone();
         core.set(
             "set_closing",
-            lua.create_function(move |_, ()| {
+            lua.create_function(move |lua, ()| {
                 closing.set(true);
-                Ok(())
+                state_end::end_handles(lua)
             })?,
         )?;
     }
