@@ -142,6 +142,38 @@ describe("errors that are not the library's pass through blocking calls", functi
     end)
   end
 
+  -- The library keeps no pointer to a thread it does not keep alive: the
+  -- coroutine that loaded it is long gone (and its memory reused) when run
+  -- looks at the main thread's hook (src/binding/host_hook.rs).
+  it("run works, and Ctrl-C interrupts it, when the module was loaded inside a coroutine that is gone", function()
+    local out, status = H.run_script([[
+      local exec
+      coroutine.wrap(function() exec = require("exec") end)()
+      collectgarbage(); collectgarbage()
+      local keep = {}; for i = 1, 100000 do keep[i] = "s" .. i end
+      print("RUN=" .. exec.run({ "echo", "hi" }).stdout)
+      -- Once more from a coroutine, with the main thread not seen before.
+      local from_co
+      coroutine.wrap(function() from_co = exec.run({ "echo", "co" }).stdout end)()
+      print("CO=" .. from_co)
+      local k = exec.get("process:native"):exec({ "sh", "-c", "sleep 0.3; kill -INT $PPID" },
+        { stdin = "null", stdout = "null", stderr = "null" })
+      k:start()
+      local t0 = exec.time.now()
+      local ok, err = pcall(exec.run, { "sleep", "4.8105" })
+      print("OK=" .. tostring(ok))
+      print("ERR=" .. tostring(err))
+      print(string.format("ELAPSED=%.2f", exec.time.now() - t0))
+    ]], "timeout -s KILL 20 ")
+    assert.equals(0, status, out)
+    assert.matches("RUN=hi", out)
+    assert.matches("CO=co", out)
+    assert.matches("OK=false", out)
+    assert.matches("ERR=[^\n]*interrupted!", out)
+    assert.is_truthy(tonumber(out:match("ELAPSED=([%d.]+)")) < 2, out)
+    assert.is_true(settle_gone("sleep 4.8105", 3), out)
+  end)
+
   it("the child of an interrupted run does not outlive it", function()
     local out = script(prelude .. [[ interrupt(); report(pcall(exec.run, { "sleep", "4.8102" })) ]], 15)
     assert.matches("ERR=[^\n]*interrupted!", out)

@@ -128,7 +128,7 @@ impl UserData for ExecutorUd {
                             Err(e) => return bad(e, None),
                         }
                     };
-                    Ok((Value::UserData(new_handle(lua, ProcessUd(p, this.ctx.main_thread))?), None, None, started))
+                    Ok((Value::UserData(new_handle(lua, ProcessUd(p, this.ctx.main_thread.clone()))?), None, None, started))
                 }
                 Err(e) => bad(e, None),
             }
@@ -192,7 +192,7 @@ impl UserData for ProcessUd {
         // event loop are taken here until it is done (Process::collect_alone).
         m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
             let (step, [w1, w2]) = if alone {
-                let hook = this.1.watch();
+                let hook = this.1.watch(lua)?;
                 this.0.collect_alone(stop, || hook.changed())
             } else {
                 this.0.collect_step(stop)
@@ -452,7 +452,7 @@ fn register_types(lua: &Lua, ctx: &Rc<StateCtx>) -> mlua::Result<()> {
     let s = Stream::new(Outputs::new([None, None], 0), 0, 0, ctx.driver.clone());
     for ud in [
         lua.create_userdata(ExecutorUd { ex, ctx: ctx.clone() })?,
-        lua.create_userdata(ProcessUd(p, ctx.main_thread))?,
+        lua.create_userdata(ProcessUd(p, ctx.main_thread.clone()))?,
         lua.create_userdata(StreamUd(s))?,
     ] {
         ud.destroy()?;
