@@ -271,6 +271,7 @@ end
 local function fatal(err)
   return type(err) == "string" and (err:find("interrupted!$") or err == "not enough memory")
 end
+M.fatal = fatal
 
 local function retire(co)
   if tasks[co] then

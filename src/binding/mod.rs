@@ -10,6 +10,7 @@ mod convert;
 mod host_hook;
 #[cfg(any(feature = "lua53", feature = "lua54"))]
 mod line_reader;
+mod memory_limit;
 mod objects;
 mod state_end;
 
@@ -115,6 +116,8 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     // The one home of the kill grace: close() and timeouts both use it.
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
+    core.set("registry_memory_limit", crate::core::registry::MEMORY_LIMIT)?;
+    core.set("within_memory", lua.create_function(memory_limit::within_memory)?)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
     // Whether streams have C line readers (binding/line_reader.rs): only
     // where a C function may yield through lua_callk.
