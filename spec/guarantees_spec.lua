@@ -142,6 +142,38 @@ describe("errors that are not the library's pass through blocking calls", functi
     end)
   end
 
+  -- The library keeps no pointer to a thread it does not keep alive: the
+  -- coroutine that loaded it is long gone (and its memory reused) when run
+  -- looks at the main thread's hook (src/binding/host_hook.rs).
+  it("run works, and Ctrl-C interrupts it, when the module was loaded inside a coroutine that is gone", function()
+    local out, status = H.run_script([[
+      local exec
+      coroutine.wrap(function() exec = require("exec") end)()
+      collectgarbage(); collectgarbage()
+      local keep = {}; for i = 1, 100000 do keep[i] = "s" .. i end
+      print("RUN=" .. exec.run({ "echo", "hi" }).stdout)
+      -- Once more from a coroutine, with the main thread not seen before.
+      local from_co
+      coroutine.wrap(function() from_co = exec.run({ "echo", "co" }).stdout end)()
+      print("CO=" .. from_co)
+      local k = exec.get("process:native"):exec({ "sh", "-c", "sleep 0.3; kill -INT $PPID" },
+        { stdin = "null", stdout = "null", stderr = "null" })
+      k:start()
+      local t0 = exec.time.now()
+      local ok, err = pcall(exec.run, { "sleep", "4.8105" })
+      print("OK=" .. tostring(ok))
+      print("ERR=" .. tostring(err))
+      print(string.format("ELAPSED=%.2f", exec.time.now() - t0))
+    ]], "timeout -s KILL 20 ")
+    assert.equals(0, status, out)
+    assert.matches("RUN=hi", out)
+    assert.matches("CO=co", out)
+    assert.matches("OK=false", out)
+    assert.matches("ERR=[^\n]*interrupted!", out)
+    assert.is_truthy(tonumber(out:match("ELAPSED=([%d.]+)")) < 2, out)
+    assert.is_true(settle_gone("sleep 4.8105", 3), out)
+  end)
+
   it("the child of an interrupted run does not outlive it", function()
     local out = script(prelude .. [[ interrupt(); report(pcall(exec.run, { "sleep", "4.8102" })) ]], 15)
     assert.matches("ERR=[^\n]*interrupted!", out)
@@ -502,6 +534,58 @@ describe("state end and fork are safe", function()
     assert.equals(0, status, out)
     local _, n = out:gsub("LATE=false exec: the Lua state is closing", "")
     assert.equals(5, n, out)
+  end)
+
+  -- spec/state_end.lua CASE: a finalizer, placed as CASE says, that calls
+  -- the library while the state closes. Each call works or raises the
+  -- plain error, and the interpreter ends cleanly.
+  local function state_end(case)
+    local p = io.popen("timeout -s KILL 30 " .. H.lua .. " spec/state_end.lua " .. case .. " 2>&1; echo \"EXIT=$?\"")
+    local out = p:read("*a")
+    p:close()
+    assert.equals("0", out:match("EXIT=(%d+)%s*$"), out)
+    assert.is_nil(out:find("Segmentation fault", 1, true), out)
+    assert.is_nil(out:find("memory allocation", 1, true), out)
+    local calls, ok = {}, 0
+    for line in out:gmatch("CALL [^\n]*") do
+      calls[#calls + 1] = line
+      if line:find(" OK$") then ok = ok + 1 end
+    end
+    return calls, ok, out
+  end
+  local function works_or_closing(line)
+    return line:find(" OK$") or line:find(" ERR exec: the Lua state is closing$")
+  end
+
+  it("a finalizer made after require('exec') finds the library working or closed, never freed", function()
+    local calls, _, out = state_end("issue")
+    assert.equals(1, #calls, out)
+    assert.is_truthy(works_or_closing(calls[1]), out)
+  end)
+
+  for case, where in pairs({
+    ["before-module"] = "before the module",
+    ["before-handles"] = "between the module and the handles",
+    ["between-handles"] = "between the handles",
+    ["after-all"] = "after everything",
+  }) do
+    it("every call from a finalizer made " .. where .. " works or raises the plain error", function()
+      local calls, ok, out = state_end(case)
+      assert.equals(17, #calls, out)
+      for _, line in ipairs(calls) do assert.is_truthy(works_or_closing(line), out) end
+      -- After everything, nothing of the library has gone when it runs
+      -- (but Lua 5.1 runs pending finalizers inside a big allocation).
+      if case == "after-all" and H.lua ~= "lua5.1" then assert.equals(17, ok, out) end
+    end)
+  end
+
+  it("before another finalizer that uses the library, the library's functions are all still there", function()
+    local calls, _, out = state_end("before-a-later-user")
+    assert.equals(17, #calls, out)
+    for _, line in ipairs(calls) do
+      assert.is_truthy(works_or_closing(line) or
+        (line:find("^CALL [PSIQt]") and line:find(" ERR userdata has been destructed$")), out)
+    end
   end)
 
   it("a forked copy of the host never signals the parent's children (LuaJIT ffi)", function()

@@ -199,3 +199,124 @@ describe("an exec.native executor", function()
     assert.equals(0, p:wait())
   end)
 end)
+
+describe("exec.registry.load bounds the memory a Lua file takes", function()
+  local LIMIT = exec._internal.core.registry_memory_limit
+  local function file(text)
+    local path = H.tmpname(".lua")
+    H.write_file(path, text)
+    return path
+  end
+
+  -- In a fresh interpreter, whose peak memory tells what the file took.
+  local function load_alone(path)
+    local out, status = H.run_script(string.format([[
+      local exec = require("exec")
+      local ok, err = pcall(exec.registry.load, %q)
+      print("OK=" .. tostring(ok))
+      print("ERR=" .. tostring(err))
+      local f = io.open("/proc/self/status"); local st = f:read("*a"); f:close()
+      print("PEAK_KB=" .. st:match("VmHWM:%%s*(%%d+)"))
+      print("AFTER=" .. exec.run({ "echo", ("x"):rep(3) }).stdout)
+    ]], path), "timeout -s KILL 60 ")
+    os.remove(path)
+    assert.equals(0, status, out)
+    return out
+  end
+
+  it("is 16 MiB", function()
+    assert.equals(16 * 1024 * 1024, LIMIT)
+  end)
+
+  it("stops a short file that doubles a string, naming the file, with little memory taken", function()
+    -- 89 bytes, 24 doublings: 256 MiB of string (462 MB of memory unbounded).
+    local path = file('(function() local s = "xxxxxxxxxxxxxxxx" for i = 1, 24 do s = s .. s end return {} end)()')
+    local out = load_alone(path)
+    assert.matches("OK=false", out, nil, true)
+    assert.is_truthy(out:find(path .. ": takes more than " .. LIMIT .. " bytes of memory to evaluate", 1, true), out)
+    assert.is_truthy(tonumber(out:match("PEAK_KB=(%d+)")) < 64 * 1024, out)
+    assert.matches("AFTER=xxx", out, nil, true)
+  end)
+
+  it("stops a concatenation of many operands (bytes are counted, not instructions)", function()
+    -- Two concatenations, 150 and 120 operands: an 18 MB string.
+    local a, b = {}, {}
+    for i = 1, 150 do a[i] = "a" end
+    for i = 1, 120 do b[i] = "b" end
+    local path = file("(function() local a = '" .. ("x"):rep(1000) .. "' local b = " .. table.concat(a, "..") ..
+      " return { ['big:one'] = { kind = " .. table.concat(b, "..") .. " } } end)()")
+    local out = load_alone(path)
+    assert.matches("OK=false", out, nil, true)
+    assert.is_truthy(out:find("takes more than " .. LIMIT .. " bytes of memory", 1, true), out)
+    assert.matches("AFTER=xxx", out, nil, true)
+  end)
+
+  it("does not stop data: 20,000 resources", function()
+    local parts = {}
+    for i = 1, 20000 do parts[i] = string.format("['mem:r%d'] = { kind = 'other', n = %d, tags = { 'a', 'b' } }", i, i) end
+    local path = file("{ " .. table.concat(parts, ",\n") .. " }")
+    local ids = exec.registry.load(path)
+    os.remove(path)
+    assert.equals(20000, #ids)
+    assert.equals("other", exec.registry.kind("mem:r20000"))
+  end)
+
+  it("puts the allocator back: a refused file leaves the state's memory unbounded again", function()
+    local path = file('(function() local s = "xxxxxxxxxxxxxxxx" for i = 1, 24 do s = s .. s end return {} end)()')
+    local ok, err = pcall(exec.registry.load, path)
+    os.remove(path)
+    assert.is_false(ok)
+    assert.is_truthy(err:find("bytes of memory", 1, true), err)
+    local big = ("x"):rep(2 * LIMIT)
+    assert.equals(2 * LIMIT, #big)
+  end)
+end)
+
+-- The primitive behind the bound (src/binding/memory_limit.rs).
+describe("core.within_memory", function()
+  local core = exec._internal.core
+  local MiB = 1024 * 1024
+
+  it("calls the function and returns whether it stayed within the limit, then pcall's results", function()
+    assert.same({ true, true, 1, 2 }, { core.within_memory(MiB, function(a, b) return a, b end, 1, 2) })
+    -- (Far above the limit: garbage of earlier specs freed meanwhile counts
+    -- as given back.)
+    collectgarbage()
+    local within, ok, err = core.within_memory(MiB, function() return ("x"):rep(64 * MiB) end)
+    assert.is_false(within)
+    assert.is_false(ok)
+    assert.matches("not enough memory", tostring(err))
+    -- Net bytes: what is freed meanwhile is given back.
+    within = core.within_memory(MiB, function()
+      for _ = 1, 64 do local s = ("y"):rep(256 * 1024); s = nil; collectgarbage() end
+    end)
+    assert.is_true(within)
+  end)
+
+  it("gives an error of the function back unchanged, with the allocator restored", function()
+    local e = setmetatable({}, { __tostring = function() return "mine" end })
+    local within, ok, err = core.within_memory(MiB, function() error(e) end)
+    assert.is_true(within)
+    assert.is_false(ok)
+    assert.equals(e, err)
+    assert.equals(32 * MiB, #("x"):rep(32 * MiB))
+  end)
+
+  it("is left by Ctrl-C with the allocator restored", function()
+    local out, status = H.script([[
+      local k = exec.get("process:native"):exec({ "sh", "-c", "sleep 0.3; kill -INT $PPID" },
+        { stdin = "null", stdout = "null", stderr = "null" })
+      k:start()
+      local spin = function() while true do end end
+      if jit then jit.off(spin) end -- (LuaJIT runs no hook in compiled code)
+      local within, ok, err = exec._internal.core.within_memory(1024 * 1024, spin)
+      print("WITHIN=" .. tostring(within), "OK=" .. tostring(ok), "ERR=" .. tostring(err))
+      print("BIG=" .. #("x"):rep(64 * 1024 * 1024))
+    ]], 20)
+    assert.equals(0, status, out)
+    assert.matches("WITHIN=true", out, nil, true)
+    assert.matches("OK=false", out, nil, true)
+    assert.matches("ERR=[^\n]*interrupted!", out)
+    assert.matches("BIG=" .. 64 * MiB, out, nil, true)
+  end)
+end)

@@ -51,7 +51,10 @@ if not exec then
   -- (finalizers run in the reverse order of creation): from then on every
   -- entry point raises "exec: the Lua state is closing" instead of calling
   -- into code that is being torn down (a finalizer of the host's that was
-  -- created before require("exec") runs after ours).
+  -- created before require("exec") runs after ours). Each new handle makes
+  -- a later sentinel that does the same (src/binding/state_end.rs); this
+  -- first one is the last resort.
+  reg["lua-exec.on_close"] = sched.set_closing
   local sentinel
   if newproxy then
     sentinel = newproxy(true)

@@ -5,7 +5,7 @@
 -- through the scheduler.
 local core, sched, time, O, stream = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
-local dgetmt, raise = O.dgetmt, O.raise
+local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
 
 local M = {}
@@ -85,6 +85,7 @@ end
 
 Executor.__close = function(self) pcall(Executor.release, self) end
 Executor.__tostring = function(self)
+  check_open()
   local raw = dgetmt(self).raw
   return string.format("exec.executor(%s%s)", raw:id(), raw:released() and ", released" or "")
 end
@@ -445,6 +446,7 @@ end
 
 Process.__close = function(self) pcall(Process.close, self) end
 Process.__tostring = function(self)
+  check_open()
   local raw = dgetmt(self).raw
   local pid = raw:pid()
   return string.format("exec.process(%s, %s%s)", raw:command(), raw:state(), pid and (", pid " .. pid) or "")

@@ -43,6 +43,11 @@ local LOAD_MAX_BYTES = core.registry_file_limit
 -- token, so a budget that grows with the file never stops data, and stops
 -- a loop at once.
 local LOAD_BASE_BUDGET = 1000000
+-- Bytes the state's memory may grow by while a Lua resource file is
+-- evaluated (src/binding/memory_limit.rs): an expression can take much
+-- more memory than instructions (s = s .. s doubles it at each step).
+local LOAD_MAX_MEMORY = core.registry_memory_limit
+local fatal = O.fatal
 
 -- Options that make ssh (or us) run local programs or load code: only from
 -- a file the caller trusts (`exec.registry.load(path, { trust = true })`).
@@ -70,7 +75,7 @@ end
 
 -- A Lua resource file is a table constructor (with or without `return`),
 -- evaluated as data: no access to anything (not even the string methods),
--- within an instruction budget.
+-- within an instruction budget and a memory limit.
 local function load_lua_table(text, path)
   local chunk_text = text:match("^%s*return[%s{]") and text or ("return " .. text)
   local env = {}
@@ -94,10 +99,21 @@ local function load_lua_table(text, path)
   local smt = dgetmt("")
   local string_index = smt and smt.__index
   if smt then smt.__index = nil end
-  local ok, v = coroutine.resume(co)
+  -- (This pcall only puts the string methods back: its error goes on.)
+  local called, within, resumed, ok, v = pcall(core.within_memory, LOAD_MAX_MEMORY, coroutine.resume, co)
   if smt then smt.__index = string_index end
   debug.sethook(co, unpack(old_hook, 1, 3))
-  if not ok then return nil, tostring(v) end
+  if not called then error(within, 0) end
+  if not within then
+    return nil, "takes more than " .. LOAD_MAX_MEMORY .. " bytes of memory to evaluate (a resource file is data, not a program)"
+  end
+  if not resumed then error(ok, 0) end
+  if not ok then
+    -- An interrupt (LuaJIT runs the Ctrl-C hook in the file's coroutine),
+    -- or running out of memory short of the limit, is not the file's.
+    if fatal(v) then error(v, 0) end
+    return nil, tostring(v)
+  end
   return v
 end
 

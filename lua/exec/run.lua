@@ -132,6 +132,7 @@ end
 
 --- exec.quote(s): s quoted for /bin/sh, safe for any bytes but NUL.
 function M.quote(s)
+  check_open()
   local t = type(s)
   if t == "number" then s = tostring(s) elseif t ~= "string" then
     arg_error("exec.quote", 1, "s", "string expected, got " .. t)

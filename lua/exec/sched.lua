@@ -20,8 +20,6 @@ local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, corou
 local co_running, co_status = coroutine.running, coroutine.status
 local unpack = table.unpack or unpack
 local floor, ceil, huge = math.floor, math.ceil, math.huge
-local now = core.now
-local poll = core.poll
 
 local M = {}
 
@@ -62,7 +60,11 @@ end
 local life = { closing = false }
 M.life = life
 local CLOSING = "exec: the Lua state is closing"
+
+-- Called by the sentinels (init.lua, src/binding/state_end.rs); only the
+-- first call does anything.
 function M.set_closing()
+  if life.closing then return end
   life.closing = true
   core.set_closing() -- the same flag for the C line readers
 end
@@ -70,6 +72,16 @@ local function check_open()
   if life.closing then error(CLOSING, 0) end
 end
 M.check_open = check_open
+-- The scheduler's two ways into Rust check first, whatever the path.
+local core_now, core_poll = core.now, core.poll
+local function now()
+  check_open()
+  return core_now()
+end
+local function poll(timeout, out)
+  check_open()
+  return core_poll(timeout, out)
+end
 
 -- Yielded by a task that suspends on a waiter; any other yield of a task is
 -- a cooperative "let others run" and the task is simply queued again.
@@ -285,6 +297,7 @@ end
 local function fatal(err)
   return type(err) == "string" and (err:find("interrupted!$") or err == "not enough memory")
 end
+M.fatal = fatal
 
 local function retire(co)
   if tasks[co] then

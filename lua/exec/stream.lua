@@ -276,6 +276,7 @@ end
 
 Stream.__close = function(self) pcall(Stream.close, self) end
 Stream.__tostring = function(self)
+  check_open()
   local st = dgetmt(self)
   local state = st.raw and (st.raw:closed() and "closed" or "open") or (st.closed_early and "closed" or "not started")
   return string.format("exec.stream(%s)", state)

@@ -227,7 +227,9 @@ unsafe extern "C-unwind" fn text_method(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Push a new slot for the object at `me`, holding what `held` holds.
+/// Push a new slot for the object at `me`, holding what `held` holds, and
+/// list it in the table of live userdata at stack index `live` (so that
+/// state end empties it: state_end.rs).
 ///
 /// # Safety
 /// Runs inside `exec_raw` (protected mode) with room for three more values.
@@ -235,7 +237,7 @@ unsafe extern "C-unwind" fn text_method(l: *mut lua_State) -> c_int {
 /// the caller's frame (taken only for the write), so an allocation error
 /// before then drops them normally; the metatable (with __gc) is set just
 /// before the write, with no call that could raise in between.
-unsafe fn push_slot(l: *mut lua_State, held: &mut Option<Source>, me: *const c_void, drop_cr: bool) {
+unsafe fn push_slot(l: *mut lua_State, held: &mut Option<Source>, me: *const c_void, drop_cr: bool, live: c_int) {
     // SAFETY: see above; the userdata is as big as a Slot and Lua aligns
     // it for any type of its own (checked below in debug builds).
     unsafe {
@@ -246,13 +248,16 @@ unsafe fn push_slot(l: *mut lua_State, held: &mut Option<Source>, me: *const c_v
         debug_assert!((p as usize).is_multiple_of(std::mem::align_of::<Slot>()));
         ffi::lua_setmetatable(l, -2);
         p.write(Slot { source: held.take(), me, line: Vec::new(), drop_cr });
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, live);
     }
 }
 
 /// A C closure reading `lines` (the buffered lines of the stream object
 /// `me`): `s:read` when `iterator` is false, the iterator of `s:lines()`
 /// when true; `fallback` does whatever it does not. While `closing` is set
-/// it always falls back.
+/// it always falls back. Its slot is listed in `live` (mod.rs, `LIVE_KEY`).
 pub(crate) fn new(
     lua: &Lua,
     lines: BufferedLines,
@@ -260,15 +265,21 @@ pub(crate) fn new(
     me: Value,
     fallback: Function,
     iterator: bool,
+    live: Table,
 ) -> mlua::Result<Function> {
     let mut held = Some(Source { lines, closing });
     let func: ffi::lua_CFunction = if iterator { lines_iterator } else { read_method };
-    // SAFETY: exec_raw runs this in protected mode with `me` and
-    // `fallback` at stack 1-2 (see push_slot for the slot's safety).
+    // SAFETY: exec_raw runs this in protected mode with `me`, `fallback`
+    // and the table of live userdata (state_end.rs) at stack 1-3 (see
+    // push_slot for the slot's safety). Once written, the slot is a whole,
+    // finalizable userdata: if listing it or making the closure raises,
+    // the collector empties it. The table leaves the stack before the
+    // closure takes its upvalues.
     unsafe {
-        lua.exec_raw((me, fallback), |l| {
+        lua.exec_raw((me, fallback, live), |l| {
             let me = ffi::lua_topointer(l, UP_SELF);
-            push_slot(l, &mut held, me, false);
+            push_slot(l, &mut held, me, false, 3);
+            ffi::lua_remove(l, 3);
             debug_assert_eq!(ffi::lua_gettop(l), UPVALUES);
             ffi::lua_pushcclosure(l, func, UPVALUES);
         })
@@ -286,17 +297,20 @@ pub(crate) fn new_scanner(
     me: Value,
     fallbacks: [Function; 2],
     token: Table,
+    live: Table,
 ) -> mlua::Result<(Function, Function)> {
     let mut held = Some(Source { lines, closing });
     let [scan, text] = fallbacks;
     // SAFETY: exec_raw runs this in protected mode with `me`, the two
-    // fallbacks and `token` at stack 1-4 (see push_slot for the slot's
-    // safety); the slot goes to 5, each closure takes copies of its four
+    // fallbacks, `token` and the table of live userdata at stack 1-5 (see
+    // push_slot for the slot's safety); the slot, listed, goes to 5 once
+    // the table is removed, each closure takes copies of its four
     // upvalues, and the two closures are all that is left on the stack.
     unsafe {
-        lua.exec_raw((me, scan, text, token), |l| {
+        lua.exec_raw((me, scan, text, token, live), |l| {
             let me = ffi::lua_topointer(l, UP_SELF);
-            push_slot(l, &mut held, me, true);
+            push_slot(l, &mut held, me, true, 5);
+            ffi::lua_remove(l, 5);
             let methods: [(c_int, ffi::lua_CFunction); 2] = [(2, scan_method), (3, text_method)];
             for (fallback, func) in methods {
                 ffi::lua_pushvalue(l, 1);

@@ -10,7 +10,9 @@ mod convert;
 mod host_hook;
 #[cfg(any(feature = "lua53", feature = "lua54"))]
 mod line_reader;
+mod memory_limit;
 mod objects;
+mod state_end;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -75,6 +77,7 @@ fn state(lua: &Lua) -> mlua::Result<Rc<StateCtx>> {
         main_thread: host_hook::MainThread::of(lua)?,
     });
     lua.set_named_registry_value(GUARD_KEY, StateGuard(ctx.clone()))?;
+    state_end::install(lua)?;
     Ok(ctx)
 }
 
@@ -102,9 +105,9 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
         let closing = ctx.closing.clone();
         core.set(
             "set_closing",
-            lua.create_function(move |_, ()| {
+            lua.create_function(move |lua, ()| {
                 closing.set(true);
-                Ok(())
+                state_end::end_handles(lua)
             })?,
         )?;
     }
@@ -114,6 +117,8 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     // The one home of the kill grace: close() and timeouts both use it.
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
     core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
+    core.set("registry_memory_limit", crate::core::registry::MEMORY_LIMIT)?;
+    core.set("within_memory", lua.create_function(memory_limit::within_memory)?)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
     core.set("shown_max", crate::core::command::SHOWN_MAX)?;
     // Whether streams have C line readers (binding/line_reader.rs): only

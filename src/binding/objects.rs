@@ -8,6 +8,7 @@ use mlua::{AnyUserData, IntoLua, Lua, MultiValue, Table, UserData, UserDataMetho
 
 use super::convert::{self, Definition, ShimExtras, SignalArg};
 use super::host_hook::MainThread;
+use super::state_end::new_handle;
 use super::StateCtx;
 use crate::core::process::collect::CollectStep;
 use crate::core::process::{Output, Process, State, WaitStep};
@@ -15,7 +16,10 @@ use crate::core::json::Json;
 use crate::core::registry::Executor;
 use crate::core::remote::ssh::Readiness;
 use crate::core::os::spawn::Redirect;
-use crate::core::io::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
+use crate::core::io::stream::{with_scratch, Got, Outputs, Stream, StreamRead, MAX_CHUNK};
+use crate::core::command::CommandSpec;
+use crate::core::os::spawn::SpawnRequest;
+use crate::core::registry::NATIVE_ID;
 
 type Fail = (Value, Option<String>);
 
@@ -124,7 +128,7 @@ impl UserData for ExecutorUd {
                             Err(e) => return bad(e, None),
                         }
                     };
-                    Ok((ProcessUd(p, this.ctx.main_thread).into_lua(lua)?, None, None, started))
+                    Ok((Value::UserData(new_handle(lua, ProcessUd(p, this.ctx.main_thread.clone()))?), None, None, started))
                 }
                 Err(e) => bad(e, None),
             }
@@ -188,7 +192,7 @@ impl UserData for ProcessUd {
         // event loop are taken here until it is done (Process::collect_alone).
         m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
             let (step, [w1, w2]) = if alone {
-                let hook = this.1.watch();
+                let hook = this.1.watch(lua)?;
                 this.0.collect_alone(stop, || hook.changed())
             } else {
                 this.0.collect_step(stop)
@@ -285,7 +289,7 @@ impl UserData for ProcessUd {
         m.add_method_mut("stream", |lua, this, which: i64| {
             let which = if which == 1 { Output::Stdout } else { Output::Stderr };
             match this.0.take_stream(which) {
-                Ok(s) => ok(lua, StreamUd(s)),
+                Ok(s) => ok(lua, new_handle(lua, StreamUd(s))?),
                 Err(e) => fail(e),
             }
         });
@@ -425,7 +429,7 @@ impl UserData for StreamUd {
             "line_reader",
             |lua, this, (me, fallback, iterator): (Value, mlua::Function, bool)| {
                 let closing = super::state(lua)?.closing.clone();
-                super::line_reader::new(lua, this.0.buffered_lines(), closing, me, fallback, iterator)
+                super::line_reader::new(lua, this.0.buffered_lines(), closing, me, fallback, iterator, super::state_end::live_table(lua)?)
             },
         );
         // The scan and text methods of a lines scanner `me` of this stream
@@ -436,7 +440,7 @@ impl UserData for StreamUd {
             "scanner_methods",
             |lua, this, (me, scan, text, token): (Value, mlua::Function, mlua::Function, Table)| {
                 let closing = super::state(lua)?.closing.clone();
-                super::line_reader::new_scanner(lua, this.0.buffered_lines(), closing, me, [scan, text], token)
+                super::line_reader::new_scanner(lua, this.0.buffered_lines(), closing, me, [scan, text], token, super::state_end::live_table(lua)?)
             },
         );
         m.add_method("token", |_, this, ()| Ok(this.0.token()));
@@ -448,7 +452,34 @@ impl UserData for StreamUd {
     }
 }
 
+/// Make the metatables of the three userdata types now, by creating one
+/// placeholder of each and destroying it at once. mlua makes a type's
+/// metatable, and a Rust callback for each of its methods, the first time
+/// a value of the type is pushed. Each callback lives in a userdata that
+/// Lua finalizes when the state closes, and Lua finalizes in the reverse
+/// order of marking: made after the module's first closing sentinel
+/// (init.lua), they would be freed before it, and a finalizer of the
+/// host's that runs in between would call freed closures. Made here,
+/// before the shim is loaded, they are older than the sentinel, like every
+/// Rust function an entry point can reach (see state_end.rs).
+fn register_types(lua: &Lua, ctx: &Rc<StateCtx>) -> mlua::Result<()> {
+    let ex = ctx.registry.borrow().acquire(NATIVE_ID).map_err(mlua::Error::runtime)?;
+    // Never started: dropping it touches no child and no descriptor.
+    let p = Process::new(SpawnRequest::new(CommandSpec::Argv(Vec::new())), None, ctx.driver.clone(), ctx.owner, ex.limit());
+    // No pipe: dropping it unwatches nothing.
+    let s = Stream::new(Outputs::new([None, None], 0), 0, 0, ctx.driver.clone());
+    for ud in [
+        lua.create_userdata(ExecutorUd { ex, ctx: ctx.clone() })?,
+        lua.create_userdata(ProcessUd(p, ctx.main_thread.clone()))?,
+        lua.create_userdata(StreamUd(s))?,
+    ] {
+        ud.destroy()?;
+    }
+    Ok(())
+}
+
 pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
+    register_types(lua, &ctx)?;
     {
         let ctx = ctx.clone();
         core.set(
@@ -456,7 +487,7 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
             lua.create_function(move |lua, id: String| {
                 let r = ctx.registry.borrow().acquire(&id);
                 match r {
-                    Ok(ex) => ok(lua, ExecutorUd { ex, ctx: ctx.clone() }),
+                    Ok(ex) => ok(lua, new_handle(lua, ExecutorUd { ex, ctx: ctx.clone() })?),
                     Err(e) => fail(e),
                 }
             })?,

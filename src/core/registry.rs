@@ -55,6 +55,9 @@ pub struct Registry {
 /// Options of one `executor:exec` call, already type-checked.
 /// Largest resource file `exec.registry.load` reads, in bytes.
 pub const FILE_LIMIT: usize = 16 << 20;
+/// Most the Lua state's memory may grow, in bytes, while
+/// `exec.registry.load` evaluates a resource file in Lua syntax.
+pub const MEMORY_LIMIT: usize = 16 << 20;
 
 /// What `Executor::prepare` returns.
 pub type Prepared = (SpawnRequest, Option<RemoteProcess>, Option<usize>);
