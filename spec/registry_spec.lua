@@ -320,3 +320,20 @@ describe("core.within_memory", function()
     assert.matches("BIG=" .. 64 * MiB, out, nil, true)
   end)
 end)
+
+describe("exec.registry.load reads only a regular file", function()
+  it("refuses a FIFO and a device at once instead of blocking", function()
+    local fifo = H.tmpname("-resources.lua")
+    assert(os.execute("mkfifo " .. fifo))
+    local out, status = H.script(([[
+      for _, path in ipairs({ %q, "/dev/zero", "/dev/stdin" }) do
+        local ok, err = pcall(exec.registry.load, path)
+        print("LOAD=" .. tostring(ok) .. " " .. tostring(err))
+      end
+    ]]):format(fifo), 10)
+    os.remove(fifo)
+    assert.equals(0, status, out)
+    local _, n = out:gsub("LOAD=false [^\n]*: not a regular file", "")
+    assert.equals(3, n, out)
+  end)
+end)

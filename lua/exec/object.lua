@@ -14,6 +14,7 @@ local O = {}
 local dgetmt = debug.getmetatable
 O.dgetmt = dgetmt
 O.check_open = sched.check_open
+O.shown = sched.shown
 O.fatal = sched.fatal
 local raise = sched.raise
 O.raise = raise

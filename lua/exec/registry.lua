@@ -38,7 +38,6 @@ function registry.kind(id)
 end
 
 -- What a resource file may hold, and may make us do.
-local LOAD_MAX_BYTES = core.registry_file_limit
 -- VM instructions a Lua resource file may take: data needs about one per
 -- token, so a budget that grows with the file never stops data, and stops
 -- a loop at once.
@@ -131,38 +130,36 @@ function registry.load(path, options)
   end
   local trust = false
   for k, v in pairs(options or {}) do
-    if k ~= "trust" then arg_error(fname, 2, "options", "unknown option '" .. tostring(k) .. "'") end
+    if k ~= "trust" then arg_error(fname, 2, "options", "unknown option '" .. O.shown(k) .. "'") end
     if type(v) ~= "boolean" then arg_error(fname, 2, "options", "option trust must be a boolean (got " .. type(v) .. ")") end
     trust = v
   end
-  local f, oerr = io.open(path, "rb")
-  if not f then raise(fname .. ": cannot open " .. tostring(oerr)) end
-  local text = f:read(LOAD_MAX_BYTES + 1) or ""
-  f:close()
-  if #text > LOAD_MAX_BYTES then
-    raise(fname .. ": " .. path .. ": larger than " .. LOAD_MAX_BYTES .. " bytes")
-  end
+  -- Read in Rust: only a regular file, never blocking (a FIFO would hold
+  -- the program in open(2), where even Ctrl-C cannot end it).
+  local shown_path = O.shown(path)
+  local text, rerr = core.read_data_file(path)
+  if not text then raise(fname .. ": " .. shown_path .. ": " .. rerr) end
   local data, perr
   if path:lower():match("%.json$") then
     data, perr = core.json_decode(text)
   else
     data, perr = load_lua_table(text, path)
   end
-  if perr then raise(fname .. ": " .. path .. ": " .. perr) end
+  if perr then raise(fname .. ": " .. shown_path .. ": " .. perr) end
   if type(data) ~= "table" then
-    raise(fname .. ": " .. path .. ": expected a table of resources (got " .. type(data) .. ")")
+    raise(fname .. ": " .. shown_path .. ": expected a table of resources (got " .. type(data) .. ")")
   end
   local ids = {}
   for id, cfg in pairs(data) do
     if type(id) ~= "string" then
-      raise(fname .. ": " .. path .. ": resource ids must be strings (got " .. type(id) .. ")")
+      raise(fname .. ": " .. shown_path .. ": resource ids must be strings (got " .. type(id) .. ")")
     end
     if type(cfg) ~= "table" then
-      raise(fname .. ": " .. path .. ": resource '" .. id .. "' must be a table (got " .. type(cfg) .. ")")
+      raise(fname .. ": " .. shown_path .. ": resource '" .. O.shown(id) .. "' must be a table (got " .. type(cfg) .. ")")
     end
     if not trust then
       local refused = check_untrusted(id, cfg)
-      if refused then raise(fname .. ": " .. path .. ": resource '" .. id .. "': " .. refused) end
+      if refused then raise(fname .. ": " .. shown_path .. ": resource '" .. O.shown(id) .. "': " .. refused) end
     end
     ids[#ids + 1] = id
   end
@@ -172,7 +169,7 @@ function registry.load(path, options)
     local ok, err = core.define(id, data[id])
     if not ok then
       for _, d in ipairs(done) do core.undefine(d) end
-      raise(fname .. ": " .. path .. ": resource '" .. id .. "': " .. err)
+      raise(fname .. ": " .. shown_path .. ": resource '" .. O.shown(id) .. "': " .. err)
     end
     done[#done + 1] = id
   end

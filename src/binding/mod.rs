@@ -116,7 +116,6 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("version", env!("CARGO_PKG_VERSION"))?;
     // The one home of the kill grace: close() and timeouts both use it.
     core.set("kill_grace", children::GRACE.as_secs_f64())?;
-    core.set("registry_file_limit", crate::core::registry::FILE_LIMIT)?;
     core.set("registry_memory_limit", crate::core::registry::MEMORY_LIMIT)?;
     core.set("within_memory", lua.create_function(memory_limit::within_memory)?)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
