@@ -11,7 +11,7 @@ mod host_hook;
 #[cfg(any(feature = "lua53", feature = "lua54"))]
 mod line_reader;
 mod memory_limit;
-mod objects;
+mod handles;
 mod state_end;
 
 use std::cell::{Cell, RefCell};
@@ -189,7 +189,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
             })?,
         )?;
     }
-    objects::install(lua, &core, ctx)?;
+    handles::install(lua, &core, ctx)?;
 
     let modules = lua.create_table()?;
     for (name, src) in SHIM {

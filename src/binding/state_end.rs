@@ -19,7 +19,7 @@
 //! raises instead of calling into Rust. For that to hold:
 //! - every Rust function the shim can reach is made before the first
 //!   sentinel (`open` in mod.rs; the userdata types' method tables by
-//!   `objects::register_types`), so that it is finalized after it;
+//!   `handles::executor::register_types`), so that it is finalized after it;
 //! - each new handle (`new_handle`) makes a new sentinel, younger than the
 //!   handle, so that the handles too go after the flag is set. The
 //!   previous sentinel is then dropped, and its finalizer (in a normal

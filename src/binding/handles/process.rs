@@ -1,0 +1,173 @@
+//! Processes.
+
+use mlua::{IntoLua, MultiValue, UserData, UserDataMethods, Value};
+
+use super::stream::StreamUd;
+use super::{fail, ok, unit};
+use crate::binding::state_end::new_handle;
+use crate::binding::convert::{self, SignalArg};
+use crate::binding::host_hook::MainThread;
+use crate::core::process::collect::CollectStep;
+use crate::core::process::{Output, Process, State, WaitStep};
+use crate::core::remote::ssh::Readiness;
+
+/// A process, and the main thread whose hook ends a wait taken in Rust.
+pub struct ProcessUd(pub(super) Process, pub(super) MainThread);
+
+impl UserData for ProcessUd {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method_mut("start", |lua, this, ()| {
+            let r = this.0.start();
+            unit(lua, r)
+        });
+        // true (ready) | false (still connecting) | nil, message
+        m.add_method("connect", |lua, this, ()| match this.0.connect() {
+            Ok(r) => ok(lua, r == Readiness::Ready),
+            Err(e) => fail(e),
+        });
+        m.add_method("pid", |_, this, ()| Ok(this.0.pid()));
+        m.add_method("state", |_, this, ()| {
+            Ok(match this.0.state() {
+                State::Created => "created",
+                State::Running => "running",
+                State::Closed => "closed",
+            })
+        });
+        m.add_method("code", |_, this, ()| Ok(this.0.code()));
+        // For `queue = true`: the executor id to queue under (nil without
+        // queueing), and whether a start would find a slot now.
+        m.add_method("queue_id", |_, this, ()| Ok(this.0.queue_id()));
+        m.add_method("has_room", |_, this, ()| Ok(this.0.has_room()));
+        // true | nil, message, the number of the bad argument (raised)
+        m.add_method_mut("resize", |lua, this, (rows, cols): (Value, Value)| {
+            let (rows, cols) = match convert::terminal_size(lua, rows, cols) {
+                Ok(size) => size,
+                Err(e) => return Ok(e.into_fail()),
+            };
+            let (v, e) = unit(lua, this.0.resize(rows, cols))?;
+            Ok((v, e, None))
+        });
+        m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
+        // For run: code, stdout, stderr, wake tokens | false, tokens to
+        // park on | nil, message, wake tokens (see Process::collect_step).
+        // `alone`: the caller waits alone (sched.lua), so the turns of the
+        // event loop are taken here until it is done (Process::collect_alone).
+        m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
+            let (step, [w1, w2]) = if alone {
+                let hook = this.1.watch(lua)?;
+                this.0.collect_alone(stop, || hook.changed())
+            } else {
+                this.0.collect_step(stop)
+            };
+            let mut out = MultiValue::new();
+            match step {
+                CollectStep::Done(code, o, e) => {
+                    out.push_back(Value::Integer(code as _));
+                    out.push_back(Value::String(lua.create_string(&o)?));
+                    drop(o);
+                    out.push_back(Value::String(lua.create_string(&e)?));
+                }
+                CollectStep::Pending(tokens) => {
+                    out.push_back(Value::Boolean(false));
+                    for t in tokens {
+                        out.push_back(t.into_lua(lua)?);
+                    }
+                    return Ok(out);
+                }
+                CollectStep::Failed(msg) => {
+                    out.push_back(Value::Nil);
+                    out.push_back(Value::String(lua.create_string(msg)?));
+                }
+            }
+            for t in [w1, w2].into_iter().flatten() {
+                out.push_back(t.into_lua(lua)?);
+            }
+            Ok(out)
+        });
+        m.add_method("collect_open", |_, this, ()| Ok(this.0.collect_open()));
+        m.add_method("command", |_, this, ()| Ok(this.0.command()));
+        m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));
+        m.add_method("stdin_token", |_, this, ()| Ok(this.0.stdin_token()));
+        // code | false (still running) | nil, message
+        m.add_method_mut("try_wait", |lua, this, ()| match this.0.try_wait() {
+            Ok(Some(c)) => ok(lua, c),
+            Ok(None) => ok(lua, false),
+            Err(e) => fail(e),
+        });
+        // code, tokens to wake... | false, token | nil, message, tokens to wake...
+        // `timed`: the wait has a deadline (Process::begin_wait).
+        m.add_method_mut("wait_step", |lua, this, timed: bool| {
+            let (step, wake) = this.0.wait_step(timed);
+            let mut out = MultiValue::new();
+            match step {
+                WaitStep::Done(c) => out.push_back(Value::Integer(c as mlua::Integer)),
+                WaitStep::Pending(t) => {
+                    out.push_back(Value::Boolean(false));
+                    out.push_back(t.into_lua(lua)?);
+                    return Ok(out);
+                }
+                WaitStep::Failed(e) => {
+                    out.push_back(Value::Nil);
+                    out.push_back(Value::String(lua.create_string(e)?));
+                }
+            }
+            for t in wake.into_iter().flatten() {
+                out.push_back(t.into_lua(lua)?);
+            }
+            Ok(out)
+        });
+        // Signal what is left of a process group after its leader exited.
+        m.add_method_mut("signal_rest", |_, this, sig: i64| {
+            Ok(this.0.signal_rest(sig.clamp(0, *crate::core::os::sys::SIGNAL_NUMBERS.end() as i64) as i32))
+        });
+        m.add_method_mut("finish", |_, this, ()| {
+            this.0.finish();
+            Ok(())
+        });
+        // true | nil, message[, true: the argument itself is wrong (raised)]
+        m.add_method_mut("signal", |lua, this, sig: Value| {
+            let r = match convert::signal(lua, &sig) {
+                SignalArg::Number(n) => this.0.signal(n),
+                SignalArg::Invalid(e) => Err(e),
+                SignalArg::Bad(e) => return Ok((Value::Nil, Some(e), true)),
+            };
+            let (v, e) = unit(lua, r)?;
+            Ok((v, e, false))
+        });
+        // close(signal number or name): true | nil, why the signal is none
+        m.add_method_mut("close", |lua, this, sig: Value| match convert::signal(lua, &sig) {
+            SignalArg::Number(n) => {
+                this.0.close_with(n);
+                ok(lua, true)
+            }
+            SignalArg::Invalid(e) | SignalArg::Bad(e) => fail(e),
+        });
+        // true | nil, message: whether that output can be read at all
+        // (asked before start, when the stream itself cannot be taken yet).
+        m.add_method("can_stream", |lua, this, which: i64| {
+            let which = if which == 1 { Output::Stdout } else { Output::Stderr };
+            unit(lua, this.0.check_stream(which))
+        });
+        m.add_method_mut("stream", |lua, this, which: i64| {
+            let which = if which == 1 { Output::Stdout } else { Output::Stderr };
+            match this.0.take_stream(which) {
+                Ok(s) => ok(lua, new_handle(lua, StreamUd(s))?),
+                Err(e) => fail(e),
+            }
+        });
+        // bytes still queued | nil, message
+        m.add_method_mut("write", |lua, this, data: mlua::String| match this.0.write_stdin(&data.as_bytes()) {
+            Ok(q) => ok(lua, q),
+            Err(e) => fail(e),
+        });
+        m.add_method("stdin_queued", |lua, this, ()| match this.0.stdin_queued() {
+            Ok(q) => ok(lua, q),
+            Err(e) => fail(e),
+        });
+        m.add_function("stdin_must_wait", |_, queued: usize| Ok(Process::stdin_must_wait(queued)));
+        m.add_method_mut("close_stdin", |lua, this, ()| {
+            let r = this.0.close_stdin();
+            unit(lua, r)
+        });
+    }
+}
