@@ -2,7 +2,8 @@
 #
 #   make            build build/lua5.4/exec.so and build/luajit/exec.so
 #   make demo       install the rock locally for both interpreters, run the examples
-#   make test       cargo test + busted under lua5.4 and luajit
+#   make test       cargo test + busted under lua5.4, luajit, 5.3 and 5.1, and more
+#   make check      the quick loop: cargo test + clippy + busted under lua5.4
 #
 # `make demo` and `make test` install the Debian packages they need when run
 # as root (see scripts/deps.sh).
@@ -13,33 +14,28 @@ ROCKTREE  := $(BUILD)/rocks
 ROCKSPEC  := rockspec/lua-exec-scm-1.rockspec
 SOURCES   := Cargo.toml $(shell find src lua -type f)
 
-.PHONY: all deps demo test stress valgrind bench bench-ssh clean rock rock-install dist
+.PHONY: all deps demo test check stress valgrind bench bench-ssh clean rock rock-install dist
 
 all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
 
 deps:
 	@sh scripts/deps.sh
 
-# Copied to a temporary name and renamed: a running interpreter keeps the
-# old file mapped, and overwriting it in place would crash it.
-$(BUILD)/lua5.4/exec.so: $(SOURCES)
-	$(CARGO) build --release --features lua54 --target-dir target/lua54
-	mkdir -p $(@D) && cp target/lua54/release/libexec.so $@.tmp && mv -f $@.tmp $@
+# One build per Lua ABI: build/<abi>/exec.so from the cargo feature of
+# that ABI, each in a target directory of its own. Copied to a temporary
+# name and renamed: a running interpreter keeps the old file mapped, and
+# overwriting it in place would crash it.
+FEATURE_lua5.4 := lua54
+FEATURE_luajit := luajit
+FEATURE_lua5.3 := lua53
+FEATURE_lua5.1 := lua51
 
-$(BUILD)/luajit/exec.so: $(SOURCES)
-	$(CARGO) build --release --features luajit --target-dir target/luajit
-	mkdir -p $(@D) && cp target/luajit/release/libexec.so $@.tmp && mv -f $@.tmp $@
+$(BUILD)/%/exec.so: $(SOURCES)
+	$(CARGO) build --release --features $(FEATURE_$*) --target-dir target/$(FEATURE_$*)
+	mkdir -p $(@D) && cp target/$(FEATURE_$*)/release/libexec.so $@.tmp && mv -f $@.tmp $@
 
 # Lua 5.3 and 5.1 builds: made by `make test`, and tested when those
 # interpreters are installed (scripts/deps.sh installs them).
-$(BUILD)/lua5.3/exec.so: $(SOURCES)
-	$(CARGO) build --release --features lua53 --target-dir target/lua53
-	mkdir -p $(@D) && cp target/lua53/release/libexec.so $@.tmp && mv -f $@.tmp $@
-
-$(BUILD)/lua5.1/exec.so: $(SOURCES)
-	$(CARGO) build --release --features lua51 --target-dir target/lua51
-	mkdir -p $(@D) && cp target/lua51/release/libexec.so $@.tmp && mv -f $@.tmp $@
-
 EXTRA_ABIS := $(BUILD)/lua5.3/exec.so $(BUILD)/lua5.1/exec.so
 
 # Used by the rockspec: `luarocks make` calls this with the interpreter it
@@ -56,6 +52,10 @@ demo: deps all
 test: deps all
 	@$(MAKE) --no-print-directory $(EXTRA_ABIS)
 	@sh scripts/test.sh
+
+# A few minutes: the core's tests, the lints, and every spec under Lua 5.4.
+check: deps $(BUILD)/lua5.4/exec.so
+	@sh scripts/check.sh
 
 # What a release publishes (see README, "Installing from LuaRocks"): the
 # source archive with vendored crates, the versioned rockspec, the .src.rock.
