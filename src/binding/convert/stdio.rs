@@ -126,11 +126,8 @@ pub(super) fn lua_file_fd(lua: &Lua, v: Value, key: &str) -> Result<OwnedFd, Str
         -2 => Err(format!("option {key} must be a string, a file or a table (got a userdata that is not a file)")),
         -1 => Err(format!("option {key}: the file is closed")),
         fd if fd < 0 => Err(format!("option {key}: the file has no descriptor")),
-        fd => {
-            // SAFETY: `fd` is open (the file is), borrowed only to duplicate it.
-            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd as i32) };
-            let dup = borrowed.try_clone_to_owned().map_err(|e| format!("option {key}: {}", sys::describe(&e)))?;
-            sys::above_stdio(dup).map_err(|e| format!("option {key}: {}", sys::describe(&e)))
-        }
+        // (A FILE whose descriptor someone closed behind Lua's back gives
+        // EBADF here.)
+        fd => sys::dup_above_stdio(fd as i32).map_err(|e| format!("option {key}: {}", sys::describe(&e))),
     }
 }

@@ -2,7 +2,7 @@
 //! files, the parent's own, or another child's pipe.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::{Redirect, SpawnRequest, Spawned, Stdio, Within};
 use crate::core::command;
@@ -74,9 +74,8 @@ impl StdioPipes {
                         null = Some(fd.as_raw_fd());
                         Some((None, fd))
                     }
-                    // SAFETY: `first` is the child end of an earlier stream,
-                    // owned by `ends` until this function returns.
-                    Some(first) => Some((None, sys::above_stdio(unsafe { BorrowedFd::borrow_raw(first) }.try_clone_to_owned()?)?)),
+                    // (`first`: the child end of an earlier stream, in `ends`.)
+                    Some(first) => Some((None, sys::dup_above_stdio(first)?)),
                 },
                 Stdio::Socket => {
                     let (parent, child) = sys::socketpair()?;
@@ -95,9 +94,9 @@ impl StdioPipes {
         if req.stderr == Stdio::Stdout {
             ends[2] = match &ends[1] {
                 Some((_, child)) => Some((None, child.try_clone()?)),
-                // stdout inherited: stderr follows it to the parent's fd 1.
-                // SAFETY: fd 1 is open (stdout is inherited, so it exists) for the duration of this borrow.
-                None => Some((None, sys::above_stdio(unsafe { BorrowedFd::borrow_raw(1) }.try_clone_to_owned()?)?)),
+                // stdout inherited: stderr follows it to the parent's fd 1
+                // (EBADF, a failed start, if the host closed its stdout).
+                None => Some((None, sys::dup_above_stdio(1)?)),
             };
         }
         Ok(StdioPipes { ends })

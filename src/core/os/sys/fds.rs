@@ -61,6 +61,16 @@ pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
+/// A close-on-exec duplicate of descriptor number `fd`, numbered 3 or
+/// above. A number that is not open (a host may close its stdout) gives
+/// EBADF, not undefined behaviour: no `BorrowedFd` is made for it.
+pub fn dup_above_stdio(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl has no pointer arguments; the result is checked.
+    let dup = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `dup` was just created by F_DUPFD_CLOEXEC and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
 /// Clear O_NONBLOCK (a pipe end handed to a child, which expects blocking I/O).
 pub fn set_blocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl has no pointer arguments; the results are checked.
