@@ -134,3 +134,18 @@ describe("a terminal's stream", function()
     assert.matches("WROTE\n", out)
   end)
 end)
+
+describe("a host that closed its stdout", function()
+  -- (Whatever the process opens first takes fd 1 then, so the child's
+  -- stderr may go there; what must hold is that nothing breaks.)
+  it("can still start children with stderr = \"stdout\" and stdout inherited", function()
+    local out, status = H.script([[
+      local ex = exec.get("process:native")
+      local ok, err = pcall(exec.run, { "echo", "x" }, { stdout = "inherit", stderr = "stdout" })
+      io.stderr:write("RUN=", tostring(ok), " ", tostring(err), "\n")
+      io.stderr:write("AFTER=", exec.run({ "echo", "fine" }).stdout)
+    ]], 10, { wrap = [[sh -c 'exec "$@" 1>&-' sh ]] })
+    assert.equals(0, status, out)
+    assert.matches("RUN=[^\n]*\nAFTER=fine", out)
+  end)
+end)
