@@ -491,6 +491,14 @@ pub fn kill(target: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::kill(target, sig) }).map(|_| ())
 }
 
+/// A new eventfd, close-on-exec and nonblocking, at zero.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd has no pointer arguments; the result is checked.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Add one to an eventfd (wakes whoever polls it).
 pub fn eventfd_signal(fd: RawFd) {
     let one: u64 = 1;
