@@ -34,6 +34,8 @@
 --      loop's notice (an eventfd in its epoll set), so that the poll returns
 --      at once instead of sleeping past it. A deadlock is raised only if the
 --      clock did not move while it was decided.
+-- The notice also wakes a host loop that watches exec.pollfd() for work
+-- made outside exec.step() (see `announce`).
 local core = ...
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
@@ -102,12 +104,26 @@ M.clock = clock
 
 -- Rule 3: a poll decided how long to wait and has not returned yet.
 local polling = false
+-- A host loop watches the descriptor (exec.pollfd() was called); whether
+-- exec.step() is running. The host steps when the descriptor is readable or
+-- at the time the last step named, so work made between two steps (by a
+-- host's callback, or by a blocking call's loop in one) must make the
+-- descriptor readable.
+local hosted, stepping = false, false
 
--- Signal the notice if a poll that decided its timeout before this change
--- must hear of it (rule 3). The notice is written once until a poll takes
--- it (src/core/io/driver.rs), so a burst of work costs one write.
+-- Signal the notice if someone must hear of a change: a poll that decided
+-- its timeout before it (rule 3), or a host loop between two steps. The
+-- notice is written once until a poll takes it (src/core/io/driver.rs), so
+-- a burst of work costs one write.
 local function announce()
-  if polling then notify() end
+  if polling or (hosted and not stepping) then notify() end
+end
+
+-- A blocking call that ran the loop in place outside exec.step() may have
+-- taken the notice, and leaves work the host's last step did not know of:
+-- the host steps once more.
+local function tell_host()
+  if hosted and not stepping then notify() end
 end
 
 -- After a change (never inside a block of rule 1).
@@ -557,7 +573,10 @@ end
 --- wait() on a child that exited while the tasks ahead of it ran): called
 --- outside a task only, where no other turn of the loop may ever come.
 function M.settle_if_not_task()
-  if not current_task() then settle() end
+  if not current_task() then
+    settle()
+    tell_host()
+  end
 end
 
 local isyieldable = coroutine.isyieldable
@@ -566,9 +585,11 @@ local isyieldable = coroutine.isyieldable
 -- could run or be woken while it waits (no ready task, no timer, no other
 -- waiter on the event loop, no token reported and not yet delivered). Then
 -- a turn of the loop can only concern the caller, and it waits inside the
--- Rust loop itself (poll_alone) instead of going round this one.
+-- Rust loop itself (poll_alone) instead of going round this one. Never
+-- under a host loop: only this loop's own turns tell the host of the work
+-- they leave (tell_host).
 local function alone()
-  return token_waiter_count == 0 and ready_empty() and polled_head > polled_n
+  return not hosted and token_waiter_count == 0 and ready_empty() and polled_head > polled_n
     and next_deadline() == nil and not current_task()
 end
 
@@ -649,10 +670,9 @@ function M.suspend(w, what)
       -- anything: it cancels the waiter and rethrows the same error.
       w.co = nil
       local ok, err = pcall(loop_until, w, what)
-      if not ok then
-        cancel(w)
-        error(err, 0)
-      end
+      if not ok then cancel(w) end
+      tell_host()
+      if not ok then error(err, 0) end
     end
   end
   return w.a, w.b, w.c
@@ -712,6 +732,7 @@ function M.run_all()
   while live_tasks > 0 do
     turn(nil, "exec.wait_tasks")
   end
+  tell_host()
   if failures[1] == nil then return true end
   local list, more = failures, failures_more
   failures, failures_more = {}, 0
@@ -720,13 +741,9 @@ function M.run_all()
     (more > 0 and ("; and " .. more .. " more") or "")
 end
 
---- For a host event loop (luv, cqueues, copas): run everything that is
---- ready now without blocking (tasks, I/O, children, timers) and return the
---- seconds until the loop must run again even if pollfd() stays quiet
---- (0: at once; nil: only when pollfd() becomes readable).
-function M.step()
-  check_open()
-  if current_task() then raise("exec.step: cannot be called from inside a task (it runs them)") end
+-- The body of step: everything that is ready now, then the time to the
+-- next thing that no descriptor will announce.
+local function step_once()
   run_ready()
   poll_now(0)
   fire_timers()
@@ -743,9 +760,31 @@ function M.step()
   return wait
 end
 
+--- For a host event loop (luv, cqueues, copas): run everything that is
+--- ready now without blocking (tasks, I/O, children, timers) and return the
+--- seconds until the loop must run again even if pollfd() stays quiet
+--- (0: at once; nil: only when pollfd() becomes readable). Work made
+--- while it runs needs no notice: its answer counts it. (The pcall lets no
+--- error go: it puts `stepping` back and rethrows the same value.)
+function M.step()
+  check_open()
+  if current_task() then raise("exec.step: cannot be called from inside a task (it runs them)") end
+  local outer = stepping
+  stepping = true
+  local ok, wait = pcall(step_once)
+  stepping = outer
+  if not ok then
+    tell_host() -- (work it left: the host steps again if it goes on)
+    error(wait, 0)
+  end
+  return wait
+end
+
 --- The descriptor a host loop watches for readability: then call step().
+--- From now on, work made outside step() makes it readable (announce).
 function M.pollfd()
   check_open()
+  hosted = true
   return core.pollfd()
 end
 
