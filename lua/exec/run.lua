@@ -46,9 +46,9 @@ local function collect(praw, pst, fname)
   local clock = sched.clock
   while true do
     local seen = clock.n
-    local alone = sched.begin_alone(seen)
+    local alone, outer = sched.begin_alone(seen)
     local code, a, b, c, d = praw:collect(pst._stop == true, alone)
-    if alone then sched.end_alone() end
+    if alone then sched.end_alone(outer) end
     if code then
       process.waited(praw, pst, c, d)
       return code, a, b

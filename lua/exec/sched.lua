@@ -16,7 +16,9 @@
 -- time, and a waiter that an error takes away is cancelled on the way out.
 --
 -- Finalizers. The collector runs a finalizer (`__gc`) at an allocation, and
--- on Lua 5.3/5.4 also at a call that grows the stack, so a finalizer's call
+-- on Lua 5.3/5.4 also at a call that grows the stack (LuaJIT's compiled code
+-- may collect at any guard: init.lua keeps this file and channel.lua
+-- interpreted, where it collects only at allocations), so a finalizer's call
 -- into the library (a send, a spawn, or a blocking call that runs the loop
 -- in place) may come in the middle of one of the library's own operations,
 -- in this coroutine or in one that the loop resumed. Three rules keep the
@@ -32,8 +34,11 @@
 --   3. From the moment a turn decides how long to wait until its poll
 --      returns, `polling` is set: a change made meanwhile signals the event
 --      loop's notice (an eventfd in its epoll set), so that the poll returns
---      at once instead of sleeping past it. A deadlock is raised only if the
---      clock did not move while it was decided.
+--      at once instead of sleeping past it. A loop that a finalizer runs in
+--      that window takes the notice with its own polls: it puts `polling`
+--      back as it found it after each, and signals again when it returns.
+--      A deadlock is raised only if the clock did not move while it was
+--      decided.
 -- The notice also wakes a host loop that watches exec.pollfd() for work
 -- made outside exec.step() (see `announce`).
 local core = ...
@@ -114,16 +119,11 @@ local hosted, stepping = false, false
 -- Signal the notice if someone must hear of a change: a poll that decided
 -- its timeout before it (rule 3), or a host loop between two steps. The
 -- notice is written once until a poll takes it (src/core/io/driver.rs), so
--- a burst of work costs one write.
+-- a burst of work costs one write. Also called when a loop run in place
+-- returns: its polls took the notice, and it may leave work (a task it
+-- started that sleeps on) that the poll or the host decided without.
 local function announce()
   if polling or (hosted and not stepping) then notify() end
-end
-
--- A blocking call that ran the loop in place outside exec.step() may have
--- taken the notice, and leaves work the host's last step did not know of:
--- the host steps once more.
-local function tell_host()
-  if hosted and not stepping then notify() end
 end
 
 -- After a change (never inside a block of rule 1).
@@ -475,14 +475,16 @@ local function fire_polled()
   end
 end
 
--- One poll of the Rust loop, whose reported tokens then fire. It ends
--- `polling` (rule 3): the wait is over.
-local function poll_now(timeout)
+-- One poll of the Rust loop, whose reported tokens then fire. A turn that
+-- set `polling` for it (rule 3) passes the value to put back once the
+-- wait is over (`outer`: false, or true in a loop that a finalizer runs
+-- while an outer one decides); nil leaves `polling` alone.
+local function poll_now(timeout, outer)
   fire_polled()
   if filling then
     local own = {}
     local n, err = poll(timeout, own)
-    polling = false
+    if outer ~= nil then polling = outer end
     if not n then error("exec: " .. err, 0) end
     for i = 1, n do fire(own[i]) end
     return
@@ -490,7 +492,7 @@ local function poll_now(timeout)
   filling = true
   local n, err = poll(timeout, polled)
   filling = false
-  polling = false
+  if outer ~= nil then polling = outer end
   if not n then error("exec: " .. err, 0) end
   polled_head, polled_n = 1, n
   fire_polled()
@@ -509,6 +511,7 @@ local function turn(w, what)
     return
   end
   local seen = clock.n
+  local outer = polling
   polling = true -- rule 3: from here, a change ends the wait at once
   local timeout
   if not ready_empty() then
@@ -522,7 +525,7 @@ local function turn(w, what)
     elseif token_waiter_count > 0 then
       timeout = -1
     else
-      polling = false
+      polling = outer
       sweep_dead_tasks()
       if not w and live_tasks == 0 then return end
       local msg = "deadlock: " .. (what or "waiting") ..
@@ -532,7 +535,7 @@ local function turn(w, what)
       error(msg, 0)
     end
   end
-  poll_now(timeout)
+  poll_now(timeout, outer)
   fire_timers()
 end
 
@@ -575,7 +578,7 @@ end
 function M.settle_if_not_task()
   if not current_task() then
     settle()
-    tell_host()
+    announce()
   end
 end
 
@@ -587,7 +590,7 @@ local isyieldable = coroutine.isyieldable
 -- a turn of the loop can only concern the caller, and it waits inside the
 -- Rust loop itself (poll_alone) instead of going round this one. Never
 -- under a host loop: only this loop's own turns tell the host of the work
--- they leave (tell_host).
+-- they leave (announce).
 local function alone()
   return not hosted and token_waiter_count == 0 and ready_empty() and polled_head > polled_n
     and next_deadline() == nil and not current_task()
@@ -595,17 +598,19 @@ end
 
 --- Whether a caller that looked at what it waits for when the clock read
 --- `seen` waits alone, and may wait in the Rust loop. If so, `polling` is
---- set until its wait is over (end_alone): a change that a finalizer makes
---- before the wait begins ends it at once (rule 3).
+--- set until its wait is over, and the second result is the value that
+--- end_alone puts back then: a change that a finalizer makes before the
+--- wait begins ends it at once (rule 3).
 function M.begin_alone(seen)
+  local outer = polling
   polling = true
-  if clock.n == seen and alone() then return true end
-  polling = false
+  if clock.n == seen and alone() then return true, outer end
+  polling = outer
   return false
 end
 
-function M.end_alone()
-  polling = false
+function M.end_alone(outer)
+  polling = outer
 end
 
 -- What a turn reports while the caller waits alone: nobody else to wake.
@@ -614,9 +619,9 @@ local unheard = {}
 -- One turn of the event loop, as long as it takes, for a caller that waits
 -- alone. It returns at once on EINTR (Ctrl-C), so that the interpreter's
 -- hook raises before the caller's next step.
-local function poll_alone()
+local function poll_alone(outer)
   local n, err = poll(-1, unheard)
-  polling = false
+  polling = outer
   if not n then error("exec: " .. err, 0) end
 end
 
@@ -637,7 +642,8 @@ function M.park(what, a, b, seen)
   check_open()
   seen = seen or clock.n
   if clock.n ~= seen then return end
-  if M.begin_alone(seen) then return poll_alone() end
+  local lone, outer = M.begin_alone(seen)
+  if lone then return poll_alone(outer) end
   local w = token_waiter(a, b)
   if enlist(w, seen) then M.suspend(w, what) end
 end
@@ -671,7 +677,7 @@ function M.suspend(w, what)
       w.co = nil
       local ok, err = pcall(loop_until, w, what)
       if not ok then cancel(w) end
-      tell_host()
+      announce() -- (its polls took the notice)
       if not ok then error(err, 0) end
     end
   end
@@ -732,7 +738,7 @@ function M.run_all()
   while live_tasks > 0 do
     turn(nil, "exec.wait_tasks")
   end
-  tell_host()
+  announce()
   if failures[1] == nil then return true end
   local list, more = failures, failures_more
   failures, failures_more = {}, 0
@@ -774,7 +780,7 @@ function M.step()
   local ok, wait = pcall(step_once)
   stepping = outer
   if not ok then
-    tell_host() -- (work it left: the host steps again if it goes on)
+    announce() -- (work it left: the host steps again if it goes on)
     error(wait, 0)
   end
   return wait
