@@ -175,3 +175,110 @@ describe("exec.pollfd() and exec.step() in a host event loop", function()
     assert.matches("exec.step: cannot be called from inside a task", out)
   end)
 end)
+
+-- Work made outside exec.step(), by the host's own callbacks, once lua-exec
+-- has nothing left to do (its last step returned nil: the host waits on the
+-- descriptor alone): each must make the descriptor readable, and the next
+-- step must run it. Each host callback records when it made the work, and
+-- lua-exec's side when it happened; the delays are printed at the end.
+local LATE_MS = 150 -- a delay that means "not woken" (the work takes ~0 ms)
+
+-- The lua-exec side, shared by both hosts: a task that waits on `inbox`
+-- from the first step on, and what the callbacks call (`make(n)`, n = 1..4):
+-- a spawn, a send to the waiting task, a time.after (fired or not by the
+-- next call), a blocking call whose loop leaves a sleeping task behind.
+local MADE_OUTSIDE = [[
+  local log, after = {}, nil
+  local inbox = channel.new()
+  exec.spawn(function() inbox:receive(); log.sent = now() end)
+  local function make(n)
+    if n == 1 then
+      log.spawn_at = now(); exec.spawn(function() log.spawned = now() end)
+    elseif n == 2 then
+      log.send_at = now(); inbox:send("x") -- (the task waits: this hands over at once)
+    elseif n == 3 then
+      after = time.after(0.02) -- (its timer puts a value in it: no task involved)
+    else
+      -- (What happened so far is taken first: this call's own loop runs
+      -- whatever was left.) The timer was due 80 ms ago.
+      log.spawned_seen, log.sent_seen, log.fired = log.spawned, log.sent, after:len() == 1
+      -- A blocking call in a callback runs the loop in place; a task it
+      -- starts then sleeps past its end: the host must still wake it.
+      log.sleep_at = now()
+      exec.spawn(function() time.sleep(0.1); log.slept = now() end)
+      exec.run({ "true" })
+    end
+  end
+  local function report()
+    local function delay(at, done, wait)
+      return done and string.format("%.0f", done - at - (wait or 0)) or "never"
+    end
+    print("SPAWN=" .. delay(log.spawn_at, log.spawned_seen) .. " SEND=" .. delay(log.send_at, log.sent_seen) ..
+      " AFTER=" .. (log.fired and "0" or "never") .. " SLEEP=" .. delay(log.sleep_at, log.slept, 100))
+  end
+]]
+
+local function check_delays(out, status)
+  assert.equals(0, status, out)
+  local names = { "SPAWN", "SEND", "AFTER", "SLEEP" }
+  for _, name in ipairs(names) do
+    local d = out:match(name .. "=(%w+)")
+    assert.is_truthy(d and d ~= "never", name .. " never happened: " .. out)
+    assert.is_true(tonumber(d) < LATE_MS, name .. " came " .. d .. " ms late: " .. out)
+  end
+end
+
+describe("work made outside exec.step() wakes the host loop", function()
+  it("luv: a spawn, a send, a time.after and a blocking call from luv callbacks after lua-exec settled", function()
+    if not has("luv") then return pending("lua-luv is not installed for " .. H.lua) end
+    local out, status = H.script([[
+      local uv = require("luv")
+      local t0 = uv.hrtime()
+      local function now() return (uv.hrtime() - t0) / 1e6 end
+    ]] .. MADE_OUTSIDE .. [[
+      -- The README's adapter.
+      local poll, timer = uv.new_poll(exec.pollfd()), uv.new_timer()
+      local function drive()
+        local wait = exec.step()
+        if wait then timer:start(math.ceil(wait * 1000), 0, drive) else timer:stop() end
+      end
+      poll:start("r", drive)
+      drive()
+      -- Host callbacks, 100 ms apart: lua-exec has settled before each.
+      local n, cb = 0, uv.new_timer()
+      cb:start(100, 100, function()
+        n = n + 1
+        if n <= 4 then return make(n) end
+        if n == 7 then cb:close(); poll:close(); timer:close() end
+      end)
+      uv.run()
+      report()
+    ]], 30)
+    check_delays(out, status)
+  end)
+
+  it("cqueues: a spawn, a send, a time.after and a blocking call from a cqueues thread after lua-exec settled", function()
+    if not has("cqueues") then return pending("lua-cqueues is not installed for " .. H.lua) end
+    local out, status = H.script([[
+      local cqueues = require("cqueues")
+      local cq, mono = cqueues.new(), cqueues.monotime
+      local t0 = mono()
+      local function now() return (mono() - t0) * 1000 end
+    ]] .. MADE_OUTSIDE .. [[
+      -- The README's adapter.
+      local pollable = { pollfd = exec.pollfd(), events = "r" }
+      cq:wrap(function()
+        while true do cqueues.poll(pollable, exec.step() or 60) end
+      end)
+      -- The host's own thread, 100 ms between calls.
+      cq:wrap(function()
+        for n = 1, 4 do cqueues.sleep(0.1); make(n) end
+        cqueues.sleep(0.3)
+        report()
+        os.exit(0) -- (the adapter's thread never ends)
+      end)
+      assert(cq:loop())
+    ]], 30)
+    check_delays(out, status)
+  end)
+end)

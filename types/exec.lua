@@ -99,6 +99,8 @@ function coroutine.spawn(fn, ...) end
 function exec.wait_tasks() end
 
 ---For a host event loop: the descriptor to watch for readability (then call exec.step()).
+---From then on, work made outside exec.step() (a task spawned or woken, a timer added) makes
+---it readable too.
 ---@return integer fd
 function exec.pollfd() end
 

@@ -1,8 +1,15 @@
 -- Channels between tasks, after Go's: unbuffered by default, optionally
 -- buffered, closable, with select over several operations.
+--
+-- A channel's buffer and queues are shared state of the scheduler: they are
+-- looked at and changed in blocks without calls, every change moves the
+-- scheduler's clock, and a waiter is queued only if the clock has not moved
+-- since its caller looked (sched.lua, "Finalizers": a finalizer may run
+-- any channel operation in the middle of another).
 local sched = ...
 
 local wake, waiter, suspend, raise = sched.wake, sched.waiter, sched.suspend, sched.raise
+local enlist, changed, clock = sched.enlist, sched.changed, sched.clock
 
 local Channel = {}
 Channel.__index = Channel
@@ -34,77 +41,98 @@ local function buffered(ch)
   return ch.tail - ch.head + 1
 end
 
-local function buf_push(ch, v)
-  ch.tail = ch.tail + 1
-  ch.buf[ch.tail] = v
-end
-
-local function buf_pop(ch)
-  local v = ch.buf[ch.head]
-  ch.buf[ch.head] = nil
-  ch.head = ch.head + 1
-  if ch.head > ch.tail then ch.head, ch.tail = 1, 0 end
-  return v
-end
-
--- First queued operation whose waiter is still waiting.
+-- Take the first queued spot whose waiter still waits off queue `q` (and
+-- the dead ones before it): the spot, or nil. (No calls.)
 local function pop_live(q)
-  while #q > 0 do
-    local e = table.remove(q, 1)
-    if not e.w.done then return e end
-  end
-  return nil
+  local n = #q
+  local k = 1
+  while k <= n and q[k].w.done do k = k + 1 end
+  local e = q[k]
+  if k > n then k = n end -- (none alive: all go)
+  for i = 1, k do q[i].linked = false end
+  for i = 1, n - k do q[i] = q[i + k] end
+  for i = n - k + 1, n do q[i] = nil end
+  return e
 end
-
 
 -- Nonblocking attempts; return true plus results when they happened.
+
+-- A value for a receiver: the oldest buffered one (a blocked sender's value
+-- takes its place), else a blocked sender's; at the end, nil, false.
 local function try_receive(ch)
-  if buffered(ch) > 0 then
-    local v = buf_pop(ch)
-    local s = pop_live(ch.sendq)
-    if s then
-      buf_push(ch, s.value)
-      wake(s.w, s.case, true)
-    end
-    return true, v, true
-  end
   local s = pop_live(ch.sendq)
-  if s then
-    wake(s.w, s.case, true)
-    return true, s.value, true
+  -- From here to the change, no calls (rule 1).
+  local head, tail = ch.head, ch.tail
+  local v
+  if head <= tail then
+    local buf = ch.buf
+    v = buf[head]
+    buf[head] = nil
+    if s then
+      tail = tail + 1
+      buf[tail] = s.value
+    end
+    head = head + 1
+    if head > tail then head, tail = 1, 0 end
+    ch.head, ch.tail = head, tail
+  elseif s then
+    v = s.value
+  elseif ch.closed then
+    return true, nil, false
+  else
+    return false
   end
-  if ch.closed then return true, nil, false end
-  return false
+  clock.n = clock.n + 1
+  if s then wake(s.w, s.case, true) end
+  return true, v, true
 end
 
+-- Hand `v` to a waiting receiver, else buffer it if there is room: true;
+-- false if it must wait; "closed".
 local function try_send(ch, v)
-  if ch.closed then return "closed" end
   local r = pop_live(ch.recvq)
+  -- From here to the change, no calls (rule 1).
+  if ch.closed then return "closed" end -- (a closed channel has no receivers queued)
   if r then
+    clock.n = clock.n + 1
     wake(r.w, r.case, v, true)
     return true
   end
-  if buffered(ch) < ch.cap then
-    buf_push(ch, v)
+  local tail = ch.tail
+  if tail - ch.head + 1 < ch.cap then
+    tail = tail + 1
+    ch.buf[tail] = v
+    ch.tail = tail
+    changed()
     return true
   end
   return false
 end
 
-local function remove_waiter(q, w)
-  for i = #q, 1, -1 do
-    if q[i].w == w then table.remove(q, i) end
+-- Queue the caller on `q` (with the value it sends) if nothing changed
+-- since it looked, when the clock read `seen`. Returns the waiter (`w`, one
+-- a previous call made, or a new one) and whether it is queued; if not,
+-- the caller looks again.
+local function queue(w, q, seen, value)
+  if not w then
+    w = waiter()
+    w[1] = { w = w, q = q, value = value }
   end
+  if enlist(w, seen) then return w, true end
+  return w, false
 end
 
 --- ch:send(v): true; blocks while the channel is full; raises if closed.
 function Channel:send(v)
   check(self, "send")
-  local r = try_send(self, v)
-  if r == "closed" then raise("channel:send: send on a closed channel") end
-  if r then return true end
-  local w = waiter()
-  self.sendq[#self.sendq + 1] = { w = w, value = v }
+  local w, queued
+  repeat
+    local seen = clock.n
+    local r = try_send(self, v)
+    if r == "closed" then raise("channel:send: send on a closed channel") end
+    if r then return true end
+    w, queued = queue(w, self.sendq, seen, v)
+  until queued
   local _, ok = suspend(w, "channel:send")
   if not ok then raise("channel:send: send on a closed channel") end
   return true
@@ -113,10 +141,13 @@ end
 --- ch:receive(): v, true; or nil, false once closed and drained.
 function Channel:receive()
   check(self, "receive")
-  local done, v, ok = try_receive(self)
-  if done then return v, ok end
-  local w = waiter()
-  self.recvq[#self.recvq + 1] = { w = w }
+  local w, queued
+  repeat
+    local seen = clock.n
+    local done, v, ok = try_receive(self)
+    if done then return v, ok end
+    w, queued = queue(w, self.recvq, seen)
+  until queued
   local _, rv, rok = suspend(w, "channel:receive")
   return rv, rok
 end
@@ -127,6 +158,7 @@ function Channel:close()
   check(self, "close")
   if self.closed then return true end
   self.closed = true
+  changed()
   local e = pop_live(self.recvq)
   while e do
     wake(e.w, e.case, nil, false)
@@ -181,6 +213,23 @@ end
 -- What woke a select through a polled case's token: try them all again.
 local POLLED = setmetatable({}, { __tostring = function() return "exec.polled" end })
 
+-- A waiter for select with a spot per case: a token spot for a polled
+-- case, a queue spot (knowing its case) for a channel's.
+local function select_waiter(cases, n)
+  local w = waiter()
+  w.tag = POLLED
+  for i = 1, n do
+    local c = cases[i]
+    if c.kind == "poll" then
+      w[i] = { w = w, token = c.token, polled = type(c.token) == "number" }
+    else
+      local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
+      w[i] = { w = w, q = q, case = i, value = c.value }
+    end
+  end
+  return w
+end
+
 --- channel.select{ case, ..., default = true? }: the first ready case in
 --- table order as { channel =, value =, ok = }, or { default = true }.
 function M.select(cases)
@@ -190,7 +239,9 @@ function M.select(cases)
   local n = #cases
   for i = 1, n do check_case(cases[i], i) end
   if n == 0 and not cases.default then raise("channel.select: no cases and no default") end
+  local w
   while true do
+    local seen = clock.n
     for i = 1, n do
       local c = cases[i]
       if c.kind == "receive" then
@@ -208,37 +259,21 @@ function M.select(cases)
     -- (With a default, the first pass through the cases ends here.)
     if cases.default then return { default = true } end
 
-    local w = waiter()
-    w.tag = POLLED
-    w.cleanup = function()
-      for i = 1, n do
+    -- Waits only if no case changed since the look; else looks again.
+    w = w or select_waiter(cases, n)
+    if enlist(w, seen) then
+      local i, a, b = suspend(w, "channel.select")
+      if i ~= POLLED then
         local c = cases[i]
-        if c.kind ~= "poll" then
-          remove_waiter(c.channel.recvq, w)
-          remove_waiter(c.channel.sendq, w)
+        if c.kind == "receive" then
+          return { channel = c.channel, value = a, ok = b }
         end
+        if not a then raise("channel.select: send on a closed channel (case " .. i .. ")") end
+        return { channel = c.channel, value = c.value, ok = true }
       end
+      -- A polled case's token fired: every case is tried again, in order.
+      w = nil
     end
-    for i = 1, n do
-      local c = cases[i]
-      if c.kind == "poll" then
-        sched.on_token(w, c.token) -- (chains the cleanup above)
-      else
-        local q = c.kind == "receive" and c.channel.recvq or c.channel.sendq
-        q[#q + 1] = { w = w, case = i, value = c.value }
-      end
-    end
-    local r = { suspend(w, "channel.select") }
-    local i = r[1]
-    if i ~= POLLED then
-      local c = cases[i]
-      if c.kind == "receive" then
-        return { channel = c.channel, value = r[2], ok = r[3] }
-      end
-      if not r[2] then raise("channel.select: send on a closed channel (case " .. i .. ")") end
-      return { channel = c.channel, value = c.value, ok = true }
-    end
-    -- A polled case's token fired: every case is tried again, in order.
   end
 end
 

@@ -8,6 +8,17 @@ local reg = debug.getregistry()
 
 local exec = reg[cache_key]
 if not exec then
+  -- LuaJIT's compiled code may collect garbage, and so run finalizers, at
+  -- any guard (a trace's exit, a loop's head); interpreted, it collects
+  -- only where it allocates. The scheduler's and the channels' code stays
+  -- interpreted, so that a finalizer that calls into the library cannot
+  -- come between a look at their state and the change that depends on it
+  -- (sched.lua, "Finalizers").
+  local jit = rawget(_G, "jit") or package.loaded.jit
+  if type(jit) == "table" and jit.off then
+    jit.off(modules.sched, true)
+    jit.off(modules.channel, true)
+  end
   local sched = modules.sched(core)
   local channel = modules.channel(sched)
   local time = modules.time(sched, channel)

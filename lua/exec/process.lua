@@ -178,9 +178,12 @@ local function await_slot(raw, id, fname)
   local me = { co = coroutine.running() }
   q.tail = q.tail + 1
   q[q.tail] = me
+  local clock = sched.clock
   local function wait_turn()
-    while not (live_head(q) == me and room(raw, id)) do
-      sched.wait_token_for(queue_key(id), FALLBACK_POLL, fname .. " (waiting for a max_processes slot)")
+    while true do
+      local seen = clock.n
+      if live_head(q) == me and room(raw, id) then return end
+      sched.wait_token_for(queue_key(id), FALLBACK_POLL, fname .. " (waiting for a max_processes slot)", seen)
     end
   end
   -- An error anywhere in the wait (Ctrl-C, memory) gives up the turn and
@@ -324,14 +327,16 @@ function Process:wait(d)
   -- not mistaken for output nobody wants. From then on output cannot hold
   -- the child up (see stream.rs): the first step begins the wait.
   sched.yield()
+  local clock = sched.clock
   while true do
     -- The state machine is Rust's: one call per step.
+    local seen = clock.n
     local code, a, t1, t2 = raw:wait_step(deadline ~= nil)
     if code then
       waited(raw, st, a, t1)
       return code, nil
     elseif code == false then
-      if not sched.park_until("process:wait", a, deadline) then return nil, "timeout" end
+      if not sched.park_until("process:wait", a, deadline, seen) then return nil, "timeout" end
     else
       wake_others(t1, t2)
       return nil, "process:wait: " .. a
@@ -423,12 +428,15 @@ function Process:write_stdin(data)
   if t == "number" then data = tostring(data) elseif t ~= "string" then
     arg_error("process:write_stdin", 1, "data", "string expected, got " .. t)
   end
+  local clock = sched.clock
+  local seen = clock.n
   local queued, err = raw:write(data)
   if not queued then return nil, "process:write_stdin: " .. err end
   while raw.stdin_must_wait(queued) do
     local token = raw:stdin_token()
     if not token then return nil, "process:write_stdin: process is closed" end
-    sched.park("process:write_stdin", token)
+    sched.park("process:write_stdin", token, nil, seen)
+    seen = clock.n
     queued, err = raw:stdin_queued()
     if not queued then return nil, "process:write_stdin: " .. err end
     if raw:state() ~= "running" then return nil, "process:write_stdin: process is closed" end

@@ -43,8 +43,12 @@ end
 -- for the whole wait). `pst._stop`: the last timer of a timed run asks it
 -- to stop reading; `pst._parked`: the token it waits on meanwhile.
 local function collect(praw, pst, fname)
+  local clock = sched.clock
   while true do
-    local code, a, b, c, d = praw:collect(pst._stop == true, sched.alone())
+    local seen = clock.n
+    local alone, outer = sched.begin_alone(seen)
+    local code, a, b, c, d = praw:collect(pst._stop == true, alone)
+    if alone then sched.end_alone(outer) end
     if code then
       process.waited(praw, pst, c, d)
       return code, a, b
@@ -53,7 +57,7 @@ local function collect(praw, pst, fname)
       return nil, a
     end
     pst._parked = a
-    sched.park(fname, a, b)
+    sched.park(fname, a, b, seen)
     pst._parked = nil
   end
 end

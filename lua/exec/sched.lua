@@ -14,12 +14,40 @@
 -- leave a blocking call as they are, at once. So every step here keeps the
 -- loop consistent at every instruction: queues are consumed one entry at a
 -- time, and a waiter that an error takes away is cancelled on the way out.
+--
+-- Finalizers. The collector runs a finalizer (`__gc`) at an allocation, and
+-- on Lua 5.3/5.4 also at a call that grows the stack (LuaJIT's compiled code
+-- may collect at any guard: init.lua keeps this file and channel.lua
+-- interpreted, where it collects only at allocations), so a finalizer's call
+-- into the library (a send, a spawn, or a blocking call that runs the loop
+-- in place) may come in the middle of one of the library's own operations,
+-- in this coroutine or in one that the loop resumed. Three rules keep the
+-- loop consistent whatever such a call does:
+--   1. Shared state (the ready queue, the timer heap, the token chains, a
+--      channel's buffer and queues) is looked at and changed in blocks with
+--      no allocation and no call, so that nothing runs between a look and
+--      the change that depends on it. What a block needs is made before it.
+--   2. Every change moves `clock.n`. A caller that looked at something (a
+--      channel, a stream, a child), found that it must wait, and made its
+--      waiter, registers it only if the clock has not moved since it looked
+--      (`enlist`); otherwise it looks again.
+--   3. From the moment a turn decides how long to wait until its poll
+--      returns, `polling` is set: a change made meanwhile signals the event
+--      loop's notice (an eventfd in its epoll set), so that the poll returns
+--      at once instead of sleeping past it. A loop that a finalizer runs in
+--      that window takes the notice with its own polls: it puts `polling`
+--      back as it found it after each, and signals again when it returns.
+--      A deadlock is raised only if the clock did not move while it was
+--      decided.
+-- The notice also wakes a host loop that watches exec.pollfd() for work
+-- made outside exec.step() (see `announce`).
 local core = ...
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_running, co_status = coroutine.running, coroutine.status
 local unpack = table.unpack or unpack
-local floor, ceil, huge = math.floor, math.ceil, math.huge
+local ceil = math.ceil
+local notify = core.notify
 
 local M = {}
 
@@ -95,12 +123,44 @@ local failures, failures_more = {}, 0
 local MAX_FAILURES = 100
 local live_tasks = 0
 
+-- Rule 2's clock: a table, so that the other parts of the shim read it as
+-- a field (no call).
+local clock = { n = 0 }
+M.clock = clock
+
+-- Rule 3: a poll decided how long to wait and has not returned yet.
+local polling = false
+-- A host loop watches the descriptor (exec.pollfd() was called); whether
+-- exec.step() is running. The host steps when the descriptor is readable or
+-- at the time the last step named, so work made between two steps (by a
+-- host's callback, or by a blocking call's loop in one) must make the
+-- descriptor readable.
+local hosted, stepping = false, false
+
+-- Signal the notice if someone must hear of a change: a poll that decided
+-- its timeout before it (rule 3), or a host loop between two steps. The
+-- notice is written once until a poll takes it (src/core/io/driver.rs), so
+-- a burst of work costs one write. Also called when a loop run in place
+-- returns: its polls took the notice, and it may leave work (a task it
+-- started that sleeps on) that the poll or the host decided without.
+local function announce()
+  if polling or (hosted and not stepping) then notify() end
+end
+
+-- After a change (never inside a block of rule 1).
+local function changed()
+  clock.n = clock.n + 1
+  announce()
+end
+M.changed = changed
+
 -- Ready queue of tasks to resume.
 local ready, ready_head, ready_tail = {}, 1, 0
 
 local function push_ready(co)
   ready_tail = ready_tail + 1
   ready[ready_tail] = co
+  changed()
 end
 
 local function ready_empty()
@@ -118,50 +178,74 @@ local function pop_ready()
   return co
 end
 
--- Waiters registered on tokens of the Rust loop: token -> { waiter, ... }
--- A key that is not a number is fired by Lua code alone (a process's
--- start, a queue's turn): its waiters are not counted, because no poll can
--- ever deliver it, so a caller that only such a key could wake is a
--- deadlock, not a reason to poll for ever.
+-- Waiters on tokens of the Rust loop, by their spots: per token a chain
+-- (spot.next), in the order they came. A spot { w = waiter, token = t,
+-- polled = ... } is made before it is linked (rule 1), and is `linked`
+-- while in its chain. `token_waiter_count` counts the spots that a poll can
+-- wake: a key that is not a number is fired by Lua code alone (a process's
+-- start, a queue's turn), so a caller that only such a key could wake is a
+-- deadlock, not a reason to poll for ever (`polled` is false for it).
 local token_waiters = {}
 local token_waiter_count = 0
-local function polled_key(token) return type(token) == "number" end
 
 -- Timers: a binary min-heap of { at, seq, fn } (fn(now) is called when due).
+-- Its operations have no calls in them (rule 1): the comparisons are
+-- written out, and a parent's index is (i - i % 2) / 2 (a float on Lua
+-- 5.3+, which indexes a table as the integer it equals).
 local heap, heap_n, timer_seq = {}, 0, 0
 
-local function heap_less(a, b)
-  return a.at < b.at or (a.at == b.at and a.seq < b.seq)
-end
-
 local function heap_push(t)
-  heap_n = heap_n + 1
-  local i = heap_n
-  heap[i] = t
+  local at, seq = t.at, t.seq
+  local i = heap_n + 1
+  heap_n = i
   while i > 1 do
-    local p = floor(i / 2)
-    if heap_less(heap[i], heap[p]) then
-      heap[i], heap[p] = heap[p], heap[i]
+    local p = (i - i % 2) / 2
+    local up = heap[p]
+    if at < up.at or (at == up.at and seq < up.seq) then
+      heap[i] = up
       i = p
     else
       break
     end
   end
+  heap[i] = t
 end
 
-local function heap_pop()
+-- Pop the top timer if it is due at `t` (t == nil: if it is cancelled or
+-- its owner was collected, see M.at),
+-- and return it; nil otherwise. The look and the pop are one block.
+local function heap_pop_if(t)
+  if heap_n == 0 then return nil end
   local top = heap[1]
-  heap[1] = heap[heap_n]
-  heap[heap_n] = nil
-  heap_n = heap_n - 1
-  local i = 1
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= heap_n and heap_less(heap[l], heap[m]) then m = l end
-    if r <= heap_n and heap_less(heap[r], heap[m]) then m = r end
-    if m == i then break end
-    heap[i], heap[m] = heap[m], heap[i]
-    i = m
+  if t then
+    if top.at > t then return nil end
+  elseif top.fn ~= nil and (top.owner == nil or top.owner[1] ~= nil) then
+    return nil -- (armed: not cancelled, its owner if any alive)
+  end
+  local n = heap_n
+  local last = heap[n]
+  heap[n] = nil
+  n = n - 1
+  heap_n = n
+  if n > 0 then
+    local at, seq = last.at, last.seq
+    local i = 1
+    while true do
+      local c = 2 * i
+      if c > n then break end
+      local cv = heap[c]
+      if c < n then
+        local rv = heap[c + 1]
+        if rv.at < cv.at or (rv.at == cv.at and rv.seq < cv.seq) then c, cv = c + 1, rv end
+      end
+      if cv.at < at or (cv.at == at and cv.seq < seq) then
+        heap[i] = cv
+        i = c
+      else
+        break
+      end
+    end
+    heap[i] = last
   end
   return top
 end
@@ -174,63 +258,121 @@ local function current_task()
 end
 M.current_task = current_task
 
---- A new waiter for the current caller.
+--- A new waiter for the current caller. Its array part holds its spots,
+--- the places it is to be registered at (token spots here, queue spots of
+--- channels: { w =, q = queue, ... }), all linked at once by `enlist`; it
+--- may have a `timer` too. Woken (or cancelled), it leaves them all.
 function M.waiter()
   return { co = current_task(), done = false }
 end
 
---- Wake `w` with results; later wakes of the same waiter are ignored.
-function M.wake(w, ...)
+-- Take spot `s` out of its chain or queue, if it is in one. (No calls.)
+local function drop_spot(s)
+  if not s.linked then return end
+  s.linked = false
+  local token = s.token
+  if token ~= nil then
+    local prev, cur = nil, token_waiters[token]
+    while cur ~= nil and cur ~= s do prev, cur = cur, cur.next end
+    if cur ~= nil then
+      if prev then prev.next = s.next else token_waiters[token] = s.next end
+      if s.polled then token_waiter_count = token_waiter_count - 1 end
+    end
+    s.next = nil
+  else
+    local q = s.q
+    local n = #q
+    for i = 1, n do
+      if q[i] == s then
+        for j = i, n - 1 do q[j] = q[j + 1] end
+        q[n] = nil
+        break
+      end
+    end
+  end
+end
+
+-- A waiter that is done leaves its timer and every place it was registered.
+local function unlink(w)
+  local t = w.timer
+  if t then t.fn = nil end
+  for i = 1, #w do drop_spot(w[i]) end
+end
+
+--- Wake `w` with up to three results (what `suspend` returns); later wakes
+--- of the same waiter are ignored. Marking it done and queueing its task
+--- are one block (rule 1).
+function M.wake(w, a, b, c)
   if w.done then return false end
-  w.done = true
-  w.results = { n = select("#", ...), ... }
-  if w.cleanup then w.cleanup(w) end
-  if w.co then push_ready(w.co) end
+  w.done, w.a, w.b, w.c = true, a, b, c
+  local co = w.co
+  if co then
+    ready_tail = ready_tail + 1
+    ready[ready_tail] = co
+  end
+  changed()
+  unlink(w)
   return true
 end
 local wake = M.wake
 
-local function remove_token_waiter(token, w)
-  local list = token_waiters[token]
-  if not list then return end
-  for i = #list, 1, -1 do
-    if list[i] == w then
-      table.remove(list, i)
-      if polled_key(token) then token_waiter_count = token_waiter_count - 1 end
+--- Register `w` at all of its spots at once if the clock still reads `seen`
+--- (rule 2), the time its caller looked at what it waits for: true. False
+--- if anything changed since, and the caller must look again. (No calls.)
+function M.enlist(w, seen)
+  if clock.n ~= seen or w.done then return false end
+  for i = 1, #w do
+    local s = w[i]
+    local token = s.token
+    if token ~= nil then
+      local cur = token_waiters[token]
+      if cur == nil then
+        token_waiters[token] = s
+      else
+        while cur.next ~= nil do cur = cur.next end
+        cur.next = s
+      end
+      if s.polled then token_waiter_count = token_waiter_count + 1 end
+    else
+      local q = s.q
+      q[#q + 1] = s
     end
+    s.linked = true
   end
-  if #list == 0 then token_waiters[token] = nil end
+  clock.n = seen + 1
+  return true
 end
-
---- Register `w` to be woken when `token` fires.
-function M.on_token(w, token)
-  local list = token_waiters[token]
-  if not list then
-    list = {}
-    token_waiters[token] = list
-  end
-  list[#list + 1] = w
-  if polled_key(token) then token_waiter_count = token_waiter_count + 1 end
-  local prev = w.cleanup
-  w.cleanup = function(self)
-    remove_token_waiter(token, self)
-    if prev then prev(self) end
-  end
-end
+local enlist = M.enlist
 
 --- Wake every waiter of `token` (the Rust loop reported it, or the object
 --- behind it was closed and its waiters must look again).
 function M.fire(token)
-  local list = token_waiters[token]
-  if not list then return end
+  local s = token_waiters[token]
   token_waiters[token] = nil
-  if polled_key(token) then token_waiter_count = token_waiter_count - #list end
-  for i = 1, #list do
-    local w = list[i]
-    wake(w, w.tag or token) -- its cleanup finds the list already detached
+  local first = s
+  while s ~= nil do -- the whole chain leaves at once
+    s.linked = false
+    if s.polled then token_waiter_count = token_waiter_count - 1 end
+    s = s.next
+  end
+  changed() -- (also when nobody waits: whoever looked before must look again)
+  s = first
+  while s ~= nil do
+    local w, after = s.w, s.next
+    s.next = nil
+    wake(w, w.tag or token)
+    s = after
   end
 end
 local fire = M.fire
+
+-- Put timer `t`, made beforehand, in the heap.
+local function arm(t)
+  timer_seq = timer_seq + 1
+  t.seq = timer_seq
+  heap_push(t)
+  changed()
+end
 
 local WEAK_VALUES = { __mode = "v" }
 
@@ -240,16 +382,10 @@ local WEAK_VALUES = { __mode = "v" }
 --- neither fires nor keeps the loop waiting for it).
 function M.at(at, fn, owner)
   check_open()
-  timer_seq = timer_seq + 1
-  local t = { at = at, seq = timer_seq, fn = fn }
+  local t = { at = at, seq = 0, fn = fn }
   if owner ~= nil then t.owner = setmetatable({ owner }, WEAK_VALUES) end
-  heap_push(t)
+  arm(t)
   return t
-end
-
--- Whether timer `t` can still fire: not cancelled, its owner (if any) alive.
-local function armed(t)
-  return t.fn ~= nil and (t.owner == nil or t.owner[1] ~= nil)
 end
 
 function M.cancel_timer(t)
@@ -259,22 +395,22 @@ end
 local function fire_timers()
   if heap_n == 0 then return end
   local t = now()
-  while heap_n > 0 and heap[1].at <= t do
-    -- Disarm, then call, then pop: an error inside fn (an interrupt) leaves
-    -- the heap whole, and the timer is not called twice.
-    local timer = heap[1]
-    local fn = timer.fn
-    local owner = timer.owner and timer.owner[1] -- (held while it runs)
+  while true do
+    -- Pop, disarm, then call: an error inside fn (an interrupt) leaves the
+    -- heap whole, and the timer is not called twice.
+    local timer = heap_pop_if(t)
+    if not timer then return end
+    local fn, held = timer.fn, timer.owner
+    local owner = held and held[1] -- (held strongly while it runs)
     timer.fn = nil
-    if heap[1] == timer then heap_pop() end
-    if fn and (owner ~= nil or timer.owner == nil) then fn(t, owner) end
+    if fn and (held == nil or owner ~= nil) then fn(t, owner) end
   end
 end
 
 -- Drop cancelled timers (and those whose owner is gone) from the top so
 -- they do not shorten poll timeouts or hide a deadlock.
 local function next_deadline()
-  while heap_n > 0 and not armed(heap[1]) do heap_pop() end
+  while heap_pop_if(nil) do end
   if heap_n > 0 then return heap[1].at end
   return nil
 end
@@ -358,6 +494,11 @@ end
 -- Tokens the Rust loop reported, consumed one at a time so that an error
 -- half-way leaves the rest for the next turn.
 local polled, polled_head, polled_n = {}, 1, 0
+-- Set while Rust fills `polled`: a finalizer that runs meanwhile and polls
+-- (a blocking call's loop) gets a table of its own (rule 1). (An error out
+-- of that fill leaves it set: later polls then each use a table of their
+-- own, which costs an allocation and nothing else.)
+local filling = false
 
 local function fire_polled()
   while polled_head <= polled_n do
@@ -368,9 +509,24 @@ local function fire_polled()
   end
 end
 
-local function poll_now(timeout)
+-- One poll of the Rust loop, whose reported tokens then fire. A turn that
+-- set `polling` for it (rule 3) passes the value to put back once the
+-- wait is over (`outer`: false, or true in a loop that a finalizer runs
+-- while an outer one decides); nil leaves `polling` alone.
+local function poll_now(timeout, outer)
   fire_polled()
+  if filling then
+    local own = {}
+    local n, err = poll(timeout, own)
+    if outer ~= nil then polling = outer end
+    if not n then error("exec: " .. err, 0) end
+    for i = 1, n do fire(own[i]) end
+    return
+  end
+  filling = true
   local n, err = poll(timeout, polled)
+  filling = false
+  if outer ~= nil then polling = outer end
   if not n then error("exec: " .. err, 0) end
   polled_head, polled_n = 1, n
   fire_polled()
@@ -382,11 +538,15 @@ end
 local function turn(w, what)
   check_open()
   run_ready()
+  fire_polled() -- (tokens an error left unfired may wake the caller)
   if w then
     if w.done then return end
   elseif live_tasks == 0 then
     return
   end
+  local seen = clock.n
+  local outer = polling
+  polling = true -- rule 3: from here, a change ends the wait at once
   local timeout
   if not ready_empty() then
     timeout = 0
@@ -399,13 +559,17 @@ local function turn(w, what)
     elseif token_waiter_count > 0 then
       timeout = -1
     else
+      polling = outer
       sweep_dead_tasks()
       if not w and live_tasks == 0 then return end
-      error("deadlock: " .. (what or "waiting") ..
-        " can never finish: every task is blocked and no timer, stream or child is pending", 0)
+      local msg = "deadlock: " .. (what or "waiting") ..
+        " can never finish: every task is blocked and no timer, stream or child is pending"
+      -- A finalizer that ran since the look may have made work: look again.
+      if clock.n ~= seen then return end
+      error(msg, 0)
     end
   end
-  poll_now(timeout)
+  poll_now(timeout, outer)
   fire_timers()
 end
 
@@ -433,7 +597,7 @@ local function cancel(w)
   if not w.done then
     w.done = true
     w.cancelled = true
-    if w.cleanup then w.cleanup(w) end
+    unlink(w)
   end
 end
 
@@ -446,7 +610,10 @@ end
 --- wait() on a child that exited while the tasks ahead of it ran): called
 --- outside a task only, where no other turn of the loop may ever come.
 function M.settle_if_not_task()
-  if not current_task() then settle() end
+  if not current_task() then
+    settle()
+    announce()
+  end
 end
 
 local isyieldable = coroutine.isyieldable
@@ -455,13 +622,30 @@ local isyieldable = coroutine.isyieldable
 -- could run or be woken while it waits (no ready task, no timer, no other
 -- waiter on the event loop, no token reported and not yet delivered). Then
 -- a turn of the loop can only concern the caller, and it waits inside the
--- Rust loop itself (poll_alone) instead of going round this one.
+-- Rust loop itself (poll_alone) instead of going round this one. Never
+-- under a host loop: only this loop's own turns tell the host of the work
+-- they leave (announce).
 local function alone()
-  return token_waiter_count == 0 and ready_empty() and polled_head > polled_n
+  return not hosted and token_waiter_count == 0 and ready_empty() and polled_head > polled_n
     and next_deadline() == nil and not current_task()
 end
 
-M.alone = alone
+--- Whether a caller that looked at what it waits for when the clock read
+--- `seen` waits alone, and may wait in the Rust loop. If so, `polling` is
+--- set until its wait is over, and the second result is the value that
+--- end_alone puts back then: a change that a finalizer makes before the
+--- wait begins ends it at once (rule 3).
+function M.begin_alone(seen)
+  local outer = polling
+  polling = true
+  if clock.n == seen and alone() then return true, outer end
+  polling = outer
+  return false
+end
+
+function M.end_alone(outer)
+  polling = outer
+end
 
 -- What a turn reports while the caller waits alone: nobody else to wake.
 local unheard = {}
@@ -469,34 +653,45 @@ local unheard = {}
 -- One turn of the event loop, as long as it takes, for a caller that waits
 -- alone. It returns at once on EINTR (Ctrl-C), so that the interpreter's
 -- hook raises before the caller's next step.
-local function poll_alone()
+local function poll_alone(outer)
   local n, err = poll(-1, unheard)
+  polling = outer
   if not n then error("exec: " .. err, 0) end
+end
+
+-- A waiter for the caller with a spot on `token` (and one on `b`).
+local function token_waiter(a, b)
+  local w = M.waiter()
+  w[1] = { w = w, token = a, polled = type(a) == "number" }
+  if b then w[2] = { w = w, token = b, polled = type(b) == "number" } end
+  return w
 end
 
 --- Wait once for `a` (or `b`) to fire; the caller then looks again at
 --- what it waits for, which may not have happened: waiting alone, this
---- returns after any turn of the loop. `what` names the operation for the
---- deadlock message.
-function M.park(what, a, b)
+--- returns after any turn of the loop, and at once if anything changed
+--- since the caller looked, when the clock read `seen` (rule 2; nil: now).
+--- `what` names the operation for the deadlock message.
+function M.park(what, a, b, seen)
   check_open()
-  if alone() then return poll_alone() end
-  local w = M.waiter()
-  M.on_token(w, a)
-  if b then M.on_token(w, b) end
-  M.suspend(w, what)
+  seen = seen or clock.n
+  if clock.n ~= seen then return end
+  local lone, outer = M.begin_alone(seen)
+  if lone then return poll_alone(outer) end
+  local w = token_waiter(a, b)
+  if enlist(w, seen) then M.suspend(w, what) end
 end
 
 --- `park` with a deadline (monotonic seconds; nil: none): false at once if
 --- it has passed, else true after waiting at most until then.
-function M.park_until(what, token, deadline)
+function M.park_until(what, token, deadline, seen)
   if not deadline then
-    M.park(what, token)
+    M.park(what, token, nil, seen)
     return true
   end
   local left = deadline - M.now()
   if left <= 0 then return false end
-  M.wait_token_for(token, left, what)
+  M.wait_token_for(token, left, what, seen)
   return true
 end
 
@@ -515,37 +710,33 @@ function M.suspend(w, what)
       -- anything: it cancels the waiter and rethrows the same error.
       w.co = nil
       local ok, err = pcall(loop_until, w, what)
-      if not ok then
-        cancel(w)
-        error(err, 0)
-      end
+      if not ok then cancel(w) end
+      announce() -- (its polls took the notice)
+      if not ok then error(err, 0) end
     end
   end
-  local r = w.results
-  return unpack(r, 1, r.n)
+  return w.a, w.b, w.c
 end
 
 --- Block until `token` fires or `seconds` pass: returns true, or false on
---- timeout.
-function M.wait_token_for(token, seconds, what)
-  local w = M.waiter()
-  M.on_token(w, token)
-  local t = M.at(now() + seconds, function() wake(w, false) end)
-  local prev = w.cleanup
-  w.cleanup = function(self)
-    M.cancel_timer(t)
-    if prev then prev(self) end
-  end
-  local fired = M.suspend(w, what)
-  return fired ~= false
+--- timeout. `seen`: as for park (also true at once if it no longer holds).
+function M.wait_token_for(token, seconds, what, seen)
+  seen = seen or clock.n
+  local w = token_waiter(token)
+  local t = { at = now() + seconds, seq = 0, fn = function() wake(w, false) end }
+  if not enlist(w, seen) then return true end
+  w.timer = t
+  arm(t)
+  return M.suspend(w, what) ~= false
 end
 
 --- Block for `seconds`.
 function M.sleep(seconds)
   local w = M.waiter()
-  local t = M.at(now() + seconds, function() wake(w) end)
-  w.cleanup = function() M.cancel_timer(t) end
-  return M.suspend(w, "time.sleep")
+  local t = { at = now() + seconds, seq = 0, fn = function() wake(w) end }
+  w.timer = t
+  arm(t)
+  M.suspend(w, "time.sleep")
 end
 
 --- Schedule `fn(...)` as a task. It starts at the next turn of the loop,
@@ -560,9 +751,12 @@ function M.spawn(fn, ...)
   end
   local args = { n = select("#", ...), ... }
   local co = co_create(function() fn(unpack(args, 1, args.n)) end)
+  -- Counted and queued in one block (rule 1).
   tasks[co] = fn
   live_tasks = live_tasks + 1
-  push_ready(co)
+  ready_tail = ready_tail + 1
+  ready[ready_tail] = co
+  changed()
   return co
 end
 
@@ -585,6 +779,7 @@ function M.run_all()
   while live_tasks > 0 do
     turn(nil, "exec.wait_tasks")
   end
+  announce()
   if failures[1] == nil then return true end
   local list, more = failures, failures_more
   failures, failures_more = {}, 0
@@ -593,13 +788,9 @@ function M.run_all()
     (more > 0 and ("; and " .. more .. " more") or "")
 end
 
---- For a host event loop (luv, cqueues, copas): run everything that is
---- ready now without blocking (tasks, I/O, children, timers) and return the
---- seconds until the loop must run again even if pollfd() stays quiet
---- (0: at once; nil: only when pollfd() becomes readable).
-function M.step()
-  check_open()
-  if current_task() then raise("exec.step: cannot be called from inside a task (it runs them)") end
+-- The body of step: everything that is ready now, then the time to the
+-- next thing that no descriptor will announce.
+local function step_once()
   run_ready()
   poll_now(0)
   fire_timers()
@@ -616,9 +807,31 @@ function M.step()
   return wait
 end
 
+--- For a host event loop (luv, cqueues, copas): run everything that is
+--- ready now without blocking (tasks, I/O, children, timers) and return the
+--- seconds until the loop must run again even if pollfd() stays quiet
+--- (0: at once; nil: only when pollfd() becomes readable). Work made
+--- while it runs needs no notice: its answer counts it. (The pcall lets no
+--- error go: it puts `stepping` back and rethrows the same value.)
+function M.step()
+  check_open()
+  if current_task() then raise("exec.step: cannot be called from inside a task (it runs them)") end
+  local outer = stepping
+  stepping = true
+  local ok, wait = pcall(step_once)
+  stepping = outer
+  if not ok then
+    announce() -- (work it left: the host steps again if it goes on)
+    error(wait, 0)
+  end
+  return wait
+end
+
 --- The descriptor a host loop watches for readability: then call step().
+--- From now on, work made outside step() makes it readable (announce).
 function M.pollfd()
   check_open()
+  hosted = true
   return core.pollfd()
 end
 

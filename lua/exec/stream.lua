@@ -13,6 +13,9 @@ local Stream = O.Stream
 local CHUNK = core.max_chunk
 
 local life = sched.life
+-- The scheduler's clock, read before each look at a stream: a wait begins
+-- only if nothing changed since (sched.lua, rule 2).
+local clock = sched.clock
 
 local FORMATS = { l = "l", L = "L", a = "a", ["*l"] = "l", ["*L"] = "L", ["*a"] = "a" }
 
@@ -24,9 +27,10 @@ local TIMEOUT = {}
 -- the stream's token while it would block: one call into Rust per attempt.
 local function await(raw, st, method, arg, deadline)
   while true do
+    local seen = clock.n
     local data, err = raw[method](raw, arg)
     if data ~= false then return data, err end
-    if not sched.park_until("stream:read", st.token, deadline) then return nil, TIMEOUT end
+    if not sched.park_until("stream:read", st.token, deadline, seen) then return nil, TIMEOUT end
   end
 end
 
@@ -71,9 +75,10 @@ local function next_line(raw, st, keep, deadline)
     return line
   end
   while true do
+    local seen = clock.n
     local n, last = raw:read_lines(q)
     if n == false then
-      if not sched.park_until("stream:read", st.token, deadline) then return nil, TIMEOUT end
+      if not sched.park_until("stream:read", st.token, deadline, seen) then return nil, TIMEOUT end
     elseif type(n) == "number" then
       local line = q[1]
       q[1] = nil

@@ -170,22 +170,39 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
         core.set("pollfd", lua.create_function(move |_, ()| Ok(c1.driver.borrow().fd()))?)?;
         let c2 = ctx.clone();
         core.set("poll_due_ms", lua.create_function(move |_, ()| Ok(c2.driver.borrow().due_within_ms()))?)?;
+        // The scheduler's signal for work no descriptor announces (a poll
+        // that decided its timeout, or a host loop, must hear of it).
+        let notice = ctx.driver.borrow().notice();
+        core.set(
+            "notify",
+            lua.create_function(move |_, ()| {
+                notice.signal();
+                Ok(())
+            })?,
+        )?;
     }
     {
         let ctx = ctx.clone();
-        let mut ready = Vec::new();
+        // The tokens' buffer, kept between calls. Taken out while in use:
+        // a finalizer that runs while `out` is filled may poll too (the
+        // scheduler's nested loop), and gets a buffer of its own.
+        let spare = RefCell::new(Vec::new());
         core.set(
             "poll",
-            lua.create_function_mut(move |_, (timeout_ms, out): (i64, Table)| {
+            lua.create_function(move |_, (timeout_ms, out): (i64, Table)| {
+                let mut ready = std::mem::take(&mut *spare.borrow_mut());
                 ready.clear();
                 let timeout = timeout_ms.clamp(-1, i32::MAX as i64) as i32;
-                if let Err(e) = ctx.driver.borrow_mut().turn(timeout, &mut ready, None) {
+                let turned = ctx.driver.borrow_mut().turn(timeout, &mut ready, None);
+                if let Err(e) = turned {
                     return Ok((None, Some(format!("event loop failed: {}", sys::describe(&e)))));
                 }
                 for (i, t) in ready.iter().enumerate() {
                     out.raw_set(i + 1, *t)?;
                 }
-                Ok((Some(ready.len()), None))
+                let n = ready.len();
+                *spare.borrow_mut() = ready;
+                Ok((Some(n), None))
             })?,
         )?;
     }

@@ -12,18 +12,23 @@
 //! Everything else is reported to the Lua scheduler as a token that became
 //! ready: a readable stream, a stdin queue that has room again, a child that
 //! exited.
+//!
+//! Work that no descriptor announces (a task the scheduler made ready, a
+//! timer it added) is announced through the notice, an eventfd in the same
+//! epoll set: the scheduler signals it when a poll that already decided how
+//! long to wait, or a host loop watching `fd()`, must hear of it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use crate::core::io::poller::{Interest, Poller, Token, Unwatch};
 use crate::core::io::stdin::StdinPipe;
 use crate::core::io::stream::{SharedOutputs, Wakeups};
 use crate::core::os::children;
-use crate::core::os::sys::SignalsHeld;
+use crate::core::os::sys::{self, SignalsHeld};
 
 /// Stdin data queued beyond this makes `write_stdin` wait for room.
 pub const STDIN_HIGH_WATER: usize = 16 << 20;
@@ -31,6 +36,36 @@ pub const STDIN_HIGH_WATER: usize = 16 << 20;
 /// How often children without a pidfd are checked for exit (the child
 /// table's constant, so that both loops poll alike).
 const FALLBACK_POLL_MS: i32 = crate::core::os::children::FALLBACK_POLL.as_millis() as i32;
+
+/// The notice's token (sources get tokens from 1 on).
+const NOTICE: Token = 0;
+
+/// An eventfd in the driver's epoll set that makes the set readable, and
+/// ends a wait in it, for work only the scheduler knows of. It is written
+/// once until a poll takes it, so a burst of work costs one write and one
+/// read. Shared (not inside the driver's RefCell) so that the scheduler
+/// can signal it whatever is borrowed when its Lua code runs.
+pub struct Notice {
+    fd: OwnedFd,
+    /// Written and not yet taken by a poll.
+    pending: Cell<bool>,
+}
+
+impl Notice {
+    /// Make the epoll set readable until the next poll takes the notice.
+    pub fn signal(&self) {
+        if !self.pending.replace(true) {
+            sys::eventfd_signal(self.fd.as_raw_fd());
+        }
+    }
+
+    /// A poll took the notice: reset it, so that the next signal writes again.
+    fn take(&self) {
+        if self.pending.replace(false) {
+            sys::eventfd_clear(self.fd.as_raw_fd());
+        }
+    }
+}
 
 enum Source {
     /// Output stream `.1` of a process; the fds belong to the outputs.
@@ -53,20 +88,30 @@ pub struct Driver {
     again: Vec<Token>,
     /// Tokens that fills outside a poll brought news for (see stream.rs).
     wakeups: Wakeups,
+    notice: Rc<Notice>,
 }
 
 pub type SharedDriver = Rc<RefCell<Driver>>;
 
 impl Driver {
     pub fn new() -> io::Result<Driver> {
+        let poller = Poller::new()?;
+        let notice = Rc::new(Notice { fd: sys::eventfd()?, pending: Cell::new(false) });
+        poller.add(notice.fd.as_raw_fd(), Interest::Read, NOTICE)?;
         Ok(Driver {
-            poller: Poller::new()?,
+            poller,
             next: 1,
             sources: HashMap::new(),
             polled_exits: HashMap::new(),
             again: Vec::new(),
             wakeups: Rc::new(RefCell::new(Vec::new())),
+            notice,
         })
+    }
+
+    /// The notice, for whoever must signal it without borrowing the driver.
+    pub fn notice(&self) -> Rc<Notice> {
+        self.notice.clone()
     }
 
     pub fn shared() -> io::Result<SharedDriver> {
@@ -126,7 +171,8 @@ impl Driver {
         self.sources.remove(&token);
     }
 
-    /// A descriptor that becomes readable when `poll` has news (see Poller::fd).
+    /// A descriptor that becomes readable when `poll` has news (see
+    /// Poller::fd), the notice included.
     pub fn fd(&self) -> std::os::fd::RawFd {
         self.poller.fd()
     }
@@ -155,7 +201,8 @@ impl Driver {
     }
 
     /// Wait up to `timeout_ms` (-1 forever) and push every token the Lua side
-    /// must hear about into `ready`. Returns early with nothing on EINTR.
+    /// must hear about into `ready`. Returns early with nothing on EINTR, and
+    /// when the notice was signalled (which is taken, and not reported).
     #[cfg(test)]
     pub fn poll(&mut self, timeout_ms: i32, ready: &mut Vec<Token>) -> io::Result<()> {
         self.poll_with(timeout_ms, ready, None)
@@ -172,6 +219,10 @@ impl Driver {
         }
         self.poller.wait(timeout_ms, mask, |t| fired.push(t))?;
         for t in fired {
+            if t == NOTICE {
+                self.notice.take();
+                continue;
+            }
             match self.sources.get(&t) {
                 Some(Source::Exit(pid)) => {
                     // (An error is the handle's to report, when it asks.)
@@ -219,7 +270,6 @@ mod tests {
     use super::*;
     use crate::core::io::stream::Outputs;
     use crate::core::os::sys;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn reports_readable_outputs_and_takes_in_read_ahead_ones() {
@@ -258,6 +308,34 @@ mod tests {
         let mut ready = Vec::new();
         d.poll(50, &mut ready).unwrap();
         assert!(ready.is_empty());
+    }
+
+    fn readable(fd: RawFd) -> bool {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: `p` is one live pollfd.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn the_notice_makes_the_set_readable_and_ends_a_wait_once() {
+        let mut d = Driver::new().unwrap();
+        let mut ready = Vec::new();
+        d.poll(0, &mut ready).unwrap();
+        assert!(!readable(d.fd()), "nothing to report yet");
+        let notice = d.notice();
+        notice.signal();
+        notice.signal(); // (written once until a poll takes it)
+        assert!(readable(d.fd()), "a host loop watching fd() hears of it");
+        let t0 = std::time::Instant::now();
+        d.poll(5000, &mut ready).unwrap();
+        assert!(t0.elapsed().as_millis() < 1000, "the wait ended at once");
+        assert!(ready.is_empty(), "the notice is not a token of the Lua side");
+        assert!(!readable(d.fd()), "the poll took it");
+        let t0 = std::time::Instant::now();
+        d.poll(50, &mut ready).unwrap();
+        assert!(t0.elapsed().as_millis() >= 40, "taken: the next wait is a full one");
+        notice.signal();
+        assert!(readable(d.fd()), "signalled again after the poll took it");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! over, and reaps, whether or not Lua ever calls the library again.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -102,13 +102,7 @@ pub(super) struct Reaper;
 
 impl Reaper {
     fn start() -> io::Result<Reaper> {
-        // SAFETY: eventfd has no pointer arguments; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created and is owned by nobody else.
-        let wake_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let wake_fd = sys::eventfd()?;
         let raw = wake_fd.as_raw_fd();
         std::thread::Builder::new().name("lua-exec-reaper".into()).spawn(move || reaper_loop(raw))?;
         // The thread runs for the rest of the process and reads `raw`, so the

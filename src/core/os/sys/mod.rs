@@ -18,7 +18,7 @@ pub use signals::*;
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// What a system call returns on failure (with `errno` set): -1.
 pub trait MinusOne: Copy + PartialEq {
@@ -51,6 +51,14 @@ pub fn cvt_r<T: MinusOne>(mut call: impl FnMut() -> T) -> io::Result<T> {
             other => return other,
         }
     }
+}
+
+/// A new eventfd, close-on-exec and nonblocking, at zero.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd has no pointer arguments; the result is checked.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Add one to an eventfd (wakes whoever polls it).
