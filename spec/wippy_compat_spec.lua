@@ -176,7 +176,7 @@ describe("streams taken before start()", function()
       p:wait()
     ]=], 10)
     local why = "process not started (and nothing else is running that could start it)"
-    local want = "nil\tstream:read: " .. why .. "\n"
+    local want = "nil\tstream:read: " .. why .. "\tnot_started\n"
     assert.equals(want .. want .. "true\n" ..
       "false\tstream:read: " .. why .. "\n" ..
       "false\tscanner:scan: " .. why .. "\n" ..
@@ -228,7 +228,7 @@ describe("streams taken before start()", function()
       print(s:read())
       assert(time.now() - t0 < 1)
     ]=], 10)
-    assert.equals("nil\tstream:read: process not started (and nothing else is running that could start it)\nOK\n", out)
+    assert.equals("nil\tstream:read: process not started (and nothing else is running that could start it)\tnot_started\nOK\n", out)
   end)
 
   it("lines(), case_read() and a scanner made before start() follow it", function()

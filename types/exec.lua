@@ -12,6 +12,11 @@ local exec = {}
 ---@class exec.registry
 local registry = {}
 
+---The third value of a failed wait, signal, resize, write_stdin, close_stdin or stream read
+---(README, "Error codes"): stable, unlike the message. An errno name ("EPIPE", "ENOMEM", ...)
+---for a failed system call, "os" for an uncommon one.
+---@alias exec.ErrorCode "not_started"|"closed"|"finished"|"handed_over"|"timeout"|"dropped"|"unsupported"|"invalid"|"failed"|"os"|string
+
 ---Configuration of a resource. Kinds "exec.native" and "exec.ssh" make process executors;
 ---the connection fields are for "exec.ssh" only (its work dir and env apply on the remote host).
 ---@class exec.ResourceConfig
@@ -179,6 +184,7 @@ function Process:start() end
 ---@param d? string|number
 ---@return integer|nil code
 ---@return string|nil err
+---@return exec.ErrorCode|nil code
 function Process:wait(d) end
 
 ---Where the process is: "created", "running", "exited" with the code,
@@ -193,12 +199,14 @@ function Process:status() end
 ---@param cols integer
 ---@return true|nil ok
 ---@return string|nil err
+---@return exec.ErrorCode|nil code
 function Process:resize(rows, cols) end
 
 ---Send a signal.
 ---@param signal_number integer|string a number, or a name: "TERM", "SIGTERM", "term"
 ---@return true|nil ok
 ---@return string|nil err
+---@return exec.ErrorCode|nil code
 function Process:signal(signal_number) end
 
 ---SIGTERM (SIGKILL with force, or the signal given by number or name) a
@@ -229,11 +237,13 @@ function Process:stderr_stream() end
 ---@param data string|number
 ---@return true|nil ok
 ---@return string|nil err
+---@return exec.ErrorCode|nil code
 function Process:write_stdin(data) end
 
 ---End-of-file on stdin once queued data is delivered.
 ---@return true|nil ok
 ---@return string|nil err
+---@return exec.ErrorCode|nil code
 function Process:close_stdin() end
 
 ---@class exec.Stream
@@ -241,13 +251,14 @@ local Stream = {}
 
 ---The next chunk (at most n bytes, 64 KiB by default; n = 0 means no n, as in Wippy's stream module),
 ---a line ("l"/"L"), or everything ("a").
----nil, nil at the end; nil, message on error; nil, "timeout" when `timeout`
+---nil, nil at the end; nil, message, code on error; nil, "timeout", "timeout" when `timeout`
 ---passed before anything complete arrived (nothing read is lost). Before the
 ---process started it waits for the start (nil, message if nothing could start it).
 ---@param n? integer|"l"|"L"|"a"
 ---@param timeout? string|number
 ---@return string|nil data
 ---@return string|nil err
+---@return exec.ErrorCode|nil code
 function Stream:read(n, timeout) end
 
 ---Iterate lines without their newline ("l", the default), with it ("L"),
@@ -256,7 +267,7 @@ function Stream:read(n, timeout) end
 ---@return fun(): string|nil
 function Stream:lines(fmt) end
 
----A case for channel.select: when chosen, `value` is what read(fmt) returned and `ok` is false at the end (`err` on an error).
+---A case for channel.select: when chosen, `value` is what read(fmt) returned and `ok` is false at the end (`err` and `code` on an error).
 ---@param fmt? integer|"l"|"L"|"a"
 ---@return table
 function Stream:case_read(fmt) end

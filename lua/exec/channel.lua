@@ -199,7 +199,7 @@ end
 
 -- A case is a channel's (kind "receive" or "send") or one that polls
 -- something of the event loop (kind "poll", e.g. stream:case_read()): its
--- `try()` answers done, value, ok[, err] without waiting, and its `token`
+-- `try()` answers done, value, ok[, err, code] without waiting, and its `token`
 -- says when to try again.
 local function check_case(c, i)
   local ok = type(c) == "table" and (
@@ -252,8 +252,8 @@ function M.select(cases)
         if r == "closed" then raise("channel.select: send on a closed channel (case " .. i .. ")") end
         if r then return { channel = c.channel, value = c.value, ok = true } end
       else
-        local done, v, ok, err = c.try()
-        if done then return { channel = c.channel, value = v, ok = ok, err = err } end
+        local done, v, ok, err, code = c.try()
+        if done then return { channel = c.channel, value = v, ok = ok, err = err, code = code } end
       end
     end
     -- (With a default, the first pass through the cases ends here.)

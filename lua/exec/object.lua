@@ -81,4 +81,14 @@ function O.arg_error(fname, n, argname, msg)
   raise(string.format("bad argument #%d (%s) to '%s': %s", n, argname, fname, msg))
 end
 
+-- A raw function's failure (`nil, message, code[, n]`, see
+-- src/binding/handles/mod.rs) for public function `fname`: a bad argument
+-- is raised (`names[n]` names it); anything else is raised too when
+-- `raises`, else returned as `nil, "fname: message", code`.
+function O.failed(fname, msg, code, n, names, raises)
+  if code == "bad_argument" and n then O.arg_error(fname, n, names[n], msg) end
+  if raises or code == "bad_argument" then raise(fname .. ": " .. msg) end
+  return nil, fname .. ": " .. msg, code
+end
+
 return O

@@ -5,6 +5,10 @@
 -- through the scheduler.
 local core, sched, time, O, stream = ...
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
+local failed = O.failed
+-- The names of the arguments a raw function may call bad (object.lua's failed).
+local EXEC_ARGS, SIGNAL_ARGS, RESIZE_ARGS = { "command", "options" }, { "signal_number" }, { "rows", "cols" }
+local CLOSE_ARGS = { "force_stop" }
 local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor, Process, Stream = O.Executor, O.Process, O.Stream
 
@@ -57,12 +61,8 @@ local function new_raw(self, command, options, fname, for_run)
     s_out = stream_option(options, "stdout", fname)
     s_err = stream_option(options, "stderr", fname)
   end
-  local praw, err, bad_arg, started = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err)
-  if not praw then
-    if bad_arg == 1 then arg_error(fname, 1, "command", err) end
-    if bad_arg == 2 then arg_error(fname, 2, "options", err) end
-    raise(fname .. ": " .. err)
-  end
+  local praw, err, code, n, started = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err)
+  if not praw then failed(fname, err, code, n, EXEC_ARGS, true) end
   return praw, { raw = praw, timeout = secs }, started
 end
 M.new_raw = new_raw
@@ -301,8 +301,8 @@ M.waited = waited
 -- its slot goes to the next in its queue.
 local function close_raw(raw, st, sig)
   local exit_token, stdin_token = raw:exit_token(), raw:stdin_token()
-  local ok, err = raw:close(sig)
-  if not ok then arg_error("process:close", 1, "force_stop", err) end
+  local ok, err, code, n = raw:close(sig)
+  if not ok then failed("process:close", err, code, n, CLOSE_ARGS, true) end
   if st.streams then stream.closed_unstarted(st.streams) end
   wake_others(exit_token, stdin_token)
   stop_timer(st)
@@ -331,15 +331,15 @@ function Process:wait(d)
   while true do
     -- The state machine is Rust's: one call per step.
     local seen = clock.n
-    local code, a, t1, t2 = raw:wait_step(deadline ~= nil)
+    local code, a, b, c, d = raw:wait_step(deadline ~= nil)
     if code then
-      waited(raw, st, a, t1)
+      waited(raw, st, a, b)
       return code, nil
     elseif code == false then
-      if not sched.park_until("process:wait", a, deadline, seen) then return nil, "timeout" end
+      if not sched.park_until("process:wait", a, deadline, seen) then return nil, "timeout", "timeout" end
     else
-      wake_others(t1, t2)
-      return nil, "process:wait: " .. a
+      wake_others(c, d)
+      return nil, "process:wait: " .. a, b
     end
   end
 end
@@ -352,23 +352,22 @@ function Process:status()
   return raw:status()
 end
 
---- process:signal(n): true, nil; or nil, message. Signal names ("TERM",
---- "SIGTERM", "term") and numbers are resolved by Rust (convert::signal).
+--- process:signal(n): true, nil; or nil, message, code. Signal names
+--- ("TERM", "SIGTERM", "term") and numbers are resolved by Rust
+--- (convert::signal).
 function Process:signal(sig)
   local raw = check_self(self, Process, "process:signal")
-  local ok, err, bad = raw:signal(sig)
-  if bad then arg_error("process:signal", 1, "signal_number", err) end
-  if not ok then return nil, "process:signal: " .. err end
+  local ok, err, code, n = raw:signal(sig)
+  if not ok then return failed("process:signal", err, code, n, SIGNAL_ARGS) end
   return true, nil
 end
 
---- process:resize(rows, cols): true, nil; or nil, message. The window
---- size of the process's terminal (pty = true).
+--- process:resize(rows, cols): true, nil; or nil, message, code. The
+--- window size of the process's terminal (pty = true).
 function Process:resize(rows, cols)
   local raw = check_self(self, Process, "process:resize")
-  local ok, err, bad_arg = raw:resize(rows, cols)
-  if bad_arg then arg_error("process:resize", bad_arg, bad_arg == 1 and "rows" or "cols", err) end
-  if not ok then return nil, "process:resize: " .. err end
+  local ok, err, code, n = raw:resize(rows, cols)
+  if not ok then return failed("process:resize", err, code, n, RESIZE_ARGS) end
   return true, nil
 end
 
@@ -419,7 +418,7 @@ function Process:stderr_stream()
   return get_stream(self, 2, "process:stderr_stream")
 end
 
---- process:write_stdin(data): true, nil; or nil, message. Data beyond what
+--- process:write_stdin(data): true, nil; or nil, message, code. Data beyond what
 --- the pipe holds is queued and delivered in order by the event loop; the
 --- caller waits only while more than 16 MiB is queued.
 function Process:write_stdin(data)
@@ -430,16 +429,16 @@ function Process:write_stdin(data)
   end
   local clock = sched.clock
   local seen = clock.n
-  local queued, err = raw:write(data)
-  if not queued then return nil, "process:write_stdin: " .. err end
+  local queued, err, code = raw:write(data)
+  if not queued then return nil, "process:write_stdin: " .. err, code end
   while raw.stdin_must_wait(queued) do
     local token = raw:stdin_token()
-    if not token then return nil, "process:write_stdin: process is closed" end
+    if not token then return nil, "process:write_stdin: process is closed", "closed" end
     sched.park("process:write_stdin", token, nil, seen)
     seen = clock.n
-    queued, err = raw:stdin_queued()
-    if not queued then return nil, "process:write_stdin: " .. err end
-    if raw:state() ~= "running" then return nil, "process:write_stdin: process is closed" end
+    queued, err, code = raw:stdin_queued()
+    if not queued then return nil, "process:write_stdin: " .. err, code end
+    if raw:state() ~= "running" then return nil, "process:write_stdin: process is closed", "closed" end
   end
   return true, nil
 end
@@ -447,8 +446,8 @@ end
 --- process:close_stdin(): end-of-file once written data is delivered.
 function Process:close_stdin()
   local raw = check_self(self, Process, "process:close_stdin")
-  local ok, err = raw:close_stdin()
-  if not ok then return nil, "process:close_stdin: " .. err end
+  local ok, err, code = raw:close_stdin()
+  if not ok then return nil, "process:close_stdin: " .. err, code end
   return true, nil
 end
 

@@ -22,11 +22,8 @@ local DEFINE_ARGS = { "id", "config" }
 --- every option are checked by Rust (src/binding/convert.rs).
 function registry.define(id, config)
   check_open()
-  local ok, err, bad_arg = core.define(id, config)
-  if not ok then
-    if bad_arg then arg_error("exec.registry.define", bad_arg, DEFINE_ARGS[bad_arg], err) end
-    raise("exec.registry.define: " .. err)
-  end
+  local ok, err, code, n = core.define(id, config)
+  if not ok then O.failed("exec.registry.define", err, code, n, DEFINE_ARGS, true) end
   return true
 end
 

@@ -53,7 +53,8 @@ local function collect(praw, pst, fname)
       process.waited(praw, pst, c, d)
       return code, a, b
     elseif code == nil then
-      process.wake_others(b, c)
+      -- (b: the error's code; run raises the message)
+      process.wake_others(c, d)
       return nil, a
     end
     pst._parked = a

@@ -28,8 +28,8 @@ local TIMEOUT = {}
 local function await(raw, st, method, arg, deadline)
   while true do
     local seen = clock.n
-    local data, err = raw[method](raw, arg)
-    if data ~= false then return data, err end
+    local data, err, code = raw[method](raw, arg)
+    if data ~= false then return data, err, code end
     if not sched.park_until("stream:read", st.token, deadline, seen) then return nil, TIMEOUT end
   end
 end
@@ -62,8 +62,8 @@ local function give_back(raw, st)
   end
 end
 
--- The next line (with its newline when keep): line | nil (end) | nil, err
--- | nil, TIMEOUT.
+-- The next line (with its newline when keep): line | nil (end) | nil, err,
+-- code | nil, TIMEOUT.
 local function next_line(raw, st, keep, deadline)
   if LINE_READERS then return await(raw, st, "read_line", keep, deadline) end
   local q, h = st.q, st.qh
@@ -76,7 +76,7 @@ local function next_line(raw, st, keep, deadline)
   end
   while true do
     local seen = clock.n
-    local n, last = raw:read_lines(q)
+    local n, last, code = raw:read_lines(q)
     if n == false then
       if not sched.park_until("stream:read", st.token, deadline, seen) then return nil, TIMEOUT end
     elseif type(n) == "number" then
@@ -88,7 +88,7 @@ local function next_line(raw, st, keep, deadline)
     elseif n then
       return n -- the last line, which has no newline
     else
-      return nil, last
+      return nil, last, code
     end
   end
 end
@@ -133,21 +133,21 @@ local function await_raw(st, deadline)
   while true do
     local raw = st.raw
     if raw then return raw end
-    if st.why_not then return nil, st.why_not end
+    if st.why_not then return nil, st.why_not, st.why_code end
     if not sched.current_task() and not sched.has_tasks() then
-      return nil, "process not started (and nothing else is running that could start it)"
+      return nil, "process not started (and nothing else is running that could start it)", "not_started"
     end
     if not sched.park_until(WAITING, st.start_key, deadline) then return nil, TIMEOUT end
   end
 end
 
 -- Read `fmt` (from check_format) until `deadline` (nil: none): data | nil
--- (end) | nil, message | nil, TIMEOUT.
+-- (end) | nil, message, code | nil, TIMEOUT.
 local function read_until(raw, st, fmt, deadline)
   if not raw then
-    local err
-    raw, err = await_raw(st, deadline)
-    if not raw then return nil, err end
+    local err, code
+    raw, err, code = await_raw(st, deadline)
+    if not raw then return nil, err, code end
   end
   if fmt == "l" or fmt == "L" then
     return next_line(raw, st, fmt == "L", deadline)
@@ -159,10 +159,10 @@ end
 
 --- stream:read([n | "l" | "L" | "a"] [, timeout]): the next chunk (at
 --- most n bytes, 64 KiB by default) as soon as any is available; nil, nil
---- at the end; nil, message on error. "l"/"L" read a line without/with its
+--- at the end; nil, message, code on error. "l"/"L" read a line without/with its
 --- newline, "a" everything up to the end ("" if nothing is left). With a
---- timeout (seconds or a duration string), nil, "timeout" when nothing
---- complete arrived in time.
+--- timeout (seconds or a duration string), nil, "timeout", "timeout" when
+--- nothing complete arrived in time.
 function Stream:read(n, timeout)
   local raw, st = check_self(self, Stream, "stream:read")
   local fmt = check_format(n, "stream:read", "n", READ_FORMATS)
@@ -172,29 +172,30 @@ function Stream:read(n, timeout)
     if not secs then arg_error("stream:read", 2, "timeout", why) end
     deadline = sched.now() + secs
   end
-  local data, err = read_until(raw, st, fmt, deadline)
+  local data, err, code = read_until(raw, st, fmt, deadline)
   if data then return data, nil end
-  if err == TIMEOUT then return nil, "timeout" end
-  if err then return nil, "stream:read: " .. err end
+  if err == TIMEOUT then return nil, "timeout", "timeout" end
+  if err then return nil, "stream:read: " .. err, code end
   return nil, nil
 end
 
 --- stream:case_read([fmt]): a case for channel.select. When chosen, the
 --- result has channel = the stream, value = what read(fmt) returned, ok =
---- false at the end (and on an error, whose message is in `err`).
+--- false at the end (and on an error, whose message is in `err` and its
+--- code in `code`).
 function Stream:case_read(n)
   local _, st = check_self(self, Stream, "stream:case_read")
   local fmt = check_format(n, "stream:case_read", "n", READ_FORMATS)
   local case = {
     kind = "poll", channel = self,
-    -- done, value, ok, err: an attempt that never waits (its deadline has
-    -- passed before it starts).
+    -- done, value, ok, err, code: an attempt that never waits (its
+    -- deadline has passed before it starts).
     try = function()
       check_open()
-      local data, err = read_until(st.raw, st, fmt, 0)
+      local data, err, code = read_until(st.raw, st, fmt, 0)
       if err == TIMEOUT then return false end
       if data then return true, data, true end
-      return true, nil, false, err and ("stream:read: " .. err)
+      return true, nil, false, err and ("stream:read: " .. err), code
     end,
   }
   if st.raw then
@@ -268,7 +269,7 @@ function Stream:close()
   if not raw then
     -- Not started yet: closed as soon as it starts (see M.started).
     if not st.closed_early then
-      st.closed_early, st.why_not = true, "stream is closed"
+      st.closed_early, st.why_not, st.why_code = true, "stream is closed", "closed"
       sched.fire(st.start_key)
     end
   elseif not raw:closed() then
@@ -343,14 +344,14 @@ function M.started(streams, praw, err)
     local st = s and dgetmt(s)
     if st and st.raw == false then
       if err then
-        if not st.closed_early then st.why_not = "process did not start: " .. err end
+        if not st.closed_early then st.why_not, st.why_code = "process did not start: " .. err, "not_started" end
       else
-        local sraw, serr = praw:stream(which)
+        local sraw, serr, scode = praw:stream(which)
         if sraw then
           attach(s, st, sraw)
           if st.closed_early then sraw:close() else st.why_not = nil end
         elseif not st.closed_early then
-          st.why_not = serr
+          st.why_not, st.why_code = serr, scode
         end
       end
       sched.fire(st.start_key)
@@ -366,7 +367,7 @@ function M.closed_unstarted(streams)
     local s = streams[which]
     local st = s and dgetmt(s)
     if st and st.raw == false and not st.closed_early then
-      st.closed_early, st.why_not = true, "process was closed before it started"
+      st.closed_early, st.why_not, st.why_code = true, "process was closed before it started", "closed"
       sched.fire(st.start_key)
     end
   end

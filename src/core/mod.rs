@@ -11,6 +11,7 @@
 //!   (`registry`) and its JSON files (`json`).
 
 pub(crate) mod command;
+pub(crate) mod error;
 pub(crate) mod io;
 pub(crate) mod json;
 pub(crate) mod os;

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::core::error::{Error, What};
 use crate::core::os::children::{self, ExitStatus, Owner};
 use crate::core::io::driver::{SharedDriver, STDIN_HIGH_WATER};
 use crate::core::io::poller::Token;
@@ -65,7 +66,7 @@ pub enum WaitStep {
     Done(i32),
     /// Still running: park on this token and step again.
     Pending(Token),
-    Failed(String),
+    Failed(Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub struct Process {
     /// For a remote process: its remote half. The local child is `ssh`.
     remote: Option<RemoteProcess>,
     /// Why the outcome is unknown (a remote connection failed).
-    failure: Option<String>,
+    failure: Option<Error>,
 }
 
 impl Process {
@@ -238,18 +239,18 @@ impl Process {
         self.stdin.as_ref().map(|(_, t)| *t)
     }
 
-    pub fn start(&mut self) -> Result<(), String> {
+    pub fn start(&mut self) -> Result<(), Error> {
         match self.state {
             State::Created => {}
-            State::Running => return Err("process already started".into()),
-            State::Closed => return Err("process is closed".into()),
+            State::Running => return Err(Error::Other("process already started".into())),
+            State::Closed => return Err(Error::Closed(What::Process)),
         }
         if !self.limit.has_room() {
-            return Err(format!(
+            return Err(Error::Other(format!(
                 "executor '{}' reached its max_processes limit ({} live processes)",
                 self.limit.executor,
                 self.limit.max.unwrap_or(0)
-            ));
+            )));
         }
         let spawned = spawn::spawn(&self.req);
         // The child has its own copies now: ours close at once, so that a
@@ -288,9 +289,9 @@ impl Process {
         Ok(())
     }
 
-    fn watch(&mut self, mut spawned: spawn::Spawned) -> Result<(), String> {
+    fn watch(&mut self, mut spawned: spawn::Spawned) -> Result<(), Error> {
         self.pty = spawned.pty.take();
-        let fail = |e: std::io::Error| format!("cannot watch '{}': {}", self.req.command.describe(), sys::describe(&e));
+        let fail = |e: std::io::Error| Error::os(format_args!("cannot watch '{}'", self.req.command.describe()), &e);
         let mut d = self.driver.borrow_mut();
         self.exit_token = Some(d.add_exit(self.pid, self.pidfd.as_ref().map(|f| f.as_raw_fd())).map_err(fail)?);
         if let Some(fd) = spawned.stdin {
@@ -312,7 +313,7 @@ impl Process {
     }
 
     /// Reap the child if it has exited. The handle stays open until `finish`.
-    pub fn try_wait(&mut self) -> Result<Option<i32>, String> {
+    pub fn try_wait(&mut self) -> Result<Option<i32>, Error> {
         if let Some(s) = self.status {
             return Ok(Some(s.code()));
         }
@@ -320,19 +321,19 @@ impl Process {
             return Err(f.clone());
         }
         match self.state {
-            State::Created => Err("process not started".into()),
-            State::Closed => Err("process is closed".into()),
+            State::Created => Err(Error::NotStarted),
+            State::Closed => Err(Error::Closed(What::Process)),
             State::Running => {
                 // Reaped already by the event loop when it saw the exit (the
                 // status waits in the outcome), or reaped now if it exited.
                 let reaped = match self.outcome.get() {
                     Some(s) => Some(s),
                     None => children::try_reap(self.pid)
-                        .map_err(|e| format!("waiting for '{}' failed: {}", self.command(), sys::describe(&e)))?,
+                        .map_err(|e| Error::os(format_args!("waiting for '{}' failed", self.command()), &e))?,
                 };
                 let Some(s) = reaped else { return Ok(None) };
                 let s = match &self.remote {
-                    Some(r) => r.interpret(s).inspect_err(|e| self.failure = Some(e.clone()))?,
+                    Some(r) => r.interpret(s).map_err(Error::Other).inspect_err(|e| self.failure = Some(e.clone()))?,
                     None => s,
                 };
                 self.status = Some(s);
@@ -349,11 +350,11 @@ impl Process {
     /// be read (see `begin_wait`).
     pub fn wait_step(&mut self, timed: bool) -> (WaitStep, [Option<Token>; 2]) {
         match self.state {
-            State::Created => return (WaitStep::Failed("process not started".into()), [None, None]),
+            State::Created => return (WaitStep::Failed(Error::NotStarted), [None, None]),
             State::Closed => {
                 return match self.status {
                     Some(s) => (WaitStep::Done(s.code()), [None, None]),
-                    None => (WaitStep::Failed("process is closed".into()), [None, None]),
+                    None => (WaitStep::Failed(Error::Closed(What::Process)), [None, None]),
                 }
             }
             State::Running => {}
@@ -371,7 +372,7 @@ impl Process {
             }
             Ok(None) => match self.exit_token {
                 Some(t) => (WaitStep::Pending(t), [None, None]),
-                None => (WaitStep::Failed("process is closed".into()), [None, None]),
+                None => (WaitStep::Failed(Error::Closed(What::Process)), [None, None]),
             },
             Err(e) => (WaitStep::Failed(e), wake),
         }
@@ -435,15 +436,11 @@ impl Process {
     }
 
     /// Send signal `sig` to the running child.
-    pub fn signal(&mut self, sig: i32) -> Result<(), String> {
+    pub fn signal(&mut self, sig: i32) -> Result<(), Error> {
         if !sys::SIGNAL_NUMBERS.contains(&sig) {
-            return Err(format!("invalid signal number {sig}"));
+            return Err(Error::Invalid(format!("invalid signal number {sig}")));
         }
-        match self.state {
-            State::Created => return Err("process not started".into()),
-            State::Closed => return Err("process is closed".into()),
-            State::Running => {}
-        }
+        self.running()?;
         // A child that exited but was not waited for yet is a zombie, which
         // kill() would accept: reap it first so that it is reported as
         // finished (its code stays available to wait()).
@@ -452,18 +449,18 @@ impl Process {
             if sig != 0 && self.signal_rest(sig) {
                 return Ok(());
             }
-            return Err("process has already finished".into());
+            return Err(Error::Finished);
         }
         if let Some(r) = &self.remote {
             // Delivered by a short ssh of its own; returns once it is sent.
             return children::spawn_detached(r.signal_argv(sig), self.owner)
                 .map(|_| ())
-                .map_err(|e| format!("signal {sig} to the remote process failed: {e}"));
+                .map_err(|e| Error::Other(format!("signal {sig} to the remote process failed: {e}")));
         }
         match children::signal(self.pid, sig) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err("process has already finished".into()),
-            Err(e) => Err(format!("signal {sig} to pid {} failed: {}", self.pid, sys::describe(&e))),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(Error::Finished),
+            Err(e) => Err(Error::os(format_args!("signal {sig} to pid {} failed", self.pid), &e)),
         }
     }
 
@@ -514,24 +511,20 @@ impl Process {
     /// Whether output `which` is one the program can read (a pipe, a
     /// socket or the terminal), whatever the state: a stream may be asked
     /// for before `start`, and is refused at once if it can never exist.
-    pub fn check_stream(&self, which: Output) -> Result<(), String> {
+    pub fn check_stream(&self, which: Output) -> Result<(), Error> {
         let mode = if which == Output::Stdout { self.req.stdout } else { self.req.stderr };
         if mode == Stdio::Pty && which == Output::Stderr {
-            return Err("stderr goes to the terminal with pty: read it from stdout_stream()".into());
+            return Err(Error::Unsupported("stderr goes to the terminal with pty: read it from stdout_stream()".into()));
         }
         if mode != Stdio::Pipe && mode != Stdio::Socket && mode != Stdio::Pty {
-            return Err(format!("{} is not a pipe (it was set to \"{}\")", which.name(), mode.name()));
+            return Err(Error::Unsupported(format!("{} is not a pipe (it was set to \"{}\")", which.name(), mode.name())));
         }
         Ok(())
     }
 
     /// Hand out an output stream (once; the binding caches the object).
-    pub fn take_stream(&mut self, which: Output) -> Result<Stream, String> {
-        match self.state {
-            State::Created => return Err("process not started".into()),
-            State::Closed => return Err("process is closed".into()),
-            State::Running => {}
-        }
+    pub fn take_stream(&mut self, which: Output) -> Result<Stream, Error> {
+        self.running()?;
         self.check_stream(which)?;
         let i = which as usize;
         match (&self.outputs, self.out_tokens[i]) {
@@ -539,13 +532,13 @@ impl Process {
                 self.taken[i] = true;
                 Ok(Stream::new(outs.clone(), i, token, self.driver.clone()))
             }
-            _ => Err(format!("{} stream was already taken", which.name())),
+            _ => Err(Error::Other(format!("{} stream was already taken", which.name()))),
         }
     }
 
     /// Queue `data` for the child's stdin. Returns the bytes still queued:
     /// at or above STDIN_HIGH_WATER the caller should wait on the stdin token.
-    pub fn write_stdin(&mut self, data: &[u8]) -> Result<usize, String> {
+    pub fn write_stdin(&mut self, data: &[u8]) -> Result<usize, Error> {
         // push() writes until the pipe is full; the rest is written by the
         // event loop when the pipe's writable edge comes.
         let (pipe, _) = self.stdin_pipe()?;
@@ -561,10 +554,10 @@ impl Process {
     }
 
     /// Bytes of stdin still queued, or the error that ended the pipe.
-    pub fn stdin_queued(&self) -> Result<usize, String> {
+    pub fn stdin_queued(&self) -> Result<usize, Error> {
         match &self.stdin {
             Some((p, _)) => match p.borrow().error() {
-                Some(e) => Err(e.to_string()),
+                Some(e) => Err(e.clone()),
                 None => Ok(p.borrow().queued()),
             },
             None => Ok(0),
@@ -576,12 +569,8 @@ impl Process {
     }
 
     /// End-of-file on stdin once queued data is delivered. Idempotent.
-    pub fn close_stdin(&mut self) -> Result<(), String> {
-        match self.state {
-            State::Created => return Err("process not started".into()),
-            State::Closed => return Err("process is closed".into()),
-            State::Running => {}
-        }
+    pub fn close_stdin(&mut self) -> Result<(), Error> {
+        self.running()?;
         if let Some((pipe, _)) = &self.stdin {
             if self.pty.is_some() {
                 // A terminal has no end of its input to give: type the
@@ -596,25 +585,28 @@ impl Process {
     }
 
     /// Change the window size of the process's terminal (`pty`).
-    pub fn resize(&mut self, rows: u16, cols: u16) -> Result<(), String> {
-        if self.state != State::Running {
-            return Err(if self.state == State::Created { "process not started" } else { "process is closed" }.into());
-        }
+    pub fn resize(&mut self, rows: u16, cols: u16) -> Result<(), Error> {
+        self.running()?;
         match &self.pty {
-            Some(m) => sys::set_window_size(m.as_raw_fd(), rows, cols).map_err(|e| sys::describe(&e)),
-            None => Err("the process has no terminal (start it with pty = true)".into()),
+            Some(m) => sys::set_window_size(m.as_raw_fd(), rows, cols).map_err(|e| Error::os("cannot resize the terminal", &e)),
+            None => Err(Error::Unsupported("the process has no terminal (start it with pty = true)".into())),
         }
     }
 
-    fn stdin_pipe(&self) -> Result<(Rc<RefCell<StdinPipe>>, Token), String> {
+    /// Ok while the process runs: else not started, or closed.
+    fn running(&self) -> Result<(), Error> {
         match self.state {
-            State::Created => return Err("process not started".into()),
-            State::Closed => return Err("process is closed".into()),
-            State::Running => {}
+            State::Created => Err(Error::NotStarted),
+            State::Closed => Err(Error::Closed(What::Process)),
+            State::Running => Ok(()),
         }
+    }
+
+    fn stdin_pipe(&self) -> Result<(Rc<RefCell<StdinPipe>>, Token), Error> {
+        self.running()?;
         match &self.stdin {
             Some((p, t)) => Ok((p.clone(), *t)),
-            None => Err(format!("stdin is not a pipe (it was set to \"{}\")", self.req.stdin.name())),
+            None => Err(Error::Unsupported(format!("stdin is not a pipe (it was set to \"{}\")", self.req.stdin.name()))),
         }
     }
 }
@@ -663,7 +655,7 @@ mod tests {
     #[test]
     fn wait_step_runs_the_whole_wait_and_keeps_the_code() {
         let mut p = process("exit 3");
-        assert_eq!(p.wait_step(false).0, WaitStep::Failed("process not started".into()));
+        assert_eq!(p.wait_step(false).0, WaitStep::Failed(Error::NotStarted));
         p.start().unwrap();
         assert_eq!(wait(&mut p), WaitStep::Done(3));
         assert_eq!(p.state(), State::Closed);
@@ -678,7 +670,7 @@ mod tests {
         let mut b = process("true");
         b.limit = limit.clone();
         let e = b.start().unwrap_err();
-        assert!(e.contains("max_processes limit (1 live processes)"), "{e}");
+        assert!(e.to_string().contains("max_processes limit (1 live processes)"), "{e}");
         assert_eq!(wait(&mut a), WaitStep::Done(0));
         let mut c = process("true");
         c.limit = limit;

@@ -34,11 +34,6 @@ impl BadArg {
     fn at(arg: i64) -> impl Fn(String) -> BadArg {
         move |message| BadArg { message, arg: Some(arg) }
     }
-
-    /// As the raw API returns it: nil, message, the bad argument's number.
-    pub fn into_fail(self) -> (Value, Option<String>, Option<i64>) {
-        (Value::Nil, Some(self.message), self.arg)
-    }
 }
 
 pub(super) fn lua_err(e: mlua::Error) -> String {
@@ -269,8 +264,9 @@ pub enum SignalArg {
     /// A number that is no signal (outside 1-64, or not whole): an
     /// operational error (`nil, message`).
     Invalid(String),
-    /// An unknown name or another type: a bad argument (raised).
-    Bad(String),
+    /// An unknown name or another type: a bad argument (raised), the
+    /// first of the method it was given to.
+    Bad(BadArg),
 }
 
 /// A signal given by number (sys::SIGNAL_NUMBERS) or by name ("TERM", "SIGTERM", "term";
@@ -282,14 +278,14 @@ pub fn signal(lua: &Lua, v: &Value) -> SignalArg {
             let bare = name.strip_prefix("SIG").unwrap_or(&name);
             match sys::SIGNALS.iter().find(|(_, n)| *n == bare) {
                 Some((n, _)) => SignalArg::Number(*n),
-                None => SignalArg::Bad(format!("unknown signal name '{}'", command::shown(&s.as_bytes()))),
+                None => SignalArg::Bad(BadArg::at(1)(format!("unknown signal name '{}'", command::shown(&s.as_bytes())))),
             }
         }
         Value::Integer(_) | Value::Number(_) => match whole_number(v, *sys::SIGNAL_NUMBERS.start() as i64, *sys::SIGNAL_NUMBERS.end() as i64) {
             Some(n) => SignalArg::Number(n as i32),
             None => SignalArg::Invalid(format!("invalid signal number {}", shown(lua, v))),
         },
-        other => SignalArg::Bad(format!("number or signal name expected, got {}", type_of(other))),
+        other => SignalArg::Bad(BadArg::at(1)(format!("number or signal name expected, got {}", type_of(other)))),
     }
 }
 

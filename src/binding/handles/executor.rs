@@ -7,7 +7,9 @@ use mlua::{AnyUserData, Lua, Table, UserData, UserDataMethods, Value};
 
 use super::process::ProcessUd;
 use super::stream::StreamUd;
-use super::{fail, ok, unit};
+use super::{bad_arg, fail, ok, unit, BAD_ARGUMENT};
+use crate::binding::convert::BadArg;
+use crate::core::error::Error;
 use crate::binding::convert::{self, Definition, ShimExtras};
 use crate::binding::state_end::new_handle;
 use crate::binding::StateCtx;
@@ -50,10 +52,11 @@ pub struct ExecutorUd {
 impl UserData for ExecutorUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         // exec(command, options, for_run, timeout, stdin, stdout, stderr
-        // streams): process, nil, nil, started | nil, message, the number
-        // of the bad argument (1: the command, 2: the options) when the
-        // message is about one. `started`: for run, the process was started,
-        // fed its input and had its stdin ended (Process::begin_run).
+        // streams): process, nil, nil, nil, started | nil, message, code
+        // ("bad_argument" with the number of the bad argument, 1: the
+        // command, 2: the options; else "failed": raised as it is).
+        // `started`: for run, the process was started, fed its input and
+        // had its stdin ended (Process::begin_run).
         // The shim passes the options as given, with the timeout it parsed
         // and the raw streams of stream handles found in them.
         #[allow(clippy::type_complexity)]
@@ -70,7 +73,8 @@ impl UserData for ExecutorUd {
                 Option<AnyUserData>,
                 Option<AnyUserData>,
             )| {
-            let bad = |msg: String, arg: Option<i64>| Ok((Value::Nil, Some(msg), arg, false));
+            let bad = |e: BadArg| Ok((Value::Nil, Some(e.message), Some(BAD_ARGUMENT), e.arg, false));
+            let failed = |e: Error| Ok((Value::Nil, Some(e.to_string()), Some(e.code()), None, false));
             // `run`'s options table, for its input once checked (below).
             let run_options = match (&opts, for_run) {
                 (Value::Table(t), true) => Some(t.clone()),
@@ -78,21 +82,24 @@ impl UserData for ExecutorUd {
             };
             let spec = match convert::command(lua, cmd) {
                 Ok(c) => c,
-                Err(e) => return bad(e.message, e.arg),
+                Err(e) => return bad(e),
             };
             let extras = ShimExtras { timeout, streams: [s_in, s_out, s_err], for_run };
             let (opts, in_stream) = match convert::exec_options(lua, opts, extras) {
                 Ok(o) => o,
-                Err(e) => return bad(e.message, e.arg),
+                Err(e) => return bad(e),
             };
             match this.ex.prepare(spec, opts) {
                 Ok((mut req, remote, buffer_limit)) => {
                     // Handed over only now that nothing else can fail.
                     if let Some(ud) = in_stream {
-                        let handed = ud.borrow_mut::<StreamUd>().map_err(|e| e.to_string()).and_then(|mut s| s.0.hand_over());
+                        let handed = ud.borrow_mut::<StreamUd>().map_err(|e| Error::Other(e.to_string())).and_then(|mut s| s.0.hand_over());
                         match handed {
                             Ok(fd) => req.redirect[0] = Some(Redirect::Fd(Arc::new(fd))),
-                            Err(e) => return bad(format!("option stdin: the stream cannot be handed over: {e}"), Some(2)),
+                            Err(e) => {
+                                let message = format!("option stdin: the stream cannot be handed over: {e}");
+                                return bad(BadArg { message, arg: Some(2) });
+                            }
                         }
                     }
                     let mut p = Process::new(req, remote, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
@@ -111,12 +118,12 @@ impl UserData for ExecutorUd {
                         let input = input.as_ref().map(|s| s.as_bytes());
                         match p.begin_run(input.as_deref()) {
                             Ok(started) => started,
-                            Err(e) => return bad(e, None),
+                            Err(e) => return failed(e),
                         }
                     };
-                    Ok((Value::UserData(new_handle(lua, ProcessUd(p, this.ctx.main_thread.clone()))?), None, None, started))
+                    Ok((Value::UserData(new_handle(lua, ProcessUd(p, this.ctx.main_thread.clone()))?), None, None, None, started))
                 }
-                Err(e) => bad(e, None),
+                Err(e) => failed(Error::Other(e)),
             }
         });
         m.add_method_mut("release", |_, this, ()| {
@@ -164,7 +171,7 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
                 let r = ctx.registry.borrow().acquire(&id);
                 match r {
                     Ok(ex) => ok(lua, new_handle(lua, ExecutorUd { ex, ctx: ctx.clone() })?),
-                    Err(e) => fail(e),
+                    Err(e) => fail(Error::Other(e)),
                 }
             })?,
         )?;
@@ -173,12 +180,12 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
         let ctx = ctx.clone();
         core.set(
             "define",
-            // define(id, config): true | nil, message, the number of the bad
-            // argument (1: the id, 2: the config) when it is about one
+            // define(id, config): true | nil, message, code ("bad_argument"
+            // with the argument's number, 1: the id, 2: the config)
             lua.create_function(move |lua, (id, cfg): (Value, Value)| {
                 let def = match convert::definition(lua, id, cfg) {
                     Ok(d) => d,
-                    Err(e) => return Ok(e.into_fail()),
+                    Err(e) => return bad_arg(e),
                 };
                 let mut reg = ctx.registry.borrow_mut();
                 let r = match def {
@@ -186,8 +193,7 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
                     Definition::Ssh(id, c, target) => reg.define_ssh(&id, c, target),
                     Definition::Other(id, kind) => reg.define_other(&id, &kind),
                 };
-                let (v, e) = unit(lua, r)?;
-                Ok((v, e, None))
+                unit(lua, r.map_err(Error::Other))
             })?,
         )?;
     }

@@ -3,7 +3,8 @@
 use mlua::{IntoLua, MultiValue, UserData, UserDataMethods, Value};
 
 use super::stream::StreamUd;
-use super::{fail, ok, unit};
+use super::{bad_arg, fail, ok, push_failure, unit};
+use crate::core::error::Error;
 use crate::binding::state_end::new_handle;
 use crate::binding::convert::{self, SignalArg};
 use crate::binding::host_hook::MainThread;
@@ -20,10 +21,10 @@ impl UserData for ProcessUd {
             let r = this.0.start();
             unit(lua, r)
         });
-        // true (ready) | false (still connecting) | nil, message
+        // true (ready) | false (still connecting) | nil, message, code
         m.add_method("connect", |lua, this, ()| match this.0.connect() {
             Ok(r) => ok(lua, r == Readiness::Ready),
-            Err(e) => fail(e),
+            Err(e) => fail(Error::Other(e)),
         });
         m.add_method("pid", |_, this, ()| Ok(this.0.pid()));
         m.add_method("state", |_, this, ()| {
@@ -38,18 +39,17 @@ impl UserData for ProcessUd {
         // queueing), and whether a start would find a slot now.
         m.add_method("queue_id", |_, this, ()| Ok(this.0.queue_id()));
         m.add_method("has_room", |_, this, ()| Ok(this.0.has_room()));
-        // true | nil, message, the number of the bad argument (raised)
+        // true | nil, message, code (bad_argument: raised)
         m.add_method_mut("resize", |lua, this, (rows, cols): (Value, Value)| {
-            let (rows, cols) = match convert::terminal_size(lua, rows, cols) {
-                Ok(size) => size,
-                Err(e) => return Ok(e.into_fail()),
-            };
-            let (v, e) = unit(lua, this.0.resize(rows, cols))?;
-            Ok((v, e, None))
+            match convert::terminal_size(lua, rows, cols) {
+                Ok((rows, cols)) => unit(lua, this.0.resize(rows, cols)),
+                Err(e) => bad_arg(e),
+            }
         });
         m.add_method_mut("status", |_, this, ()| Ok(this.0.status()));
         // For run: code, stdout, stderr, wake tokens | false, tokens to
-        // park on | nil, message, wake tokens (see Process::collect_step).
+        // park on | nil, message, error code, wake tokens (see
+        // Process::collect_step).
         // `alone`: the caller waits alone (sched.lua), so the turns of the
         // event loop are taken here until it is done (Process::collect_alone).
         m.add_method_mut("collect", |lua, this, (stop, alone): (bool, bool)| {
@@ -74,10 +74,7 @@ impl UserData for ProcessUd {
                     }
                     return Ok(out);
                 }
-                CollectStep::Failed(msg) => {
-                    out.push_back(Value::Nil);
-                    out.push_back(Value::String(lua.create_string(msg)?));
-                }
+                CollectStep::Failed(e) => push_failure(lua, &mut out, &e)?,
             }
             for t in [w1, w2].into_iter().flatten() {
                 out.push_back(t.into_lua(lua)?);
@@ -88,13 +85,14 @@ impl UserData for ProcessUd {
         m.add_method("command", |_, this, ()| Ok(this.0.command()));
         m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));
         m.add_method("stdin_token", |_, this, ()| Ok(this.0.stdin_token()));
-        // code | false (still running) | nil, message
+        // code | false (still running) | nil, message, code
         m.add_method_mut("try_wait", |lua, this, ()| match this.0.try_wait() {
             Ok(Some(c)) => ok(lua, c),
             Ok(None) => ok(lua, false),
             Err(e) => fail(e),
         });
-        // code, tokens to wake... | false, token | nil, message, tokens to wake...
+        // code, tokens to wake... | false, token | nil, message, error code,
+        // tokens to wake...
         // `timed`: the wait has a deadline (Process::begin_wait).
         m.add_method_mut("wait_step", |lua, this, timed: bool| {
             let (step, wake) = this.0.wait_step(timed);
@@ -106,10 +104,7 @@ impl UserData for ProcessUd {
                     out.push_back(t.into_lua(lua)?);
                     return Ok(out);
                 }
-                WaitStep::Failed(e) => {
-                    out.push_back(Value::Nil);
-                    out.push_back(Value::String(lua.create_string(e)?));
-                }
+                WaitStep::Failed(e) => push_failure(lua, &mut out, &e)?,
             }
             for t in wake.into_iter().flatten() {
                 out.push_back(t.into_lua(lua)?);
@@ -124,25 +119,24 @@ impl UserData for ProcessUd {
             this.0.finish();
             Ok(())
         });
-        // true | nil, message[, true: the argument itself is wrong (raised)]
-        m.add_method_mut("signal", |lua, this, sig: Value| {
-            let r = match convert::signal(lua, &sig) {
-                SignalArg::Number(n) => this.0.signal(n),
-                SignalArg::Invalid(e) => Err(e),
-                SignalArg::Bad(e) => return Ok((Value::Nil, Some(e), true)),
-            };
-            let (v, e) = unit(lua, r)?;
-            Ok((v, e, false))
+        // true | nil, message, code (bad_argument: the argument itself is
+        // wrong, raised)
+        m.add_method_mut("signal", |lua, this, sig: Value| match convert::signal(lua, &sig) {
+            SignalArg::Number(n) => unit(lua, this.0.signal(n)),
+            SignalArg::Invalid(e) => fail(Error::Invalid(e)),
+            SignalArg::Bad(e) => bad_arg(e),
         });
         // close(signal number or name): true | nil, why the signal is none
+        // (always a bad argument of close)
         m.add_method_mut("close", |lua, this, sig: Value| match convert::signal(lua, &sig) {
             SignalArg::Number(n) => {
                 this.0.close_with(n);
                 ok(lua, true)
             }
-            SignalArg::Invalid(e) | SignalArg::Bad(e) => fail(e),
+            SignalArg::Invalid(message) => bad_arg(convert::BadArg { message, arg: Some(1) }),
+            SignalArg::Bad(e) => bad_arg(e),
         });
-        // true | nil, message: whether that output can be read at all
+        // true | nil, message, code: whether that output can be read at all
         // (asked before start, when the stream itself cannot be taken yet).
         m.add_method("can_stream", |lua, this, which: i64| {
             let which = if which == 1 { Output::Stdout } else { Output::Stderr };
@@ -155,7 +149,7 @@ impl UserData for ProcessUd {
                 Err(e) => fail(e),
             }
         });
-        // bytes still queued | nil, message
+        // bytes still queued | nil, message, code
         m.add_method_mut("write", |lua, this, data: mlua::String| match this.0.write_stdin(&data.as_bytes()) {
             Ok(q) => ok(lua, q),
             Err(e) => fail(e),

@@ -2,14 +2,11 @@
 
 use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
-use super::unit;
+use super::{push_failure, unit};
+use crate::core::error::Error;
 use crate::core::io::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
 
 pub struct StreamUd(pub(super) Stream);
-
-fn dropped_message(n: u64, limit: usize) -> String {
-    format!("{n} bytes of output were dropped: more than the buffer_limit of {limit} bytes waited unread")
-}
 
 /// Put every line of `block` (whole lines, each ending in a newline) into
 /// `out[1..n]`, without the newlines, and return n. Done with the raw C API:
@@ -37,56 +34,56 @@ fn push_lines(lua: &Lua, out: Table, block: &[u8]) -> mlua::Result<mlua::Integer
     }
 }
 
+/// A failure as Lua values: nil, message, code.
+fn failure(lua: &Lua, e: Error) -> mlua::Result<MultiValue> {
+    let mut out = MultiValue::new();
+    push_failure(lua, &mut out, &e)?;
+    Ok(out)
+}
+
 /// A line or whole read's outcome as Lua values: data | false (would block)
-/// | nil (end) | nil, message.
+/// | nil (end) | nil, message, code.
 fn got<T>(
     lua: &Lua,
-    r: Result<Got<T>, String>,
+    r: Result<Got<T>, Error>,
     limit: usize,
     data: impl FnOnce(T) -> mlua::Result<Value>,
 ) -> mlua::Result<MultiValue> {
-    let fail = |msg: String| -> mlua::Result<MultiValue> {
-        Ok(MultiValue::from_vec(vec![Value::Nil, Value::String(lua.create_string(msg)?)]))
-    };
     match r {
         Ok(Got::Data(v)) => Ok(MultiValue::from_vec(vec![data(v)?])),
         Ok(Got::WouldBlock) => Ok(MultiValue::from_vec(vec![Value::Boolean(false)])),
         Ok(Got::Eof) => Ok(MultiValue::from_vec(vec![Value::Nil])),
-        Ok(Got::Dropped(n)) => fail(dropped_message(n, limit)),
-        Err(e) => fail(e),
+        Ok(Got::Dropped(bytes)) => failure(lua, Error::Dropped { bytes, limit }),
+        Err(e) => failure(lua, e),
     }
 }
 
 impl UserData for StreamUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        // string | false (would block) | nil (end) | nil, message
+        // string | false (would block) | nil (end) | nil, message, code
         m.add_method_mut("read", |lua, this, max: usize| {
             let want = max.clamp(1, MAX_CHUNK);
+            let limit = this.0.buffer_limit();
             let r = with_scratch(|buf| match this.0.read(&mut buf[..want]) {
                 Ok(StreamRead::Data(n)) => lua.create_string(&buf[..n]).map(|s| Ok(Value::String(s))),
                 Ok(StreamRead::WouldBlock) => Ok(Ok(Value::Boolean(false))),
                 Ok(StreamRead::Eof) => Ok(Ok(Value::Nil)),
-                Ok(StreamRead::Dropped(n)) => Ok(Err(dropped_message(n, this.0.buffer_limit()))),
+                Ok(StreamRead::Dropped(bytes)) => Ok(Err(Error::Dropped { bytes, limit })),
                 Err(e) => Ok(Err(e)),
             })?;
-            let mut out = MultiValue::new();
             match r {
-                Ok(v) => out.push_back(v),
-                Err(e) => {
-                    out.push_back(Value::Nil);
-                    out.push_back(Value::String(lua.create_string(e)?));
-                }
+                Ok(v) => Ok(MultiValue::from_vec(vec![v])),
+                Err(e) => failure(lua, e),
             }
-            Ok(out)
         });
-        // string | false (would block) | nil (end) | nil, message
+        // string | false (would block) | nil (end) | nil, message, code
         m.add_method_mut("read_line", |lua, this, keep: bool| {
             let limit = this.0.buffer_limit();
             let r = this.0.read_line(keep, |line| lua.create_string(line));
             got(lua, r, limit, |s| Ok(Value::String(s?)))
         });
         // n (lines put in out[1..n]) | last_line, true (the last line, which
-        // has no newline) | false (would block) | nil (end) | nil, message
+        // has no newline) | false (would block) | nil (end) | nil, message, code
         m.add_method_mut("read_lines", |lua, this, out: Table| {
             let limit = this.0.buffer_limit();
             let (r, unterminated) = match this.0.read_lines_block(|block| block.to_vec()) {
@@ -105,7 +102,7 @@ impl UserData for StreamUd {
                 other => got(lua, other, limit, |_: Vec<u8>| Ok(Value::Nil)),
             }
         });
-        // string | false (would block) | nil, message
+        // string | false (would block) | nil, message, code
         m.add_method_mut("read_all", |lua, this, ()| {
             let limit = this.0.buffer_limit();
             // Moved out of the stream, then copied once into a Lua string.

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use crate::core::error::{Error, What};
 use crate::core::os::sys;
 
 pub struct StdinPipe {
@@ -18,7 +19,7 @@ pub struct StdinPipe {
     offset: usize,
     queued: usize,
     /// Sticky: once the pipe broke, every later write reports it.
-    error: Option<String>,
+    error: Option<Error>,
     close_requested: bool,
     /// The pipe was given a bulk-sized buffer (tried once, when it first filled).
     grown: bool,
@@ -55,17 +56,17 @@ impl StdinPipe {
     }
 
     /// The error that ended the pipe, if any.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
     }
 
     /// Accept `data`: write what fits now, queue the rest.
-    pub fn push(&mut self, data: &[u8]) -> Result<(), String> {
+    pub fn push(&mut self, data: &[u8]) -> Result<(), Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
         if self.close_requested || self.fd.is_none() {
-            return Err("stdin is closed".into());
+            return Err(Error::Closed(What::Stdin));
         }
         if data.is_empty() {
             return Ok(());
@@ -150,8 +151,8 @@ impl StdinPipe {
         }
     }
 
-    fn write_now(&mut self, data: &[u8]) -> Result<usize, String> {
-        let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).ok_or("stdin is closed")?;
+    fn write_now(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).ok_or(Error::Closed(What::Stdin))?;
         let mut done = 0;
         while done < data.len() {
             match self.write_fd(fd, &data[done..]) {
@@ -167,11 +168,11 @@ impl StdinPipe {
     }
 
     fn fail(&mut self, e: &std::io::Error) {
-        let why = sys::describe(e);
         self.error = Some(if e.raw_os_error() == Some(libc::EPIPE) {
-            format!("stdin is closed: the child exited or closed its input ({why})")
+            let why = sys::describe(e);
+            Error::Os { message: format!("stdin is closed: the child exited or closed its input ({why})"), errno: libc::EPIPE }
         } else {
-            format!("writing to stdin failed: {why}")
+            Error::os("writing to stdin failed", e)
         });
         self.queue.clear();
         self.queued = 0;
@@ -228,7 +229,7 @@ mod tests {
         drop(r);
         let mut p = StdinPipe::new(w, false);
         let e = p.push(b"hello").unwrap_err();
-        assert!(e.contains("Broken pipe"), "{e}");
+        assert!(e.to_string().contains("Broken pipe") && e.code() == "EPIPE", "{e}");
         assert!(p.push(b"again").is_err());
     }
 
@@ -238,6 +239,6 @@ mod tests {
         let mut p = StdinPipe::new(w, false);
         p.close();
         p.close();
-        assert_eq!(p.push(b"x").unwrap_err(), "stdin is closed");
+        assert_eq!(p.push(b"x").unwrap_err(), Error::Closed(What::Stdin));
     }
 }

@@ -4,6 +4,7 @@
 //! two reader tasks and a wait).
 
 use super::{Process, State, WaitStep};
+use crate::core::error::Error;
 use crate::core::io::poller::Token;
 use crate::core::io::stream::Got;
 use crate::core::os::sys::SignalsHeld;
@@ -16,7 +17,7 @@ pub enum CollectStep {
     Done(i32, Vec<u8>, Vec<u8>),
     /// Park on any of these and step again.
     Pending(Vec<Token>),
-    Failed(String),
+    Failed(Error),
 }
 
 impl Process {
@@ -25,7 +26,7 @@ impl Process {
     /// done, when the start must wait (a remote connection to bring up, a
     /// `queue = true` slot to wait for): the shim then takes the general
     /// path (connect, queue, start) and feeds stdin itself.
-    pub fn begin_run(&mut self, input: Option<&[u8]>) -> Result<bool, String> {
+    pub fn begin_run(&mut self, input: Option<&[u8]>) -> Result<bool, Error> {
         if self.state != State::Created || self.remote.is_some() || self.queue_id().is_some() {
             return Ok(false);
         }
@@ -161,7 +162,7 @@ mod tests {
     fn both_outputs_come_whole_however_small_the_read_ahead_limit() {
         let mut p = process("head -c 700000 /dev/zero; head -c 500000 /dev/zero >&2; echo end");
         p.set_buffer_limit(1);
-        assert!(matches!(p.collect_step(false).0, CollectStep::Failed(e) if e == "process not started"));
+        assert!(matches!(p.collect_step(false).0, CollectStep::Failed(Error::NotStarted)));
         p.start().unwrap();
         match collect(&mut p, None) {
             CollectStep::Done(code, out, err) => {
@@ -196,7 +197,7 @@ mod tests {
         // A failed start is reported and leaves nothing running.
         let mut full = process("true");
         full.limit.max = Some(0);
-        assert!(full.begin_run(None).unwrap_err().contains("max_processes"));
+        assert!(full.begin_run(None).unwrap_err().to_string().contains("max_processes"));
         assert_eq!(full.state(), State::Created);
     }
 

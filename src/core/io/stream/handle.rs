@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
+use crate::core::error::Error;
 use super::outputs::SharedOutputs;
 use super::{Got, StreamRead};
 use crate::core::io::poller::{Token, Unwatch};
@@ -29,15 +30,15 @@ impl Stream {
         !self.outputs.is_open(self.which)
     }
 
-    pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, String> {
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, Error> {
         self.outputs.read(self.which, buf)
     }
 
-    pub fn read_line<T>(&mut self, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+    pub fn read_line<T>(&mut self, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, Error> {
         self.outputs.read_line(self.which, keep, f)
     }
 
-    pub fn read_lines_block<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
+    pub fn read_lines_block<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), Error> {
         self.outputs.read_lines_block(self.which, f)
     }
 
@@ -48,17 +49,17 @@ impl Stream {
         BufferedLines { outputs: self.outputs.clone(), which: self.which }
     }
 
-    pub fn read_whole(&mut self) -> Result<Got<Vec<u8>>, String> {
+    pub fn read_whole(&mut self) -> Result<Got<Vec<u8>>, Error> {
         self.outputs.read_whole(self.which)
     }
 
-    pub fn unread(&mut self, data: &[u8]) -> Result<(), String> {
+    pub fn unread(&mut self, data: &[u8]) -> Result<(), Error> {
         self.outputs.unread(self.which, data)
     }
 
     /// Give the pipe to another child (see `Outputs::hand_over`); the event
     /// loop stops watching it.
-    pub fn hand_over(&mut self) -> Result<OwnedFd, String> {
+    pub fn hand_over(&mut self) -> Result<OwnedFd, Error> {
         let fd = self.outputs.hand_over(self.which)?;
         self.driver.borrow_mut().remove(self.token);
         Ok(fd)

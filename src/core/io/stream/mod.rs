@@ -59,5 +59,3 @@ pub enum StreamRead {
     Dropped(u64),
 }
 
-/// What reading a stream says once it was given to another process.
-pub const HANDED_OVER: &str = "handed to another process";

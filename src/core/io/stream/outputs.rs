@@ -5,9 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
+use crate::core::error::{Error, What};
 use super::buffer::{read_append, with_scratch};
 use super::state::{Mode, StreamState};
-use super::HANDED_OVER;
 use crate::core::io::poller::Token;
 use crate::core::os::sys::{self, ReadOutcome};
 
@@ -181,7 +181,7 @@ impl Outputs {
                     return filled;
                 }
                 Err(e) => {
-                    st.error = Some(format!("read failed: {}", sys::describe(&e)));
+                    st.error = Some(Error::os("read failed", &e));
                     filled.news = true;
                     filled.finished = st.mode == Mode::Discard;
                     return filled;
@@ -235,15 +235,15 @@ impl Outputs {
     /// Give the read end of stream `which` away (another child's stdin, for
     /// a pipeline), in blocking mode as a child expects: only while nothing
     /// of it was taken in. Reads afterwards say where it went.
-    pub fn hand_over(&self, which: usize) -> Result<OwnedFd, String> {
+    pub fn hand_over(&self, which: usize) -> Result<OwnedFd, Error> {
         if self.terminal.get() {
             // Its descriptor shares one open terminal with the process's
             // stdin: made blocking for the new reader, it would make every
             // write_stdin block the whole program.
-            return Err("it reads a terminal (pty = true), which cannot be handed over".into());
+            return Err(Error::Unsupported("it reads a terminal (pty = true), which cannot be handed over".into()));
         }
         let mut guard = self.streams[which].borrow_mut();
-        let st = guard.as_mut().filter(|st| st.open).ok_or("stream is closed")?;
+        let st = guard.as_mut().filter(|st| st.open).ok_or(Error::Closed(What::Stream))?;
         if let Some(e) = &st.error {
             return Err(e.clone());
         }
@@ -264,12 +264,12 @@ impl Outputs {
             None
         };
         if let Some(why) = why {
-            return Err(format!("{why} (only a stream nothing was taken from can be handed over)"));
+            return Err(Error::Other(format!("{why} (only a stream nothing was taken from can be handed over)")));
         }
-        let fd = st.fd.take().ok_or("stream is closed")?;
-        sys::set_blocking(fd.as_raw_fd()).map_err(|e| sys::describe(&e))?;
+        let fd = st.fd.take().ok_or(Error::Closed(What::Stream))?;
+        sys::set_blocking(fd.as_raw_fd()).map_err(|e| Error::os("cannot hand the pipe over", &e))?;
         st.open = false;
-        st.error = Some(HANDED_OVER.into());
+        st.error = Some(Error::HandedOver);
         Ok(fd)
     }
 
@@ -279,11 +279,11 @@ impl Outputs {
     }
 
     /// Put `data` back in front of what stream `which` returns next.
-    pub fn unread(&self, which: usize, data: &[u8]) -> Result<(), String> {
+    pub fn unread(&self, which: usize, data: &[u8]) -> Result<(), Error> {
         let mut guard = self.streams[which].borrow_mut();
         let st = match guard.as_mut() {
             Some(st) if st.open => st,
-            _ => return Err("stream is closed".into()),
+            _ => return Err(Error::Closed(What::Stream)),
         };
         let mut acc = Vec::new();
         acc.try_reserve(data.len() + st.pending()).map_err(|_| "out of memory".to_string())?;

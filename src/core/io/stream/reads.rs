@@ -3,6 +3,7 @@
 
 use std::os::fd::AsRawFd;
 
+use crate::core::error::{Error, What};
 use super::buffer::{read_append, with_scratch};
 use super::outputs::Outputs;
 use super::state::{gone, out_of_memory, take_acc, StreamState};
@@ -18,7 +19,7 @@ pub(super) const LINES_BATCH: usize = 8 * 1024;
 impl Outputs {
     /// One read of stream `which` into `buf`: read-ahead data first, then
     /// the pipe. Reports dropped bytes once, before the data that follows.
-    pub fn read(&self, which: usize, buf: &mut [u8]) -> Result<StreamRead, String> {
+    pub fn read(&self, which: usize, buf: &mut [u8]) -> Result<StreamRead, Error> {
         let mut guard = self.streams[which].borrow_mut();
         let st = match guard.as_mut() {
             Some(st) if st.open => st,
@@ -73,12 +74,12 @@ impl Outputs {
                 self.read_ahead(1 - which);
                 Ok(StreamRead::WouldBlock)
             }
-            Err(e) => Err(format!("read failed: {}", sys::describe(&e))),
+            Err(e) => Err(Error::os("read failed", &e)),
         }
     }
 
     /// Move what the read-ahead took in behind the reader's own bytes.
-    pub(super) fn absorb_buffered(&self, st: &mut StreamState) -> Result<(), String> {
+    pub(super) fn absorb_buffered(&self, st: &mut StreamState) -> Result<(), Error> {
         let held = st.buffered();
         if st.acc.try_reserve(held).is_err() {
             return Err(out_of_memory(st.pending() + held));
@@ -93,7 +94,7 @@ impl Outputs {
     /// read-ahead data behind the reader's own bytes, or read the pipe into
     /// them. `Ok(None)`: there is more to look at; `Ok(Some(..))`: the
     /// outcome for the caller (end, would block, dropped bytes).
-    pub(super) fn pull<T>(&self, st: &mut StreamState, which: usize, deferred: &mut bool) -> Result<Option<Got<T>>, String> {
+    pub(super) fn pull<T>(&self, st: &mut StreamState, which: usize, deferred: &mut bool) -> Result<Option<Got<T>>, Error> {
         if st.dropped > 0 {
             let n = st.dropped;
             st.dropped = 0;
@@ -111,7 +112,7 @@ impl Outputs {
         }
         let fd = match &st.fd {
             Some(fd) => fd.as_raw_fd(),
-            None => return Err("stream is closed".into()),
+            None => return Err(Error::Closed(What::Stream)),
         };
         if st.acc_pos > 0 && st.acc_pos * 2 >= st.acc.len() {
             st.acc.drain(..st.acc_pos);
@@ -161,7 +162,7 @@ impl Outputs {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(out_of_memory(st.pending())),
             Err(e) => {
-                st.error = Some(format!("read failed: {}", sys::describe(&e)));
+                st.error = Some(Error::os("read failed", &e));
                 Ok(None)
             }
         }
@@ -173,8 +174,8 @@ impl Outputs {
     pub(super) fn with_reader<R>(
         &self,
         which: usize,
-        read: impl FnOnce(&mut StreamState, &mut bool) -> Result<R, String>,
-    ) -> Result<R, String> {
+        read: impl FnOnce(&mut StreamState, &mut bool) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mut deferred = false;
         let r = {
             let mut guard = self.streams[which].borrow_mut();
@@ -194,7 +195,7 @@ impl Outputs {
 
     /// The next line of stream `which` (with its newline when `keep`), or
     /// its last line without one, passed to `f`. At most one pipe read.
-    pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, String> {
+    pub fn read_line<T>(&self, which: usize, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, Error> {
         self.with_reader(which, |st, deferred| {
             loop {
                 if let Some(end) = st.find_line_end() {
@@ -231,7 +232,7 @@ impl Outputs {
     /// at most LINES_BATCH bytes (or one longer line) ending with a newline
     /// (reading the pipe once if there is none), or the stream's last line,
     /// which has no newline (then the flag is true).
-    pub fn read_lines_block<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), String> {
+    pub fn read_lines_block<T>(&self, which: usize, f: impl FnOnce(&[u8]) -> T) -> Result<(Got<T>, bool), Error> {
         self.with_reader(which, |st, deferred| {
             loop {
                 let window = st.acc.len().min(st.acc_pos + LINES_BATCH).max(st.scan);
@@ -273,7 +274,7 @@ impl Outputs {
 
     /// Everything up to the end of stream `which`, moved out (not copied)
     /// once the end is reached; `WouldBlock` until then.
-    pub fn read_whole(&self, which: usize) -> Result<Got<Vec<u8>>, String> {
+    pub fn read_whole(&self, which: usize) -> Result<Got<Vec<u8>>, Error> {
         self.with_reader(which, |st, deferred| loop {
             match self.pull::<Vec<u8>>(st, which, deferred)? {
                 None => continue,

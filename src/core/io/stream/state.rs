@@ -2,7 +2,8 @@
 
 use std::os::fd::OwnedFd;
 
-use super::{HANDED_OVER, MAX_CHUNK};
+use super::MAX_CHUNK;
+use crate::core::error::{Error, What};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
@@ -22,7 +23,7 @@ pub(super) struct StreamState {
     /// what was buffered, then the end) also once the pipe itself is gone.
     pub(super) open: bool,
     pub(super) eof: bool,
-    pub(super) error: Option<String>,
+    pub(super) error: Option<Error>,
     pub(super) buffer: Vec<u8>,
     /// Bytes of `buffer` already consumed.
     pub(super) pos: usize,
@@ -102,8 +103,8 @@ impl StreamState {
 }
 
 /// Why a reader's buffer could not grow by the bytes it must hold.
-pub(super) fn out_of_memory(bytes: usize) -> String {
-    format!("cannot hold {bytes} bytes of output in memory: out of memory")
+pub(super) fn out_of_memory(bytes: usize) -> Error {
+    Error::Os { message: format!("cannot hold {bytes} bytes of output in memory: out of memory"), errno: libc::ENOMEM }
 }
 
 /// The reader's bytes not returned yet, moved out of `st`.
@@ -115,10 +116,10 @@ pub(super) fn take_acc(st: &mut StreamState) -> Vec<u8> {
 }
 
 /// Why a stream without a pipe cannot be read: closed, or handed over.
-pub(super) fn gone(st: Option<&StreamState>) -> String {
-    match st.and_then(|s| s.error.as_deref()) {
-        Some(HANDED_OVER) => HANDED_OVER.into(),
-        _ => "stream is closed".into(),
+pub(super) fn gone(st: Option<&StreamState>) -> Error {
+    match st.and_then(|s| s.error.as_ref()) {
+        Some(Error::HandedOver) => Error::HandedOver,
+        _ => Error::Closed(What::Stream),
     }
 }
 
