@@ -18,9 +18,6 @@ local M = {}
 -- Executor
 ----------------------------------------------------------------------------
 
--- A child that outlives its `timeout` gets SIGTERM, then SIGKILL this much later.
-local KILL_GRACE = core.kill_grace
-
 -- What only the shim can take from the options: the timeout (durations are
 -- the time module's) and the raw pipe of a stream handle given as stdin,
 -- stdout or stderr (a pipeline). Every other check of the command and the
@@ -106,16 +103,6 @@ local function await_connection(raw)
     if ready == nil then return cerr end
     sched.sleep(CONNECT_POLL)
   end
-end
-
--- Send `sig` to whatever of the command still runs: the child (its group
--- with it), or what is left of its group after it exited. True if
--- anything was there to get it.
-local function signal_command(raw, sig)
-  if raw:state() == "running" and raw:try_wait() == false and raw:signal(sig) then
-    return true
-  end
-  return raw:signal_rest(sig)
 end
 
 -- `queue = true`: starts beyond max_processes wait for a slot, first come,
@@ -204,20 +191,19 @@ local function await_slot(raw, id, fname)
   if q.head > q.tail then queues[id] = nil end
 end
 
--- A started process's `timeout`, if it has one. Enforced by the event loop,
--- i.e. while the program waits in a blocking call: SIGTERM (and SIGCONT,
--- for a stopped child) to all that is left of the command, SIGKILL after
--- the grace period.
+-- A started process's `timeout`, if it has one. Its deadline is noticed
+-- by the event loop, i.e. while the program waits in a blocking call; then
+-- Rust ends all that is left of the command as close() does (SIGTERM and
+-- SIGCONT now, SIGKILL after the grace from the reaper thread: the one
+-- home of that rule, children::abandon), and the handle stays open.
 local function arm_timeout(st)
   if not st.timeout then return end
-  -- The timers hold the handle's state weakly (sched.at's owner): a handle
+  -- The timer holds the handle's state weakly (sched.at's owner): a handle
   -- nobody holds is collected (and so closed: its child ended, its
   -- descriptors and its max_processes slot freed) whatever its timeout.
   st._timer = sched.at(sched.now() + st.timeout, function(_, s)
-    if not signal_command(s.raw, 15) then return end
-    s._timed_out = true
-    signal_command(s.raw, 18)
-    s._timer = sched.at(sched.now() + KILL_GRACE, function(_, last) signal_command(last.raw, 9) end, s)
+    s._timer = nil
+    if s.raw:time_out() then s._timed_out = true end
   end, st)
 end
 M.arm_timeout = arm_timeout
@@ -289,7 +275,7 @@ local function waited(raw, st, w1, w2)
   wake_others(w1, w2)
   kick_queue(st.queue_id)
   -- A group may outlive its leader: its timeout still ends it then.
-  if st._timer and not raw:signal_rest(0) then stop_timer(st) end
+  if st._timer and not raw:group_alive() then stop_timer(st) end
   -- An answer found without waiting still lets a reader that the last
   -- step woke finish, as an in-place wait does (sched.settle).
   sched.settle_if_not_task()

@@ -52,8 +52,23 @@ pub enum CommandSpec {
 }
 
 impl CommandSpec {
+    /// A shell command, checked: the one place the rule is stated (the
+    /// rest of the code takes a CommandSpec made here as valid).
+    pub fn shell(s: Bytes) -> Result<CommandSpec, String> {
+        let c = CommandSpec::Shell(s);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// A program and its arguments, checked (see `shell`).
+    pub fn program(args: Vec<Bytes>) -> Result<CommandSpec, String> {
+        let c = CommandSpec::Argv(args);
+        c.validate()?;
+        Ok(c)
+    }
+
     /// A command is not empty and holds no NUL byte.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         match self {
             CommandSpec::Shell(s) => {
                 if s.is_empty() {
@@ -119,9 +134,31 @@ pub(crate) fn quote(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Environment entries (`env`, `default_env`), checked when made: the rest
+/// of the code takes an `Env` as valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env(Vec<(Bytes, Bytes)>);
+
+impl Env {
+    /// `label` names the option in messages.
+    pub fn new(label: &str, entries: Vec<(Bytes, Bytes)>) -> Result<Env, String> {
+        for (k, v) in &entries {
+            validate_env_entry(label, k, v)?;
+        }
+        Ok(Env(entries))
+    }
+}
+
+impl std::ops::Deref for Env {
+    type Target = [(Bytes, Bytes)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 /// Check one environment entry; `label` names the option in messages
 /// (`env`, `default_env`).
-pub fn validate_env_entry(label: &str, key: &OsStr, value: &OsStr) -> Result<(), String> {
+fn validate_env_entry(label: &str, key: &OsStr, value: &OsStr) -> Result<(), String> {
     if key.is_empty() {
         return Err(format!("{label} has an empty variable name"));
     }
@@ -156,6 +193,16 @@ pub fn merge_env(
         map.insert(k.clone(), v.clone());
     }
     Some(map.into_iter().collect())
+}
+
+/// Whether `dir` is a directory, the one statement of the rule for
+/// `work_dir` and `default_work_dir`: Ok, or "`label` '<dir>': <why>".
+pub fn check_dir(label: &str, dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{label} '{}': Not a directory", shown_path(dir))),
+        Err(e) => Err(format!("{label} '{}': {}", shown_path(dir), crate::core::os::sys::describe(&e))),
+    }
 }
 
 /// Find `program` the way the child would: a name with a `/` is taken as a
@@ -281,13 +328,13 @@ mod tests {
 
     #[test]
     fn empty_and_nul_commands_are_rejected() {
-        assert!(CommandSpec::Shell(Bytes::new()).validate().is_err());
-        assert!(CommandSpec::Shell("a\0b".into()).validate().is_err());
-        assert!(CommandSpec::Argv(vec![]).validate().is_err());
-        assert!(CommandSpec::Argv(vec!["".into()]).validate().is_err());
-        let e = CommandSpec::Argv(vec!["ls".into(), "a\0".into()]).validate().unwrap_err();
+        assert!(CommandSpec::shell(Bytes::new()).is_err());
+        assert!(CommandSpec::shell("a\0b".into()).is_err());
+        assert!(CommandSpec::program(vec![]).is_err());
+        assert!(CommandSpec::program(vec!["".into()]).is_err());
+        let e = CommandSpec::program(vec!["ls".into(), "a\0".into()]).unwrap_err();
         assert!(e.contains("command[2]"), "{e}");
-        assert!(CommandSpec::Shell("echo hi".into()).validate().is_ok());
+        assert!(CommandSpec::shell("echo hi".into()).is_ok());
     }
 
     #[test]

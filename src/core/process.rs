@@ -425,10 +425,38 @@ impl Process {
         self.state = State::Closed;
     }
 
+    /// The command's `timeout` passed: all that is left of it (the child,
+    /// its group, what is left of the group after the child exited) is
+    /// ended as `close()` ends it (children::abandon: the signal and
+    /// SIGCONT now, SIGKILL after the grace from the reaper, whatever Lua
+    /// does meanwhile), but the handle stays open: `wait()` still returns
+    /// the code. True if anything was left to get it.
+    pub fn time_out(&mut self) -> bool {
+        let running = self.state == State::Running && matches!(self.try_wait(), Ok(None));
+        if self.pid == 0 || !(running || self.group_alive()) {
+            return false;
+        }
+        match &self.remote {
+            // The remote side is ended by its own gentle stop (the same
+            // grace, in the remote shell); the local ssh then relays its
+            // exit code, which killing the ssh would lose.
+            Some(r) => {
+                let _ = children::spawn_detached(r.stop_argv(false), self.owner);
+            }
+            None => children::abandon(self.pid, libc::SIGTERM),
+        }
+        true
+    }
+
+    /// Whether anything of the command's process group is left after its
+    /// leader exited.
+    pub fn group_alive(&mut self) -> bool {
+        self.signal_rest(0)
+    }
+
     /// Signal what is left of the command after its leader exited (a
-    /// process group): true if anything was there to get it. Used by the
-    /// `timeout` option, which bounds the whole command.
-    pub fn signal_rest(&mut self, sig: i32) -> bool {
+    /// process group): true if anything was there to get it.
+    fn signal_rest(&mut self, sig: i32) -> bool {
         if self.pid == 0 || !self.req.process_group || self.remote.is_some() {
             return false;
         }

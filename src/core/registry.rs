@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::policy::Policy;
-use super::command::{self, Bytes, CommandSpec};
+use super::command::{self, CommandSpec, Env};
 use super::process::Limit;
 use crate::core::os::spawn::{Redirect, SpawnRequest, Stdio};
 use crate::core::os::sys;
@@ -25,11 +25,11 @@ pub const NATIVE_ID: &str = "process:native";
 #[derive(Debug, Clone, Default)]
 pub struct ExecutorConfig {
     pub default_work_dir: Option<PathBuf>,
-    pub default_env: Option<Vec<(Bytes, Bytes)>>,
+    pub default_env: Option<Env>,
     /// What a caller may run and set (`command_whitelist`, `allowed_env`,
     /// `work_dir_within`): see policy.rs.
     pub policy: Policy,
-    pub max_processes: Option<usize>,
+    pub max_processes: Option<std::num::NonZeroUsize>,
     /// A start beyond `max_processes` waits for a slot instead of failing.
     pub queue: bool,
     /// `default_env` and a caller's `env` overlay our environment instead
@@ -65,7 +65,7 @@ pub type Prepared = (SpawnRequest, Option<RemoteProcess>, Option<usize>);
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub work_dir: Option<PathBuf>,
-    pub env: Option<Vec<(Bytes, Bytes)>>,
+    pub env: Option<Env>,
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
@@ -165,12 +165,10 @@ impl Registry {
     }
 
     pub fn define_native(&mut self, id: &str, config: ExecutorConfig) -> Result<(), String> {
-        check_config(&config)?;
         self.insert(id, Resource::Native { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)) })
     }
 
     pub fn define_ssh(&mut self, id: &str, config: ExecutorConfig, target: SshTarget) -> Result<(), String> {
-        check_config(&config)?;
         // Before the connection is made: that creates our scratch directory.
         self.check_free(id)?;
         let conn = Arc::new(Connection::new(target)?);
@@ -222,33 +220,9 @@ impl Registry {
 /// The names of stdin, stdout and stderr, by their descriptor number.
 const STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
 
-fn check_config(config: &ExecutorConfig) -> Result<(), String> {
-    if let Some(env) = &config.default_env {
-        for (k, v) in env {
-            command::validate_env_entry("default_env", k, v)?;
-        }
-    }
-    if config.max_processes == Some(0) {
-        return Err("max_processes must be at least 1".into());
-    }
-    Ok(())
-}
-
 fn acquire_native(id: &str, config: &Arc<ExecutorConfig>, live: &Arc<AtomicUsize>) -> Result<Executor, String> {
     if let Some(dir) = &config.default_work_dir {
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(format!("cannot acquire '{id}': default_work_dir '{}': Not a directory", command::shown_path(dir)))
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot acquire '{id}': default_work_dir '{}': {}",
-                    command::shown_path(dir),
-                    crate::core::os::sys::describe(&e)
-                ))
-            }
-        }
+        command::check_dir("default_work_dir", dir).map_err(|e| format!("cannot acquire '{id}': {e}"))?;
     }
     Ok(Executor { id: id.to_string(), config: config.clone(), live: live.clone(), remote: None, released: false })
 }
@@ -271,7 +245,7 @@ impl Executor {
         Limit {
             executor: self.id.clone(),
             live: self.live.clone(),
-            max: self.config.max_processes,
+            max: self.config.max_processes.map(|n| n.get()),
             queue: self.config.queue,
         }
     }
@@ -309,24 +283,13 @@ impl Executor {
         if self.released {
             return Err(format!("executor '{}' has been released", self.id));
         }
-        command.validate().map_err(|e| format!("command {e}"))?;
         let policy = &self.config.policy;
         let wl = &policy.whitelist;
         if !wl.is_empty() && !wl.iter().any(|c| *c == command.whitelist_key()) {
             return Err(format!("command '{}' is not in the command_whitelist of '{}'", command.describe(), self.id));
         }
         if let Some(env) = &opts.env {
-            for (k, v) in env {
-                command::validate_env_entry("env", k, v)?;
-            }
             policy.check_env(env, &self.id)?;
-        }
-        if self.remote.is_some() {
-            if let Some(env) = &opts.env {
-                for (k, _) in env {
-                    crate::core::remote::ssh::check_env_name(k)?;
-                }
-            }
         }
         if opts.stdout == Stdio::Stdout {
             return Err("stdout cannot be set to \"stdout\"".into());
@@ -492,12 +455,12 @@ mod tests {
     fn env_is_default_env_overlaid_with_options() {
         let mut r = Registry::new();
         let cfg = ExecutorConfig {
-            default_env: Some(vec![("A".into(), "1".into()), ("B".into(), "2".into())]),
+            default_env: Some(Env::new("default_env", vec![("A".into(), "1".into()), ("B".into(), "2".into())]).unwrap()),
             ..Default::default()
         };
         r.define_native("e:v", cfg).unwrap();
         let ex = r.acquire("e:v").unwrap();
-        let opts = ExecOptions { env: Some(vec![("B".into(), "3".into())]), ..Default::default() };
+        let opts = ExecOptions { env: Some(Env::new("env", vec![("B".into(), "3".into())]).unwrap()), ..Default::default() };
         let (req, _, _) = ex.prepare(CommandSpec::Shell("env".into()), opts).unwrap();
         assert_eq!(req.env.unwrap(), vec![("A".into(), "1".into()), ("B".into(), "3".into())]);
     }

@@ -95,7 +95,7 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
             allowed_env: text_list(lua, t, "allowed_env")?,
             work_dir_within: opt_text(t, "work_dir_within")?.map(PathBuf::from),
         },
-        max_processes: max.map(|n| n as usize),
+        max_processes: max.and_then(|n| std::num::NonZeroUsize::new(n as usize)),
         queue: opt_bool(t, "queue")?.unwrap_or(false),
         inherit_env: opt_bool(t, "inherit_env")?.unwrap_or(false),
         allow_inherit: opt_bool(t, "allow_inherit")?.unwrap_or(false),
@@ -104,7 +104,8 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
 
 /// The connection fields of an `exec.ssh` resource.
 fn ssh_target(lua: &Lua, t: &Table) -> Result<SshTarget, String> {
-    let port = opt_whole(lua, t, "port", (1, 65535), "port must be a whole number from 1 to 65535")?.map(|n| n as u16);
+    let port = opt_whole(lua, t, "port", (1, 65535), "port must be a whole number from 1 to 65535")?
+        .and_then(|n| std::num::NonZeroU16::new(n as u16));
     let mut options = Vec::new();
     if let Value::Table(o) = t.raw_get::<Value>("ssh_options").map_err(lua_err)? {
         for pair in o.pairs::<Value, Value>() {
@@ -134,6 +135,5 @@ fn ssh_target(lua: &Lua, t: &Table) -> Result<SshTarget, String> {
         multiplex: opt_bool(t, "multiplex")?.unwrap_or(true),
         program: opt_text(t, "ssh_command")?,
     };
-    target.validate()?;
     Ok(target)
 }

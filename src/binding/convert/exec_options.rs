@@ -54,18 +54,18 @@ fn pty_size(lua: &Lua, t: &Table) -> Result<Option<(u16, u16)>, String> {
 }
 
 /// The command of `exec`: a shell string, or a list of program and
-/// arguments; checked by the core's rule (`CommandSpec::validate`).
+/// arguments; checked by the core's rule (made by `CommandSpec::shell` or
+/// `CommandSpec::program`, the only place it is stated).
 pub fn command(lua: &Lua, v: Value) -> Result<CommandSpec, BadArg> {
     let spec = match v {
-        Value::String(_) => CommandSpec::Shell(text(v, "command").map_err(BadArg::at(1))?),
+        Value::String(_) => CommandSpec::shell(text(v, "command").map_err(BadArg::at(1))?).map_err(BadArg::at(1))?,
         Value::Table(t) => {
             let values = list_values(lua, &t).map_err(|k| BadArg::at(1)(format!("must be a list of strings (found key {k})")))?;
             let args = values.into_iter().enumerate().map(|(i, v)| text_item(lua, v, "command", i + 1));
-            CommandSpec::Argv(args.collect::<Result<_, _>>().map_err(BadArg::at(1))?)
+            CommandSpec::program(args.collect::<Result<_, _>>().map_err(BadArg::at(1))?).map_err(BadArg::at(1))?
         }
         other => return Err(BadArg::at(1)(format!("string or table of strings expected, got {}", type_of(&other)))),
     };
-    spec.validate().map_err(BadArg::at(1))?;
     Ok(spec)
 }
 

@@ -185,7 +185,7 @@ pub(super) fn check_keys(
 
 /// `{ NAME = value }` (names and values strings or numbers) as a list of
 /// entries, each checked by the core's rule.
-pub(super) fn env_table(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<(Bytes, Bytes)>>, String> {
+pub(super) fn env_table(lua: &Lua, t: &Table, key: &str) -> Result<Option<command::Env>, String> {
     let env: Table = match t.raw_get::<Value>(key).map_err(lua_err)? {
         Value::Nil => return Ok(None),
         Value::Table(e) => e,
@@ -198,10 +198,9 @@ pub(super) fn env_table(lua: &Lua, t: &Table, key: &str) -> Result<Option<Vec<(B
         let value = number_or_text(lua, &v).ok_or_else(|| {
             format!("{key} value of '{}' must be a string or a number (got {})", command::shown(name.as_bytes()), type_of(&v))
         })?;
-        command::validate_env_entry(key, &name, &value)?;
         out.push((name, value));
     }
-    Ok(Some(out))
+    command::Env::new(key, out).map(Some)
 }
 
 /// A string, or a number as Lua's `tostring` writes it (`2.0` on 5.4, `2`

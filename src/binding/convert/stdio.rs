@@ -33,10 +33,8 @@ pub(super) fn stdio(
         Value::String(s) => {
             let mode = command::shown(&s.as_bytes());
             Stdio::parse(&mode, key).map(|m| (m, None, None)).ok_or_else(|| {
-                format!(
-                    "option {key} must be \"pipe\", \"socket\", \"null\", \"inherit\"{}, a file or {{ path = ... }} (got \"{mode}\")",
-                    if key == "stderr" { ", \"stdout\"" } else { "" }
-                )
+                let names: Vec<String> = Stdio::named(key).map(|m| format!("\"{}\"", m.name())).collect();
+                format!("option {key} must be {}, a file or {{ path = ... }} (got \"{mode}\")", names.join(", "))
             })
         }
         Value::Table(p) => Ok((Stdio::File, Some(path_redirect(&p, key)?), None)),

@@ -111,10 +111,10 @@ impl UserData for ProcessUd {
             }
             Ok(out)
         });
-        // Signal what is left of a process group after its leader exited.
-        m.add_method_mut("signal_rest", |_, this, sig: i64| {
-            Ok(this.0.signal_rest(sig.clamp(0, *crate::core::os::sys::SIGNAL_NUMBERS.end() as i64) as i32))
-        });
+        // The timeout passed: end what is left of the command (true if
+        // anything was). Whether anything of its group is left.
+        m.add_method_mut("time_out", |_, this, ()| Ok(this.0.time_out()));
+        m.add_method_mut("group_alive", |_, this, ()| Ok(this.0.group_alive()));
         m.add_method_mut("finish", |_, this, ()| {
             this.0.finish();
             Ok(())

@@ -37,7 +37,7 @@ use crate::core::os::spawn::{self, SpawnRequest, Stdio};
 #[derive(Debug, Clone, Default)]
 pub struct SshTarget {
     pub host: Bytes,
-    pub port: Option<u16>,
+    pub port: Option<std::num::NonZeroU16>,
     pub user: Option<Bytes>,
     pub identity_file: Option<Bytes>,
     pub known_hosts_file: Option<Bytes>,
@@ -65,9 +65,6 @@ impl SshTarget {
                 "host '{}' contains '@': give the user name as the field user",
                 self.host.to_string_lossy()
             ));
-        }
-        if self.port == Some(0) {
-            return Err("port must be between 1 and 65535".into());
         }
         if let Some(u) = &self.user {
             let u = u.as_bytes();
@@ -565,9 +562,12 @@ impl RemoteProcess {
         let body = if force {
             "kill -s KILL -- -$p; rm -f \"$f\"".to_string()
         } else {
-            "kill -s TERM -- -$p; kill -s CONT -- -$p; \
-             (sleep 1; [ -e \"$f\" ] && kill -s KILL -- -$p; rm -f \"$f\") >/dev/null 2>&1 </dev/null &"
-                .to_string()
+            // (The same grace as children::abandon's, said in the remote shell.)
+            format!(
+                "kill -s TERM -- -$p; kill -s CONT -- -$p; \
+                 (sleep {}; [ -e \"$f\" ] && kill -s KILL -- -$p; rm -f \"$f\") >/dev/null 2>&1 </dev/null &",
+                crate::core::os::children::GRACE.as_secs_f64()
+            )
         };
         self.conn.side_argv(&self.with_pid(&body))
     }

@@ -102,9 +102,15 @@ impl Stdio {
 
     /// The mode an option value names (`stdout` only for stderr).
     pub fn parse(value: &str, stream: &str) -> Option<Stdio> {
-        [Stdio::Pipe, Stdio::Null, Stdio::Inherit, Stdio::Socket, Stdio::Stdout]
+        Self::named(stream).find(|m| m.name() == value)
+    }
+
+    /// The modes an option value may name for `stream`, in the order
+    /// messages list them (`stdout` only for stderr).
+    pub fn named(stream: &str) -> impl Iterator<Item = Stdio> + '_ {
+        [Stdio::Pipe, Stdio::Socket, Stdio::Null, Stdio::Inherit, Stdio::Stdout]
             .into_iter()
-            .find(|m| m.name() == value && (*m != Stdio::Stdout || stream == "stderr"))
+            .filter(move |m| *m != Stdio::Stdout || stream == "stderr")
     }
 }
 
@@ -167,15 +173,10 @@ pub struct Spawned {
 /// Start the child. On error nothing is left behind: no process, and every
 /// descriptor opened here is closed again when its `OwnedFd` drops.
 pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
-    req.command.validate()?;
     let what = req.command.describe();
 
     if let Some(dir) = &req.work_dir {
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("work_dir '{}': Not a directory", command::shown_path(dir))),
-            Err(e) => return Err(format!("work_dir '{}': {}", command::shown_path(dir), sys::describe(&e))),
-        }
+        command::check_dir("work_dir", dir)?;
     }
 
     let argv = req.command.argv();
@@ -241,8 +242,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         Ok(pid) => pid,
         Err(rc) => {
             let reason = sys::strerror(rc);
-            return Err(match &req.work_dir {
-                Some(d) if rc == libc::ENOENT && !d.is_dir() => format!("work_dir '{}': {reason}", command::shown_path(d)),
+            // (The directory was there a moment ago: see if it still is.)
+            let gone = req.work_dir.as_deref().and_then(|d| command::check_dir("work_dir", d).err());
+            return Err(match gone {
+                Some(e) if rc == libc::ENOENT => e,
                 _ => format!("cannot run '{}': {reason}", command::shown_path(&program)),
             });
         }
