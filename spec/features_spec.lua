@@ -444,7 +444,7 @@ describe("resource option queue = true", function()
       local looks = 0
       debug.sethook(function()
         local info = debug.getinfo(2, "nS")
-        if info.name == "room" and info.source:find("lua/exec/process", 1, true) then
+        if info.name == "room" and info.source:find("lua/exec/slots", 1, true) then
           looks = looks + 1
           if looks == 2 then debug.sethook(); error("interrupted!") end
         end

@@ -6,7 +6,7 @@
 -- scheduler's clock, and a waiter is queued only if the clock has not moved
 -- since its caller looked (sched.lua, "Finalizers": a finalizer may run
 -- any channel operation in the middle of another).
-local sched = ...
+local sched = (...).sched
 
 local wake, waiter, suspend, raise = sched.wake, sched.waiter, sched.suspend, sched.raise
 local enlist, changed, clock = sched.enlist, sched.changed, sched.clock

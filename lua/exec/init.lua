@@ -19,15 +19,27 @@ if not exec then
     jit.off(modules.sched, true)
     jit.off(modules.channel, true)
   end
-  local sched = modules.sched(core)
-  local channel = modules.channel(sched)
-  local time = modules.time(sched, channel)
-  local object = modules.object(sched)
-  local registry = modules.registry(core, object)
-  local stream = modules.stream(core, sched, object, time)
-  local scanner = modules.scanner(core, sched, object, stream)
-  local process = modules.process(core, sched, time, object, stream)
-  local run = modules.run(core, sched, object, process, registry)
+  -- Each part gets the parts it uses by name from `parts`, which raises
+  -- for a name it does not hold (yet): a slip in the wiring is an error
+  -- when the module loads, not a nil found later.
+  local parts = setmetatable({ core = core }, {
+    __index = function(_, name) error("exec: no shim part named '" .. tostring(name) .. "' (yet)", 2) end,
+  })
+  local function load(name)
+    local part = modules[name](parts)
+    rawset(parts, name, part)
+    return part
+  end
+  local sched = load("sched")
+  local channel = load("channel")
+  local time = load("time")
+  local object = load("object")
+  local registry = load("registry")
+  local stream = load("stream")
+  local scanner = load("scanner")
+  load("slots")
+  local process = load("process")
+  local run = load("run")
 
   exec = {
     get = registry.get,

@@ -6,7 +6,7 @@
 -- object's fields. So nothing internal is reachable from a handle: `pairs`
 -- shows nothing, `getmetatable` returns the class name, and the shared
 -- class tables cannot be patched by code that holds a handle.
-local sched = ...
+local sched = (...).sched
 
 local O = {}
 

@@ -3,7 +3,9 @@
 -- operational errors; this file turns its results into the spec's
 -- conventions (raise, or return nil + message) and does the waiting
 -- through the scheduler.
-local core, sched, time, O, stream = ...
+local parts = ...
+local core, sched, time, O, stream = parts.core, parts.sched, parts.time, parts.object, parts.stream
+local slots = parts.slots
 local arg_error, check_self, soft_self, new_object = O.arg_error, O.check_self, O.soft_self, O.new_object
 local failed = O.failed
 -- The names of the arguments a raw function may call bad (object.lua's failed).
@@ -105,92 +107,6 @@ local function await_connection(raw)
   end
 end
 
--- `queue = true`: starts beyond max_processes wait for a slot, first come,
--- first served. One queue per resource: { head, tail, [i] = entry }.
--- A slot is freed when a child is reaped: by a wait() here (which kicks the
--- queue at once) or by the reaper thread after a close() (noticed within
--- the fallback poll interval).
-local queues = {}
-local FALLBACK_POLL = core.fallback_poll
--- Per resource, the processes started here that hold a slot, by their
--- state tables (weak: a collected handle's child is ended and reaped by the
--- library anyway). Not by the raw userdata: a collected one is finalized
--- (destructed) a collection before a weak table forgets it, while a plain
--- table that nothing reaches leaves the weak table at once.
--- A child that exited while nobody waits for it still holds its slot
--- until it is reaped: a queued start reaps those itself (as status() does).
-local holders = {}
-
-local function reap_holders(id)
-  local set = holders[id]
-  if not set then return end
-  for hst in pairs(set) do
-    local praw = hst.raw
-    if praw:state() ~= "running" or praw:try_wait() ~= false then set[hst] = nil end
-  end
-end
-
-local function queue_key(id) return "exec.queue:" .. id end
-
--- Someone of resource `id` may have freed a slot: its queue looks again.
-local function kick_queue(id)
-  if id and queues[id] then sched.fire(queue_key(id)) end
-end
-
--- Drop entries from the head whose caller can no longer take its turn: an
--- error took it out of await_slot, or its task was closed while it waited.
-local function live_head(q)
-  while q.head <= q.tail do
-    local e = q[q.head]
-    if not e.gone and not (e.co and coroutine.status(e.co) == "dead") then return e end
-    q[q.head] = nil
-    q.head = q.head + 1
-  end
-  return nil
-end
-
-local function room(raw, id)
-  if raw:has_room() then return true end
-  reap_holders(id)
-  return raw:has_room()
-end
-
-local function await_slot(raw, id, fname)
-  local q = queues[id]
-  if not q then
-    q = { head = 1, tail = 0 }
-    queues[id] = q
-  end
-  if live_head(q) == nil and room(raw, id) then return end
-  local me = { co = coroutine.running() }
-  q.tail = q.tail + 1
-  q[q.tail] = me
-  local clock = sched.clock
-  local function wait_turn()
-    while true do
-      local seen = clock.n
-      if live_head(q) == me and room(raw, id) then return end
-      sched.wait_token_for(queue_key(id), FALLBACK_POLL, fname .. " (waiting for a max_processes slot)", seen)
-    end
-  end
-  -- An error anywhere in the wait (Ctrl-C, memory) gives up the turn and
-  -- goes on unchanged. (Lua 5.1 cannot yield across pcall: there, an error
-  -- in a task ends the task, which live_head notices.)
-  if sched.yield_across_pcall or not sched.current_task() then
-    local ok, err = pcall(wait_turn)
-    if not ok then
-      me.gone = true
-      error(err, 0)
-    end
-  else
-    wait_turn()
-  end
-  -- Our turn: leave the queue; the next one looks once this start is done.
-  q[q.head] = nil
-  q.head = q.head + 1
-  if q.head > q.tail then queues[id] = nil end
-end
-
 -- A started process's `timeout`, if it has one. Its deadline is noticed
 -- by the event loop, i.e. while the program waits in a blocking call; then
 -- Rust ends all that is left of the command as close() does (SIGTERM and
@@ -219,7 +135,7 @@ local function start_raw(raw, st, fname)
   end
   local qid = raw:queue_id()
   if qid and raw:state() == "created" then
-    await_slot(raw, qid, fname)
+    slots.await(raw, qid, fname)
     st.queue_id = qid
   end
   local ok, err = raw:start()
@@ -227,10 +143,9 @@ local function start_raw(raw, st, fname)
   if st.streams then stream.started(st.streams, raw, err) end
   if qid then
     if ok then
-      holders[qid] = holders[qid] or setmetatable({}, { __mode = "k" })
-      holders[qid][st] = true
+      slots.hold(qid, st)
     end
-    kick_queue(qid) -- (the next in line checks for room)
+    slots.kick(qid) -- (the next in line checks for room)
   end
   if not ok then raise(fname .. ": " .. err) end
   arm_timeout(st)
@@ -273,7 +188,7 @@ M.wake_others = wake_others
 -- What a wait that found the exit code leaves to do (wait and run).
 local function waited(raw, st, w1, w2)
   wake_others(w1, w2)
-  kick_queue(st.queue_id)
+  slots.kick(st.queue_id)
   -- A group may outlive its leader: its timeout still ends it then.
   if st._timer and not raw:group_alive() then stop_timer(st) end
   -- An answer found without waiting still lets a reader that the last
@@ -292,7 +207,7 @@ local function close_raw(raw, st, sig)
   if st.streams then stream.closed_unstarted(st.streams) end
   wake_others(exit_token, stdin_token)
   stop_timer(st)
-  kick_queue(st.queue_id)
+  slots.kick(st.queue_id)
 end
 M.close_raw = close_raw
 

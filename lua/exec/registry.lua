@@ -1,6 +1,7 @@
 -- The resource registry from Lua: define, kind, load (resource files are
 -- data), and exec.get.
-local core, O = ...
+local parts = ...
+local core, O = parts.core, parts.object
 local arg_error, new_object = O.arg_error, O.new_object
 local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Executor = O.Executor

@@ -1,5 +1,6 @@
 -- One-call capture (executor:run, exec.run) and shell quoting.
-local core, sched, O, process, registry = ...
+local parts = ...
+local core, sched, O, process, registry = parts.core, parts.sched, parts.object, parts.process, parts.registry
 local arg_error, check_self = O.arg_error, O.check_self
 local check_open, raise = O.check_open, O.raise
 local Executor = O.Executor

@@ -12,7 +12,8 @@
 -- newline ends every word; "bytes" and "runes" take chunks, as read()
 -- returns them, and hand out pieces of the current one. What a scanner has taken (the rest of a line or a chunk) is its own:
 -- a read of the stream in between sees what comes after.
-local core, sched, O, S = ...
+local parts = ...
+local core, sched, O, S = parts.core, parts.sched, parts.object, parts.stream
 local arg_error, check_self, new_object = O.arg_error, O.check_self, O.new_object
 local check_open = O.check_open
 local Stream = O.Stream

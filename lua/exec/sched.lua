@@ -41,7 +41,7 @@
 --      decided.
 -- The notice also wakes a host loop that watches exec.pollfd() for work
 -- made outside exec.step() (see `announce`).
-local core = ...
+local core = (...).core
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_running, co_status = coroutine.running, coroutine.status

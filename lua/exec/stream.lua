@@ -1,6 +1,7 @@
 -- Output streams: chunk, line and whole reads, lines(), close. Bytes are
 -- handled in Rust; this file parks the caller while a read would block.
-local core, sched, O, time = ...
+local parts = ...
+local core, sched, O, time = parts.core, parts.sched, parts.object, parts.time
 local arg_error, check_self, new_object = O.arg_error, O.check_self, O.new_object
 local check_open, dgetmt, raise = O.check_open, O.dgetmt, O.raise
 local Stream = O.Stream

@@ -1,5 +1,6 @@
 -- time.sleep / time.after / time.parse_duration over the scheduler's timers.
-local sched, channel = ...
+local parts = ...
+local sched, channel = parts.sched, parts.channel
 local raise = sched.raise
 
 local M = {}

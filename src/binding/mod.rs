@@ -58,6 +58,7 @@ const SHIM: &[(&str, &str)] = &[
     ("time", include_str!("../../lua/exec/time.lua")),
     ("object", include_str!("../../lua/exec/object.lua")),
     ("registry", include_str!("../../lua/exec/registry.lua")),
+    ("slots", include_str!("../../lua/exec/slots.lua")),
     ("process", include_str!("../../lua/exec/process.lua")),
     ("stream", include_str!("../../lua/exec/stream.lua")),
     ("scanner", include_str!("../../lua/exec/scanner.lua")),
