@@ -14,7 +14,7 @@ ROCKTREE  := $(BUILD)/rocks
 ROCKSPEC  := rockspec/lua-exec-scm-1.rockspec
 SOURCES   := Cargo.toml $(shell find src lua -type f)
 
-.PHONY: all deps demo test check stress valgrind bench bench-ssh clean rock rock-install dist
+.PHONY: all deps demo test check stress valgrind bench bench-ssh bench-container clean rock rock-install dist
 
 all: $(BUILD)/lua5.4/exec.so $(BUILD)/luajit/exec.so
 
@@ -102,3 +102,12 @@ bench-ssh: all
 	sh scripts/sshd.sh start $$d >/dev/null && \
 	LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/ssh.lua $$d $(or $(REPEAT),3); rc=$$?; \
 	sh scripts/sshd.sh stop $$d; rm -rf $$d; exit $$rc
+
+# 20 short commands in containers against the same natively, on a private
+# podman (needs root: scripts/podman.sh keeps its state in a temporary dir).
+bench-container: all
+	@sh scripts/deps.sh
+	@d=$$(mktemp -d /tmp/lua-exec-bench-podman.XXXXXX); \
+	sh scripts/podman.sh start $$d >/dev/null && \
+	LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/container.lua $$d $(or $(REPEAT),3); rc=$$?; \
+	sh scripts/podman.sh stop $$d; exit $$rc

@@ -167,6 +167,52 @@ function H.sshd_stop(dir)
   os.execute("rm -rf " .. dir .. " " .. dir .. ".out")
 end
 
+--- Whether we run as root (what the container specs need for podman).
+function H.is_root()
+  local p = io.popen("id -u")
+  local uid = p:read("*l")
+  p:close()
+  return uid == "0"
+end
+
+--- A private podman (scripts/podman.sh) with its storage, run state and
+--- configuration in `dir`: the global arguments it takes, the client's
+--- environment (its containers.conf) and the test image. Raises if it
+--- cannot be set up.
+function H.podman_start(dir)
+  local r = os.execute("timeout 300 sh scripts/podman.sh start " .. dir .. " >" .. dir .. ".out 2>&1")
+  assert(r == true or r == 0, "scripts/podman.sh failed: " .. tostring(H.read_file(dir .. ".out")))
+  os.remove(dir .. ".out")
+  local args = {}
+  for line in io.lines(dir .. "/args") do args[#args + 1] = line end
+  return args, { CONTAINERS_CONF = dir .. "/containers.conf" }, (H.read_file(dir .. "/image"):gsub("%s+$", ""))
+end
+
+--- The ids of the containers that exist in the podman of `dir`.
+function H.podman_ps(dir)
+  local p = io.popen("timeout 60 sh scripts/podman.sh ps " .. dir .. " 2>&1")
+  local ids = {}
+  for line in p:lines() do ids[#ids + 1] = line end
+  p:close()
+  return ids
+end
+
+--- Run podman of `dir` with `args` (a list): its output and whether it
+--- succeeded.
+function H.podman(dir, args)
+  local q = {}
+  for i, a in ipairs(args) do q[i] = exec.quote(a) end
+  local p = io.popen("timeout 60 sh scripts/podman.sh podman " .. dir .. " " .. table.concat(q, " ") .. " </dev/null 2>&1")
+  local out = p:read("*a")
+  local ok = p:close()
+  return out, ok == true or ok == 0
+end
+
+--- Remove every container of the podman of `dir`, and `dir`.
+function H.podman_stop(dir)
+  os.execute("timeout 120 sh scripts/podman.sh stop " .. dir)
+end
+
 --- Children of the interpreter `pid` that are zombies.
 function H.zombies_of(pid)
   local n = 0

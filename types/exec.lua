@@ -17,8 +17,9 @@ local registry = {}
 ---for a failed system call, "os" for an uncommon one.
 ---@alias exec.ErrorCode "not_started"|"closed"|"finished"|"handed_over"|"timeout"|"dropped"|"unsupported"|"invalid"|"failed"|"os"|string
 
----Configuration of a resource. Kinds "exec.native" and "exec.ssh" make process executors;
----the connection fields are for "exec.ssh" only (its work dir and env apply on the remote host).
+---Configuration of a resource. Kinds "exec.native", "exec.ssh" and "exec.docker" make process
+---executors; the connection fields are for "exec.ssh" only (its work dir and env apply on the
+---remote host), the container fields for "exec.docker" only (work dir and env apply in the container).
 ---@class exec.ResourceConfig
 ---@field kind string
 ---@field default_work_dir? string
@@ -30,15 +31,31 @@ local registry = {}
 ---@field queue? boolean start() beyond max_processes waits for a slot (first come, first served) instead of raising
 ---@field inherit_env? boolean default_env and a caller's env overlay our environment instead of replacing it (on a resource with command_whitelist or work_dir_within, also what lets a caller ask for inherit_env)
 ---@field allow_inherit? boolean on a resource with command_whitelist or work_dir_within: callers may set stdin/stdout/stderr = "inherit" (refused otherwise)
----@field host? string exec.ssh: required
+---@field host? string exec.ssh: required; exec.docker: the engine's address (docker --host, podman --url)
 ---@field port? integer
----@field user? string
+---@field user? string exec.ssh: the login name; exec.docker: the user in the container (name, uid or uid:gid)
 ---@field identity_file? string
 ---@field known_hosts_file? string also turns on StrictHostKeyChecking
 ---@field ssh_config_file? string `ssh -F` (e.g. "/dev/null" to ignore ~/.ssh/config)
 ---@field ssh_options? table<string, string|number|boolean> `-o Key=Value`
 ---@field multiplex? boolean one shared connection per resource (default true)
 ---@field ssh_command? string the ssh program (default "ssh")
+---@field image? string exec.docker: a fresh container of this image per process (required unless `container` is set)
+---@field container? string exec.docker: run every process in this existing container (`exec`) instead
+---@field engine? string "docker", "podman" or an absolute path; default: the first of docker, podman that answers
+---@field engine_args? string[] the client's global arguments (e.g. podman's --root, --runroot, --storage-driver)
+---@field engine_env? table<string, string|number> the client's environment: ours overlaid with these (e.g. CONTAINERS_CONF, DOCKER_CONFIG)
+---@field network_mode? string e.g. "none"
+---@field volumes? string[] "host:container" or "host:container:ro" bind mounts (absolute paths)
+---@field memory_limit? integer|string bytes, or "256m" (units b, k, m, g)
+---@field cpu_quota? integer microseconds of CPU per 100 ms period
+---@field pids_limit? integer
+---@field read_only_rootfs? boolean
+---@field no_new_privileges? boolean
+---@field cap_drop? string[]
+---@field cap_add? string[]
+---@field tmpfs? table<string, string>|string[] { ["/tmp"] = "size=64m" }, or { "/tmp:size=64m" }
+---@field auto_remove? boolean remove each container when it ends (default true)
 
 ---Define a resource. `config.kind` is required.
 ---@param id string `namespace:name`
@@ -47,7 +64,7 @@ local registry = {}
 function registry.define(id, config) end
 
 ---@class exec.LoadOptions
----@field trust? boolean allow options that run local programs (ssh_command, ssh_config_file, ssh_options.ProxyCommand, ...)
+---@field trust? boolean allow options that run local programs (ssh_command, ssh_config_file, ssh_options.ProxyCommand, engine, engine_args, engine_env, ...) or hand host files and privileges to containers (volumes, cap_add)
 
 ---Define every resource a file declares (ids mapped to configurations, in JSON when the
 ---name ends in .json, Lua table syntax otherwise: data, evaluated with no access to anything and

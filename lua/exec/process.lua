@@ -107,6 +107,19 @@ local function await_connection(raw)
   end
 end
 
+-- A container's engine may still fail after its client started (image
+-- missing, daemon down): start() waits until the engine has started the
+-- program, as it waits for a connection. nil, or the engine's message
+-- (the process is closed then).
+local function await_program(raw)
+  while true do
+    local started, err = raw:settle()
+    if started then return nil end
+    if started == nil then return err end
+    sched.sleep(CONNECT_POLL)
+  end
+end
+
 -- A started process's `timeout`, if it has one. Its deadline is noticed
 -- by the event loop, i.e. while the program waits in a blocking call; then
 -- Rust ends all that is left of the command as close() does (SIGTERM and
@@ -139,6 +152,13 @@ local function start_raw(raw, st, fname)
     st.queue_id = qid
   end
   local ok, err = raw:start()
+  if ok then
+    -- (Streams asked for meanwhile wait for the start, as before it.)
+    st.settling = true
+    local serr = await_program(raw)
+    st.settling = nil
+    if serr then ok, err = nil, serr end
+  end
   -- Streams taken before the start get their pipes, or learn it failed.
   if st.streams then stream.started(st.streams, raw, err) end
   if qid then
@@ -297,7 +317,7 @@ local function get_stream(self, which, fname)
   local s = st.streams[which]
   if s then return s end
   local sraw, err
-  if state == "created" then
+  if state == "created" or (st.settling and raw:settle() == false) then
     -- Taken before start, as code written for Wippy does: the same object
     -- gets its pipe at start (stream.started); reads wait for it.
     local _, why = raw:can_stream(which)

@@ -48,7 +48,13 @@ local fatal = O.fatal
 
 -- Options that make ssh (or us) run local programs or load code: only from
 -- a file the caller trusts (`exec.registry.load(path, { trust = true })`).
-local TRUSTED_ONLY = { ssh_command = true, ssh_config_file = true }
+-- For exec.docker also those that hand the host's files or privileges to
+-- the commands.
+local TRUSTED_ONLY = {
+  ssh_command = "runs local programs", ssh_config_file = "runs local programs",
+  engine = "runs local programs", engine_args = "runs local programs", engine_env = "runs local programs",
+  volumes = "hands host files to the commands", cap_add = "hands privileges to the commands",
+}
 local TRUSTED_ONLY_SSH = {
   proxycommand = true, localcommand = true, knownhostscommand = true, permitlocalcommand = true,
   match = true, pkcs11provider = true, securitykeyprovider = true, proxyusefdpass = true,
@@ -57,7 +63,7 @@ local TRUSTED_ONLY_SSH = {
 local function check_untrusted(id, cfg)
   for k in pairs(cfg) do
     if TRUSTED_ONLY[k] then
-      return "option " .. k .. " runs local programs: refused from a file unless it is loaded with { trust = true }"
+      return "option " .. k .. " " .. TRUSTED_ONLY[k] .. ": refused from a file unless it is loaded with { trust = true }"
     end
   end
   if type(cfg.ssh_options) == "table" then

@@ -16,12 +16,14 @@ use crate::core::os::children::{self, ExitStatus, Owner};
 use crate::core::io::driver::{SharedDriver, STDIN_HIGH_WATER};
 use crate::core::io::poller::Token;
 use crate::core::os::spawn::{self, SpawnRequest, Stdio};
-use crate::core::remote::ssh::{Readiness, RemoteProcess};
+use crate::core::remote::ssh::Readiness;
+use crate::core::remote::Remote;
 use crate::core::io::stdin::StdinPipe;
 use crate::core::io::stream::{Outputs, SharedOutputs, Stream, DEFAULT_BUFFER_LIMIT};
 use crate::core::os::sys;
 
 pub(crate) mod collect;
+pub(crate) mod settle;
 
 /// The executor's cap on live processes, shared by every process it starts.
 #[derive(Clone)]
@@ -121,8 +123,9 @@ pub struct Process {
     pty: Option<OwnedFd>,
     /// The same, filled in by whoever reaps the child after `close()`.
     outcome: children::Outcome,
-    /// For a remote process: its remote half. The local child is `ssh`.
-    remote: Option<RemoteProcess>,
+    /// For a remote process: its remote half. The local child is `ssh`,
+    /// or a container engine's client.
+    remote: Option<Remote>,
     /// Why the outcome is unknown (a remote connection failed).
     failure: Option<Error>,
 }
@@ -130,7 +133,7 @@ pub struct Process {
 impl Process {
     pub fn new(
         req: SpawnRequest,
-        remote: Option<RemoteProcess>,
+        remote: Option<Remote>,
         driver: SharedDriver,
         owner: Owner,
         limit: Limit,
@@ -226,7 +229,7 @@ impl Process {
     /// connection). Always ready for a local process.
     pub fn connect(&self) -> Result<Readiness, String> {
         match (&self.remote, self.state) {
-            (Some(r), State::Created) => r.connection().connect(self.owner),
+            (Some(r), State::Created) => r.connect(self.owner),
             _ => Ok(Readiness::Ready),
         }
     }
@@ -251,6 +254,12 @@ impl Process {
                 self.limit.executor,
                 self.limit.max.unwrap_or(0)
             )));
+        }
+        if let Some(r) = &mut self.remote {
+            if let Err(e) = r.complete(&mut self.req) {
+                self.req.redirect = Default::default();
+                return Err(Error::Other(e));
+            }
         }
         let spawned = spawn::spawn(&self.req);
         // The child has its own copies now: ours close at once, so that a

@@ -15,10 +15,13 @@ use super::command::{self, CommandSpec, Env};
 use super::process::Limit;
 use crate::core::os::spawn::{Redirect, SpawnRequest, Stdio};
 use crate::core::os::sys;
-use crate::core::remote::ssh::{Connection, RemoteProcess, SshTarget};
+use crate::core::remote::container::{self, ContainerConfig, Engine};
+use crate::core::remote::ssh::{Connection, SshTarget};
+use crate::core::remote::{Remote, Target};
 
 pub const NATIVE_KIND: &str = "exec.native";
 pub const SSH_KIND: &str = "exec.ssh";
+pub const CONTAINER_KIND: &str = "exec.docker";
 pub const NATIVE_ID: &str = "process:native";
 
 /// Configuration of an `exec.native` resource.
@@ -45,6 +48,9 @@ enum Resource {
     /// An `exec.ssh` host: the same configuration, applied remotely, and
     /// the one connection every executor acquired from it shares.
     Ssh { config: Arc<ExecutorConfig>, live: Arc<AtomicUsize>, conn: Arc<Connection> },
+    /// An `exec.docker` resource: a container per process (or one existing
+    /// container), through the engine every executor acquired from it shares.
+    Container { config: Arc<ExecutorConfig>, live: Arc<AtomicUsize>, engine: Arc<Engine> },
     Other { kind: String },
 }
 
@@ -60,7 +66,7 @@ pub const FILE_LIMIT: usize = 16 << 20;
 pub const MEMORY_LIMIT: usize = 16 << 20;
 
 /// What `Executor::prepare` returns.
-pub type Prepared = (SpawnRequest, Option<RemoteProcess>, Option<usize>);
+pub type Prepared = (SpawnRequest, Option<Remote>, Option<usize>);
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -121,8 +127,8 @@ pub struct Executor {
     id: String,
     config: Arc<ExecutorConfig>,
     live: Arc<AtomicUsize>,
-    /// Set for remote executors.
-    remote: Option<Arc<Connection>>,
+    /// Set for remote executors (exec.ssh and exec.docker).
+    remote: Option<Target>,
     released: bool,
 }
 
@@ -175,6 +181,17 @@ impl Registry {
         self.insert(id, Resource::Ssh { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)), conn })
     }
 
+    pub fn define_container(&mut self, id: &str, config: ExecutorConfig, c: ContainerConfig) -> Result<(), String> {
+        if config.inherit_env {
+            return Err("inherit_env has no meaning for kind exec.docker: a container's environment starts from its image's".into());
+        }
+        if let Some(d) = &config.default_work_dir {
+            container::check_work_dir(d, None, id).map_err(|e| format!("default_{e}"))?;
+        }
+        let engine = Arc::new(Engine::new(c)?);
+        self.insert(id, Resource::Container { config: Arc::new(config), live: Arc::new(AtomicUsize::new(0)), engine })
+    }
+
     /// Remove a resource (used to undo a partly applied `registry.load`).
     /// Executors already acquired keep working.
     pub fn undefine(&mut self, id: &str) -> bool {
@@ -193,6 +210,7 @@ impl Registry {
         self.resources.get(id).map(|r| match r {
             Resource::Native { .. } => NATIVE_KIND,
             Resource::Ssh { .. } => SSH_KIND,
+            Resource::Container { .. } => CONTAINER_KIND,
             Resource::Other { kind } => kind.as_str(),
         })
     }
@@ -209,7 +227,15 @@ impl Registry {
                 id: id.to_string(),
                 config: config.clone(),
                 live: live.clone(),
-                remote: Some(conn.clone()),
+                remote: Some(Target::Ssh(conn.clone())),
+                released: false,
+            }),
+            // The engine is asked at the first start, as a connection is made.
+            Some(Resource::Container { config, live, engine }) => Ok(Executor {
+                id: id.to_string(),
+                config: config.clone(),
+                live: live.clone(),
+                remote: Some(Target::Container(engine.clone())),
                 released: false,
             }),
             Some(Resource::Native { config, live }) => acquire_native(id, config, live),
@@ -298,7 +324,7 @@ impl Executor {
             return Err(format!("detach is not available for remote resource '{}'", self.id));
         }
         if opts.pty.is_some() {
-            if self.remote.is_some() {
+            if matches!(self.remote, Some(Target::Ssh(_))) {
                 return Err(format!("pty is not available for remote resource '{}'", self.id));
             }
             if [opts.stdin, opts.stdout, opts.stderr].iter().any(|m| *m != Stdio::Pipe) {
@@ -315,6 +341,10 @@ impl Executor {
         self.check_restricted_options(&opts)?;
         let caller_dir = match &opts.work_dir {
             Some(d) if self.remote.is_none() => Some(policy.check_work_dir(d, &self.id)?),
+            // A container's paths are its own: checked by name.
+            Some(d) if matches!(self.remote, Some(Target::Container(_))) => {
+                Some(container::check_work_dir(d, policy.work_dir_within.as_deref(), &self.id)?)
+            }
             Some(d) if policy.work_dir_within.is_some() => {
                 return Err(format!(
                     "work_dir '{}' cannot be checked against the work_dir_within of remote resource '{}'",
@@ -336,11 +366,12 @@ impl Executor {
         // Remote commands always start from the remote login environment.
         let inherit = opts.inherit_env.unwrap_or(self.config.inherit_env) && self.remote.is_none();
         let env = command::merge_env(inherit, self.config.default_env.as_deref(), opts.env.as_deref());
-        if let Some(conn) = &self.remote {
-            let (mut req, remote) =
-                conn.prepare(&command, work_dir.as_deref(), env.as_deref(), opts.stdin, opts.stdout, opts.stderr)?;
-            // The local ssh leads its own group so that a group-wide signal
-            // there never reaches us; the remote side is always a group.
+        if let Some(target) = &self.remote {
+            let stdio = [opts.stdin, opts.stdout, opts.stderr];
+            let (mut req, remote) = target.prepare(&command, work_dir.as_deref(), env.as_deref(), stdio, opts.pty)?;
+            // The local client leads its own group so that a group-wide
+            // signal there never reaches us; the remote side is always a
+            // group (a container's is all of the container).
             req.process_group = group;
             req.redirect = redirect;
             return Ok((req, Some(remote), opts.buffer_limit));

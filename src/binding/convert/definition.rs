@@ -8,7 +8,8 @@ use mlua::{Lua, Table, Value};
 
 use super::*;
 use crate::core::policy::Policy;
-use crate::core::registry::{ExecutorConfig, NATIVE_KIND, SSH_KIND};
+use crate::core::registry::{ExecutorConfig, CONTAINER_KIND, NATIVE_KIND, SSH_KIND};
+use crate::core::remote::container::ContainerConfig;
 use crate::core::remote::ssh::SshTarget;
 
 /// The configuration of an `exec.native` resource (`kind` aside).
@@ -41,6 +42,7 @@ const SSH_OPTIONS: Schema = &[
 pub enum Definition {
     Native(String, ExecutorConfig),
     Ssh(String, ExecutorConfig, SshTarget),
+    Container(String, ExecutorConfig, ContainerConfig),
     /// A kind this library does not run: recorded, config unchecked.
     Other(String, String),
 }
@@ -67,6 +69,7 @@ pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, Bad
     let schemas: &[Schema] = match kind.as_str() {
         NATIVE_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS],
         SSH_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS, SSH_OPTIONS],
+        CONTAINER_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS, super::container::OPTIONS],
         _ => return Ok(Definition::Other(id, kind)),
     };
     check_keys(
@@ -81,6 +84,10 @@ pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, Bad
     if kind == SSH_KIND {
         let target = ssh_target(lua, &t).map_err(BadArg::at(2))?;
         return Ok(Definition::Ssh(id, config, target));
+    }
+    if kind == CONTAINER_KIND {
+        let c = super::container::config(lua, &t).map_err(BadArg::at(2))?;
+        return Ok(Definition::Container(id, config, c));
     }
     Ok(Definition::Native(id, config))
 }

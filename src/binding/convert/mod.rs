@@ -6,8 +6,9 @@
 //! The parts: the values every conversion shares (here), the command and
 //! the options of `exec` and `run` (`exec_options`), the files and streams
 //! stdin, stdout and stderr take (`stdio`), and resource definitions
-//! (`definition`).
+//! (`definition`; an `exec.docker` resource's fields: `container`).
 
+mod container;
 mod definition;
 mod exec_options;
 mod stdio;

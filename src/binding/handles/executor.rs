@@ -191,6 +191,7 @@ pub fn install(lua: &Lua, core: &Table, ctx: Rc<StateCtx>) -> mlua::Result<()> {
                 let r = match def {
                     Definition::Native(id, c) => reg.define_native(&id, c),
                     Definition::Ssh(id, c, target) => reg.define_ssh(&id, c, target),
+                    Definition::Container(id, c, container) => reg.define_container(&id, c, container),
                     Definition::Other(id, kind) => reg.define_other(&id, &kind),
                 };
                 unit(lua, r.map_err(Error::Other))

@@ -26,6 +26,13 @@ impl UserData for ProcessUd {
             Ok(r) => ok(lua, r == Readiness::Ready),
             Err(e) => fail(Error::Other(e)),
         });
+        // After start: true (the program runs) | false (its container
+        // engine is still starting it) | nil, message (the engine failed;
+        // the process is closed). See process/settle.rs.
+        m.add_method_mut("settle", |lua, this, ()| match this.0.settle() {
+            Ok(started) => ok(lua, started),
+            Err(e) => fail(e),
+        });
         m.add_method("pid", |_, this, ()| Ok(this.0.pid()));
         m.add_method("state", |_, this, ()| {
             Ok(match this.0.state() {

@@ -103,7 +103,7 @@ impl SshTarget {
 /// made on first use (mode 0700) and removed at exit.
 static SCRATCH: Lazy<Mutex<Option<(PathBuf, libc::pid_t)>>> = Lazy::new(|| Mutex::new(None));
 
-fn scratch_dir() -> Result<PathBuf, String> {
+pub(crate) fn scratch_dir() -> Result<PathBuf, String> {
     let mut d = SCRATCH.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((p, _)) = d.as_ref() {
         return Ok(p.clone());
@@ -154,7 +154,7 @@ extern "C" fn remove_scratch_dir() {
     });
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut v = 0u64;
     // SAFETY: writes at most 8 bytes into a live u64.
     let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, 0) };
@@ -168,7 +168,7 @@ fn random_u64() -> u64 {
 
 static NEXT_FILE: AtomicU64 = AtomicU64::new(1);
 
-fn scratch_file(prefix: &str) -> Result<PathBuf, String> {
+pub(crate) fn scratch_file(prefix: &str) -> Result<PathBuf, String> {
     Ok(scratch_dir()?.join(format!("{prefix}{}", NEXT_FILE.fetch_add(1, Ordering::Relaxed))))
 }
 
@@ -183,7 +183,7 @@ const PIDFILE: &str = "\"${TMPDIR:-/tmp}/lua-exec-$1\"";
 
 /// What the remote side runs for one process, given its token as `$1`.
 /// `command_line` is the command already quoted for sh.
-fn wrapper(command_line: &[u8], work_dir: Option<&[u8]>, merge_stderr: bool) -> Vec<u8> {
+pub(crate) fn wrapper(command_line: &[u8], work_dir: Option<&[u8]>, merge_stderr: bool) -> Vec<u8> {
     let mut s = Vec::new();
     s.extend_from_slice(format!("f={PIDFILE}\n").as_bytes());
     // noclobber: never write through a file (or link) someone else made.
@@ -252,7 +252,7 @@ pub fn check_env_name(name: &OsStr) -> Result<(), String> {
 /// what it holds is checked before use: a number above 1 that names a
 /// process of ours that leads its group and still runs our wrapper with this
 /// token as its last argument. Anything else means there is nothing to do.
-fn pid_script(token: &str, body: &str) -> Vec<u8> {
+pub(crate) fn pid_script(token: &str, body: &str) -> Vec<u8> {
     let f = PIDFILE.replace("$1", token);
     format!(
         "f={f}; i=0; while [ ! -s \"$f\" ] && [ $i -lt 40 ]; do sleep 0.05 2>/dev/null || sleep 1; i=$((i+1)); done; \
@@ -273,7 +273,7 @@ fn pid_script(token: &str, body: &str) -> Vec<u8> {
 /// The command part of the wrapper: `env K=V ... sh -c 'cmd'` or
 /// `env K=V ... 'prog' 'arg'...`. `env` runs the real program even where sh
 /// has a builtin of that name, as a native argv command would.
-fn command_line(command: &CommandSpec, env: Option<&[(Bytes, Bytes)]>) -> Result<Vec<u8>, String> {
+pub(crate) fn command_line(command: &CommandSpec, env: Option<&[(Bytes, Bytes)]>) -> Result<Vec<u8>, String> {
     let mut s = Vec::new();
     let env = env.unwrap_or(&[]);
     let use_env = !env.is_empty() || matches!(command, CommandSpec::Argv(_));
