@@ -15,8 +15,9 @@ rm -f build/test/valgrind.*.log # (this run's logs only)
 LUA_CPATH="$top/build/lua5.4/?.so;;" valgrind --tool=memcheck --error-exitcode=99 \
   --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
   --log-file=build/test/valgrind.%p.log \
-  lua5.4 /usr/bin/busted -o TAP spec/registry_spec.lua spec/process_spec.lua spec/streams_spec.lua \
-  spec/sched_spec.lua spec/ssh_spec.lua >build/test/valgrind.tap 2>&1
+  lua5.4 /usr/bin/busted -o TAP spec/registry_spec.lua spec/process_spec.lua spec/commands_spec.lua \
+  spec/signals_spec.lua spec/streams_spec.lua spec/stdin_spec.lua spec/reads_spec.lua \
+  spec/scheduler_spec.lua spec/ssh_spec.lua >build/test/valgrind.tap 2>&1
 rc=$?
 # (Forked children that exec'd leave a log with the same command and no
 # summary: the main one is the log with both.)

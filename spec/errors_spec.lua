@@ -1,6 +1,7 @@
 -- The error codes: every function that returns `nil, message` on an
 -- operational failure returns the failure's code third (README, "Error
--- codes"), from one typed error of the core (src/core/error.rs).
+-- codes"), from one typed error of the core (src/core/error.rs). And
+-- argument errors: raised at the caller's line, naming the argument.
 local H = require("spec.helper")
 local exec = H.exec
 local ex = H.native
@@ -108,5 +109,42 @@ describe("error codes", function()
     assert.is_false(ok)
     assert.matches("bad argument #1 %(force_stop%) to 'process:close': invalid signal number 99", err)
     p:close(true)
+  end)
+end)
+
+describe("argument errors point at the caller's line", function()
+  it("for nested checks too, with one location prefix", function()
+    local cases = {
+      { function() H.exec.run("") end, "bad argument #1 (command) to 'exec.run': must not be empty" },
+      { function() H.exec.run("true", { timeout = "abc" }) end,
+        "bad argument #2 (options) to 'exec.run': option timeout: invalid duration 'abc'" },
+      { function() H.native:exec("true", { stdout = "file" }) end,
+        "bad argument #2 (options) to 'executor:exec': option stdout must be" },
+      { function() H.exec.time.sleep("x") end, "time.sleep: invalid duration 'x'" },
+      { function() H.exec.channel.new(-1) end, "channel.new: size must be a whole number >= 0 (got -1)" },
+      { function() H.exec.run("true", 5) end, "bad argument #2 (options) to 'exec.run': table expected, got number" },
+      { function() H.exec.run({ "no-such-program-here" }) end, "exec.run: program 'no-such-program-here' not found" },
+    }
+    for _, c in ipairs(cases) do
+      local info = debug.getinfo(c[1], "S")
+      local ok, err = pcall(c[1])
+      assert.is_false(ok)
+      -- The case's own line in this file, and nothing of the library's.
+      local where = info.short_src .. ":" .. info.linedefined .. ": "
+      assert.equals(where .. c[2], err:sub(1, #where + #c[2]))
+      assert.is_nil(err:find("lua/exec/", 1, true), err)
+    end
+  end)
+
+  it("messages show option values as the caller wrote them", function()
+    local p = H.native:exec("true", { stdout = "null", stdin = "null" })
+    p:start()
+    assert.has_error(function() p:stdout_stream() end)
+    local ok, err = pcall(p.stdout_stream, p)
+    assert.is_false(ok)
+    assert.matches('stdout is not a pipe %(it was set to "null"%)', err)
+    local _, werr = p:write_stdin("x")
+    assert.matches('stdin is not a pipe %(it was set to "null"%)', werr)
+    p:wait()
   end)
 end)

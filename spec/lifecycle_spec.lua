@@ -1,5 +1,7 @@
--- How a child ends however its handle ends, and what a child inherits.
--- Cases that end an interpreter run in a fresh interpreter (H.run_script)
+-- How a child ends however its handle ends (the interpreter's end, a
+-- collected handle, close, <close>), that no zombie is left, what a child
+-- inherits, and detach = true, which the library never ends. Cases that
+-- end an interpreter run in a fresh interpreter (H.run_script, H.script)
 -- and check the child's /proc entry from outside afterwards.
 local H = require("spec.helper")
 local exec = H.exec
@@ -157,90 +159,6 @@ describe("a child", function()
   end)
 end)
 
--- Whether a `sleep <mark>` is still there, waiting up to `secs` for it to
--- go. (The pattern's brackets keep the shell that runs pgrep, whose
--- command line holds the pattern, from matching it.)
-local function left(mark, secs)
-  local deadline = exec.time.now() + (secs or 3)
-  repeat
-    local p = io.popen("pgrep -f 'sleep [" .. mark:sub(1, 1) .. "]" .. mark:sub(2) .. "' 2>/dev/null")
-    local found = p:read("*a")
-    p:close()
-    if found == "" then return false end
-    exec.time.sleep(0.05)
-  until exec.time.now() > deadline
-  return true
-end
-
-describe("a string command is ended whole", function()
-  -- dash forks for every simple command but the last: the sleep below is
-  -- a child of the shell, not the shell itself.
-  local endings = {
-    ["close()"] = "p:close()",
-    ["close(true)"] = "p:close(true)",
-    ["signal('TERM') then wait()"] = "assert(p:signal('TERM')); print('CODE=' .. tostring(p:wait()))",
-    ["a collected handle"] = "p = nil; collectgarbage(); collectgarbage(); time.sleep(0.1)",
-    ["the end of the script"] = "",
-    ["os.exit(0)"] = "os.exit(0)",
-  }
-  for name, ending in pairs(endings) do
-    it("by " .. name, function()
-      local mark = string.format("7.%04d", math.random(1000, 9999))
-      local out, status = H.script(([[
-        local p = exec.get("process:native"):exec("sleep %s; echo never")
-        p:start()
-        time.sleep(0.2) -- (the shell has started its sleep)
-      ]]):format(mark) .. ending, 15)
-      assert.equals(0, status, out)
-      assert.is_false(left(mark), "sleep " .. mark .. " was left running: " .. out)
-    end)
-  end
-
-  it("by Ctrl-C during exec.run", function()
-    local mark = string.format("7.%04d", math.random(1000, 9999))
-    local out = H.script(([[
-      local k = exec.get("process:native"):exec({ "sh", "-c", "sleep 0.3; kill -INT $PPID" }, { stdin = "null" })
-      k:start()
-      print("RUN=" .. tostring(pcall(exec.run, "sleep %s; echo never")))
-    ]]):format(mark), 15)
-    assert.matches("RUN=false", out)
-    assert.is_false(left(mark), "sleep " .. mark .. " was left running: " .. out)
-  end)
-
-  it("a list command is not a shell: it gets a group only when asked (or timed)", function()
-    local p = ex:exec({ "sleep", "5" })
-    p:start()
-    local q = ex:exec("sleep 5")
-    q:start()
-    local function pgid(pid)
-      local f = assert(io.open("/proc/" .. pid .. "/stat"))
-      local line = f:read("*l")
-      f:close()
-      return tonumber(line:match("^%d+ %b() %a %d+ (%d+)"))
-    end
-    assert.are_not.equal(p:pid(), pgid(p:pid()))
-    assert.equals(q:pid(), pgid(q:pid()))
-    p:close(true)
-    q:close(true)
-  end)
-end)
-
-describe("signal() on a process group whose leader exited", function()
-  it("reaches the members still running", function()
-    local mark = string.format("8.%04d", math.random(1000, 9999))
-    local p = ex:exec(("sleep %s & exit 0"):format(mark), { process_group = true })
-    p:start()
-    exec.time.sleep(0.3) -- (the leader has exited; not waited for)
-    assert.same({ true, nil }, { p:signal("TERM") })
-    assert.is_false(left(mark))
-    assert.equals(0, p:wait())
-    -- Nothing is left: now it is finished.
-    local ok, err = p:signal("TERM")
-    assert.is_nil(ok)
-    assert.matches("closed", err)
-  end)
-end)
-
 describe("a child that exits", function()
   it("is reaped when the loop sees its exit, also detached and never waited for", function()
     local d = ex:exec({ "true" }, { detach = true, stdin = "null", stdout = "null", stderr = "null" })
@@ -257,80 +175,57 @@ describe("a child that exits", function()
   end)
 end)
 
-describe("a wait with a deadline", function()
-  it("changes nothing: output that comes after it is there for a stream taken later", function()
-    local p = ex:exec("sleep 0.3; echo hi; echo err >&2")
-    p:start()
-    assert.same({ nil, "timeout", "timeout" }, { p:wait("50ms") })
-    assert.equals("hi\n", p:stdout_stream():read("a"))
-    assert.equals("err\n", p:stderr_stream():read("a"))
-    assert.equals(0, p:wait())
-  end)
-end)
-
-describe("write_stdin of more than the queue holds", function()
-  it("completes while nobody reads the child's output (20 MiB through cat)", function()
+describe("detach = true", function()
+  it("a new session that close(), collection, state end and os.exit never end; wait() works; no zombie", function()
     local out, status = H.script([[
-      local p = exec.get("process:native"):exec({ "cat" })
-      p:start()
-      print("WRITE=" .. tostring(p:write_stdin(("x"):rep(20 * 1024 * 1024))))
-      p:close_stdin()
-      local s, n = p:stdout_stream(), 0
-      while true do
-        local chunk, err = s:read()
-        if chunk then n = n + #chunk elseif err then print("NOTICE=" .. err) else break end
+      local ex = exec.get("process:native")
+      local quiet = { detach = true, stdin = "null", stdout = "null", stderr = "null" }
+      local function stat(pid)
+        local f = io.open("/proc/" .. pid .. "/stat")
+        if not f then return nil end
+        local s = f:read("*a")
+        f:close()
+        local state, pgrp, sid = s:match("^%d+ %b() (%a) %d+ (%d+) (%d+)")
+        return state, tonumber(pgrp), tonumber(sid)
       end
-      print("READ=" .. n .. " CODE=" .. tostring(p:wait()))
-    ]], 30)
+      local a = ex:exec({ "sleep", "30" }, quiet)
+      a:start()
+      local apid = a:pid()
+      local st, pgrp, sid = stat(apid)
+      assert(sid == apid and pgrp == apid, "a session of its own")
+      a:close(true)
+      local b = ex:exec({ "sleep", "30" }, quiet)
+      b:start()
+      local bpid = b:pid()
+      b = nil
+      collectgarbage(); collectgarbage()
+      local c = ex:exec({ "sleep", "0.2" }, quiet)
+      c:start()
+      assert(c:wait() == 0, "wait() still works")
+      local d = ex:exec({ "sleep", "0.1" }, quiet)
+      d:start()
+      local dpid = d:pid()
+      d:close()
+      time.sleep(0.4)
+      assert(stat(dpid) == nil, "an exited detached child is reaped, not left a zombie")
+      assert(stat(apid) == "S" and stat(bpid) == "S", "close and collection left them running")
+      print("PIDS=" .. apid .. " " .. bpid)
+      io.stdout:flush()
+      os.exit(0)
+    ]])
     assert.equals(0, status, out)
-    assert.matches("WRITE=true\n", out)
-    -- Up to the buffer_limit is kept; past it the documented notice comes.
-    local n = tonumber(out:match("READ=(%d+)"))
-    assert.is_true(n == 20 * 1024 * 1024 or out:match("NOTICE=[^\n]*were dropped") ~= nil, out)
-    assert.matches("CODE=0", out)
+    local apid, bpid = out:match("PIDS=(%d+) (%d+)")
+    assert.is_truthy(apid, out)
+    assert.equals("S", H.proc_state(tonumber(apid)), "os.exit and state end left it running")
+    assert.equals("S", H.proc_state(tonumber(bpid)))
+    os.execute("kill " .. apid .. " " .. bpid)
   end)
-end)
 
-describe("a handle with a timeout", function()
-  it("is not kept alive by its timer: collected, its child ends at once and nothing waits for the timer", function()
-    local out, status = H.script([[
-      local p = exec.get("process:native"):exec({ "sleep", "300" }, { timeout = "1h" })
-      p:start()
-      local pid = p:pid()
-      p = nil
-      collectgarbage()
-      collectgarbage()
-      print("GONE=" .. tostring(H.gone(pid, 3)))
-      -- The timer is gone with its handle: a wait that nothing can end is
-      -- a deadlock now, not an hour's sleep.
-      local ch = channel.new()
-      print("RECEIVE=" .. tostring(select(2, pcall(ch.receive, ch))))
-    ]], 15)
-    assert.equals(0, status, out)
-    assert.matches("GONE=true\n", out)
-    assert.matches("RECEIVE=deadlock", out)
-  end)
-end)
-
-describe("combinations that cannot keep their promise", function()
-  it("detach with pty is refused", function()
-    local ok, err = pcall(ex.exec, ex, { "true" }, { detach = true, pty = true })
+  it("is refused for remote resources", function()
+    H.exec.registry.define("detach:remote", { kind = "exec.ssh", host = "127.0.0.1", multiplex = false })
+    local ex = H.exec.get("detach:remote")
+    local ok, err = pcall(ex.exec, ex, "true", { detach = true })
     assert.is_false(ok)
-    assert.matches("detach and pty cannot be combined", err)
-  end)
-
-  it("run's input with stdin elsewhere is refused, naming both", function()
-    for _, stdin in ipairs({ "null", "inherit", { path = "/dev/null" } }) do
-      local ok, err = pcall(exec.run, { "cat" }, { stdin = stdin, input = "x" })
-      assert.is_false(ok)
-      assert.matches("option input cannot be used with option stdin", err)
-    end
-    local src = ex:exec({ "echo", "x" })
-    src:start()
-    local ok, err = pcall(exec.run, { "cat" }, { stdin = src:stdout_stream(), input = "x" })
-    assert.is_false(ok)
-    assert.matches("option input cannot be used with option stdin = another process's stream", err)
-    src:close()
-    assert.equals("x", exec.run({ "cat" }, { stdin = "pipe", input = "x" }).stdout)
+    assert.matches("detach is not available for remote resource 'detach:remote'", err)
   end)
 end)

@@ -1,6 +1,6 @@
 -- Restricted executors really restrict (README, "Security"). Each case is an
--- attack that succeeded before the policy existed and is refused now, with
--- the refusal's message checked. The attacker is Lua code that holds a
+-- attack that a restricted executor refuses, with the refusal's message
+-- checked, and with a check that the attacker's program did not run. The attacker is Lua code that holds a
 -- restricted executor and the processes it made, nothing else.
 local H = require("spec.helper")
 local exec = H.exec
@@ -201,7 +201,7 @@ describe("stdio and the host's environment on a restricted executor", function()
     local allowed = define({ kind = "exec.native", command_whitelist = { "cat", "env" }, allow_inherit = true, inherit_env = true })
     allowed:exec({ "cat" }, { stderr = "inherit" })
     allowed:exec({ "env" }, { inherit_env = true })
-    -- Unrestricted executors are unchanged.
+    -- An unrestricted executor allows both.
     H.native:exec({ "cat" }, { stdin = "inherit", inherit_env = true })
   end)
 end)

@@ -1,3 +1,6 @@
+-- The resource registry: exec.get, exec.registry.define and its checks,
+-- what an exec.native resource's options do, and exec.registry.load (Lua
+-- and JSON files, all or nothing, a regular file only, a bounded memory).
 local H = require("spec.helper")
 local exec = H.exec
 
@@ -84,7 +87,7 @@ describe("exec.registry.define", function()
     assert.matches("command_whitelist%[2%] must be a string or a number %(got boolean%)", err)
   end)
 
-  -- Every check of a definition lives in Rust (src/binding/convert.rs);
+  -- Every check of a definition lives in Rust (src/binding/convert/definition.rs);
   -- these pin the messages it gives, with the argument they are about.
   it("names what is wrong in a definition, as the bad argument", function()
     local cases = {
@@ -335,5 +338,56 @@ describe("exec.registry.load reads only a regular file", function()
     assert.equals(0, status, out)
     local _, n = out:gsub("LOAD=false [^\n]*: not a regular file", "")
     assert.equals(3, n, out)
+  end)
+end)
+
+describe("exec.registry.load", function()
+  it("defines resources from a Lua table file and from JSON", function()
+    local lpath = H.tmpname(".lua")
+    H.write_file(lpath, [[
+      -- a fleet
+      {
+        ["load:build1"] = { kind = "exec.ssh", host = "10.0.0.5", port = 22, user = "deploy",
+                            ssh_options = { ServerAliveInterval = 15 }, max_processes = 4 },
+        ["load:local"] = { kind = "exec.native", default_env = { X = "1" } },
+      }
+    ]])
+    assert.same({ "load:build1", "load:local" }, exec.registry.load(lpath))
+    assert.equals("exec.ssh", exec.registry.kind("load:build1"))
+    assert.equals("1\n", exec.get("load:local"):run("echo $X").stdout)
+
+    local jpath = H.tmpname(".json")
+    H.write_file(jpath, [[{"load:j1": {"kind": "exec.ssh", "host": "h1", "multiplex": false,
+      "command_whitelist": ["uptime"]}, "load:j2": {"kind": "exec.native", "max_processes": 2}}]])
+    assert.same({ "load:j1", "load:j2" }, exec.registry.load(jpath))
+    assert.equals("exec.ssh", exec.registry.kind("load:j1"))
+    os.remove(lpath)
+    os.remove(jpath)
+  end)
+
+  it("defines all or nothing, and names the file and the resource in errors", function()
+    local path = H.tmpname(".lua")
+    H.write_file(path, [[ return { ["all:a"] = { kind = "exec.native" }, ["all:b"] = { kind = "exec.ssh" } } ]])
+    local ok, err = pcall(exec.registry.load, path)
+    assert.is_false(ok)
+    assert.is_truthy(err:find(path, 1, true), err)
+    assert.is_truthy(err:find("all:b", 1, true) and err:find("host is required", 1, true), err)
+    assert.is_nil(exec.registry.kind("all:a"))
+
+    H.write_file(path, [[ { ["x:y"] = os.exit(3) } ]])
+    ok, err = pcall(exec.registry.load, path)
+    assert.is_false(ok) -- no access to anything: `os` is nil there
+    assert.is_truthy(err:find("os", 1, true), err)
+
+    local jpath = H.tmpname(".json")
+    H.write_file(jpath, '{"j:x": {"kind": "exec.native",}}')
+    ok, err = pcall(exec.registry.load, jpath)
+    assert.is_false(ok)
+    assert.is_truthy(err:find("line 1, column 32", 1, true), err)
+    ok, err = pcall(exec.registry.load, "/no/such/file.json")
+    assert.is_false(ok)
+    assert.is_truthy(err:find("No such file", 1, true), err)
+    os.remove(path)
+    os.remove(jpath)
   end)
 end)

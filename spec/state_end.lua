@@ -1,5 +1,5 @@
 -- A finalizer that calls the library while the Lua state closes, placed
--- as `lua spec/state_end.lua CASE` says (spec/guarantees_spec.lua and
+-- as `lua spec/state_end.lua CASE` says (spec/state_end_spec.lua and
 -- scripts/valgrind.sh run it). It prints one line per call of its:
 -- "CALL <what> OK" or "CALL <what> ERR <message>". LUA_CPATH finds exec.so.
 local case = arg[1]
@@ -63,8 +63,9 @@ local function q() Q = exec.get("process:native"):exec({ "echo", "q" }); Q:start
 local function finalizer() KEEP = mk(late) end
 
 if case == "issue" then
-  -- The case of the issue: the library's method closures were made (by
-  -- the first handle) after the finalizer, and so freed before it ran.
+  -- A finalizer made after require("exec") and before the first handle:
+  -- the functions it calls must not depend on anything made after it
+  -- (every Rust function of the library is made when the library loads).
   module()
   local cleanup = mk(function()
     local j = junk()

@@ -1,6 +1,11 @@
+-- Output streams: chunk reads, the end, close, how a stream and wait()
+-- go together (read-ahead, the stream nobody reads, buffer_limit and its
+-- notice, memory bounds), and a stream that keeps its process alive.
+-- Cases that could hang run in a fresh interpreter under a time limit.
 local H = require("spec.helper")
 local exec = H.exec
 local ex = H.native
+local script = H.script
 
 describe("output streams", function()
   it("are the same object on every call", function()
@@ -12,7 +17,7 @@ describe("output streams", function()
     p:wait()
   end)
 
-  it("are handed out before start too, and are the same objects after it (spec/wippy_compat_spec.lua)", function()
+  it("are handed out before start too, and are the same objects after it (spec/streams_before_start_spec.lua)", function()
     local p = ex:exec("echo hi")
     local s = p:stdout_stream()
     p:start()
@@ -196,249 +201,126 @@ describe("output streams", function()
   end)
 end)
 
-describe("stdin", function()
-  it("round-trips through cat, with close_stdin sending end-of-file", function()
-    local p = ex:exec("cat")
-    p:start()
-    assert.same({ true, nil }, { p:write_stdin("hello ") })
-    assert.same({ true, nil }, { p:write_stdin("world") })
-    assert.same({ true, nil }, { p:close_stdin() })
-    assert.equals("hello world", H.read_all(p:stdout_stream()))
-    assert.equals(0, p:wait())
+describe("output is never lost because a handle was collected", function()
+  it("a lines() iterator keeps its process alive", function()
+    local out, status = script([[
+      local function lines_of(cmd)
+        local p = exec.get("process:native"):exec(cmd); p:start(); return p:stdout_stream():lines()
+      end
+      local n = 0
+      for _ in lines_of("for i in $(seq 1 50); do echo $i; sleep 0.01; done") do
+        n = n + 1
+        if n == 10 then collectgarbage(); collectgarbage() end
+      end
+      print("LINES=" .. n)
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("LINES=50", out)
   end)
 
-  it("accepts numbers and raises for other types, naming the argument", function()
-    local p = ex:exec("cat")
-    p:start()
-    assert.is_true(p:write_stdin(42))
-    for _, bad in ipairs({ nil, true, {}, function() end }) do
-      local ok, err = pcall(p.write_stdin, p, bad)
-      assert.is_false(ok)
-      assert.matches("data", err)
-    end
-    p:close_stdin()
-    assert.equals("42", H.read_all(p:stdout_stream()))
-    p:wait()
-  end)
-
-  it("close_stdin is idempotent and later writes return nil, message", function()
-    local p = ex:exec("cat")
-    p:start()
-    p:close_stdin()
-    assert.is_true(p:close_stdin())
-    local ok, err = p:write_stdin("late")
-    assert.is_nil(ok)
-    assert.matches("closed", err)
-    assert.equals(0, p:wait())
-  end)
-
-  it("queues 8 MiB written before anyone reads, and delivers it in order", function()
-    local p = ex:exec("cat")
-    p:start()
-    local parts = {}
-    for i = 1, 128 do
-      parts[i] = string.rep(string.char(i % 256), 65536)
-      assert.is_true(p:write_stdin(parts[i]))
-    end
-    p:close_stdin()
-    local got = H.read_all(p:stdout_stream())
-    assert.equals(8 * 1024 * 1024, #got)
-    assert.is_true(got == table.concat(parts))
-    assert.equals(0, p:wait())
-  end)
-
-  it("returns nil, message when the child has exited, and the interpreter lives", function()
-    local p = ex:exec("exit 0")
-    p:start()
-    exec.time.sleep(0.2)
-    local ok, err = p:write_stdin(string.rep("x", 100000))
-    assert.is_nil(ok)
-    assert.matches("stdin", err)
-    ok, err = p:write_stdin("again")
-    assert.is_nil(ok)
-    assert.is_string(err)
-    assert.equals(0, p:wait())
-  end)
-
-  it("returns nil, message when the child closed its stdin", function()
-    local p = ex:exec("exec 0<&-; echo closed; sleep 5")
-    p:start()
-    assert.equals("closed\n", p:stdout_stream():read())
-    local ok, err = p:write_stdin("x")
-    assert.is_nil(ok)
-    assert.matches("Broken pipe", err)
-    p:close(true)
+  it("a stream keeps its process alive, and the child is still reaped once both are gone", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("sleep 0.3; echo late")
+      p:start()
+      local pid = p:pid()
+      local s = p:stdout_stream()
+      p = nil
+      collectgarbage(); collectgarbage()
+      print("READ=" .. tostring(s:read("l")))
+      s = nil
+      collectgarbage(); collectgarbage()
+      print("GONE=" .. tostring(H.gone(pid, 5)))
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("READ=late", out)
+    assert.matches("GONE=true", out)
   end)
 end)
 
-describe("line and whole reads", function()
-  it("read('l') and read('L') return lines, the last one without a newline too, CRLF as is", function()
-    local p = ex:exec("printf 'one\\ntwo\\r\\n\\nlast'")
-    p:start()
-    local s = p:stdout_stream()
-    assert.equals("one", s:read("l"))
-    assert.equals("two\r\n", s:read("L"))
-    assert.equals("", s:read("l"))
-    assert.equals("last", s:read("l"))
-    assert.same({ nil, nil }, { s:read("l") })
-    p:wait()
+describe("no deadlock on the stream nobody reads, and bounded memory", function()
+  it("reading stdout alone does not hang on a full stderr", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("head -c 1000000 /dev/zero >&2; echo done"); p:start()
+      print("OUT=" .. p:stdout_stream():read("a"))
+      print("CODE=" .. p:wait())
+    ]], 10)
+    assert.equals(0, status, out)
+    assert.matches("OUT=done", out)
+    assert.matches("CODE=0", out)
   end)
 
-  it("read('a') returns everything to the end, '' once nothing is left", function()
-    local p = ex:exec("printf 'head\\nbody'; head -c 100000 /dev/zero")
-    p:start()
-    local s = p:stdout_stream()
-    assert.equals("head", s:read("l"))
-    local rest = s:read("a")
-    assert.equals(4 + 100000, #rest)
-    assert.equals("body", rest:sub(1, 4))
-    assert.equals("", s:read("a"))
-    p:wait()
+  it("stderr taken in while stdout was read is still there to read afterwards", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("head -c 1000000 /dev/zero | tr '\\0' e >&2; echo done"); p:start()
+      local o = p:stdout_stream():read("a")
+      local e = p:stderr_stream():read("a")
+      print("OUT=" .. o .. "ERRLEN=" .. #e .. " ALLE=" .. tostring(not e:find("[^e]")))
+      print("CODE=" .. p:wait())
+    ]], 10)
+    assert.equals(0, status, out)
+    assert.matches("OUT=done\nERRLEN=1000000 ALLE=true", out)
   end)
 
-  it("lines() iterates lines, and chunk reads see what a line read left over", function()
-    local p = ex:exec("printf 'a\\nb\\nc\\n'")
-    p:start()
-    local s = p:stdout_stream()
-    assert.equals("a", s:read("l"))
-    assert.equals("b\nc\n", s:read("a"))
-    p:wait()
-    p = ex:exec("seq 1 1000")
-    p:start()
-    local n, last = 0, nil
-    for line in p:stdout_stream():lines() do
-      n = n + 1
-      last = line
-    end
-    assert.equals(1000, n)
-    assert.equals("1000", last)
-    p:wait()
+  it("an endless writer nobody reads does not grow memory without bound while wait() runs", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec({ "yes" }); p:start()
+      local s = p:stdout_stream()
+      local before = H.rss_kib()
+      print("WAIT=" .. tostring(select(2, p:wait("3s"))))
+      local grown = H.rss_kib() - before
+      print("GROWN_MIB=" .. math.floor(grown / 1024))
+      p:close()
+      local chunk, err = s:read()
+      print("FIRST=" .. tostring(chunk and #chunk) .. " " .. tostring(err))
+    ]], 20)
+    assert.equals(0, status, out)
+    assert.matches("WAIT=timeout", out)
+    local grown = tonumber(out:match("GROWN_MIB=(%-?%d+)"))
+    assert.is_truthy(grown and grown < 40, out)
+    assert.matches("FIRST=nil [^\n]*dropped", out)
   end)
 
-  it("rejects unknown formats, naming the argument", function()
-    local p = ex:exec("true")
-    p:start()
-    local s = p:stdout_stream()
-    local ok, err = pcall(s.read, s, "x")
-    assert.is_false(ok)
-    assert.matches("invalid format", err)
-    p:wait()
-  end)
-end)
-
--- On Lua 5.3 and 5.4 a buffered line is read by a C function of the
--- stream's own (src/binding/line_reader.rs) that hands every other case to
--- the Lua code; these pin what it must keep doing.
-describe("line reads of buffered lines", function()
-  local C_READERS = exec._internal.core.line_readers
-
-  -- A started `printf` of `text`, and its stdout once `first` was read
-  -- from it (the rest of its lines are then buffered).
-  local function buffered(text, first)
-    local p = ex:exec({ "printf", text })
-    p:start()
-    local s = p:stdout_stream()
-    assert.equals(first, s:read("l", 5))
-    return p, s
-  end
-
-  it("read the stream the method is called on, not the one it was taken from", function()
-    local pa, a = buffered("a1\\na2\\n", "a1")
-    local pb, b = buffered("b1\\nb2\\n", "b1")
-    assert.equals("b2", a.read(b, "l"))
-    assert.equals("a2", b.read(a, "l"))
-    assert.is_nil(a:read("l"))
-    assert.is_nil(b:read("l"))
-    local ok, err = pcall(a.read, {}, "l")
-    assert.is_false(ok)
-    assert.matches("stream:read: self must be an exec.stream %(got table%)", err)
-    pa:wait()
-    pb:wait()
+  it("buffer_limit sets the limit per process", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("head -c 300000 /dev/zero >&2; echo done", { buffer_limit = 100000 })
+      p:start()
+      print("OUT=" .. p:stdout_stream():read("a"))
+      local s = p:stderr_stream()
+      local chunk, err = s:read()
+      print("FIRST=" .. tostring(chunk) .. " " .. tostring(err))
+      local rest = s:read("a")
+      print("REST=" .. #rest)
+      print("CODE=" .. p:wait())
+    ]], 10)
+    assert.equals(0, status, out)
+    assert.matches("OUT=done", out)
+    assert.matches("FIRST=nil [^\n]*200000 bytes[^\n]*dropped", out)
+    assert.matches("REST=100000", out)
   end)
 
-  it("take buffered lines in order whatever the format or timeout", function()
-    local p, s = buffered("1\\n2\\n3\\n4\\n5\\n6\\n7", "1")
-    assert.equals("2", s:read("l", 1))
-    assert.equals("3", s:read("*l"))
-    assert.equals("4\n", s:read("L"))
-    assert.equals("5", s:read("l", nil))
-    assert.equals("6\n7", s:read("a"))
-    assert.is_nil(s:read("l"))
-    local ok, err = pcall(s.read, s, "x")
-    assert.is_false(ok)
-    assert.matches("invalid format 'x'", err)
-    p:wait()
+  it("under a memory limit, waiting on an endless writer neither aborts nor grows", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("head -c 800000000 /dev/zero"); p:start()
+      local s = p:stdout_stream()
+      print("CODE=" .. tostring(p:wait()))
+      local chunk, err = s:read()
+      print("FIRST=" .. tostring(chunk) .. " " .. tostring(err))
+    ]], 30, { shell = "ulimit -v 400000; " })
+    assert.equals(0, status, out)
+    assert.matches("CODE=0", out)
+    assert.matches("FIRST=nil [^\n]*dropped", out)
   end)
 
-  -- Run `read(send)` in a task while another task ticks 5 times, 20 ms
-  -- apart: the `n` values it sent, once the ticker has finished too.
-  local function beside_a_ticker(n, read)
-    local ch = exec.channel.new(n)
-    local ticks = 0
-    exec.spawn(function() read(function(v) ch:send(v) end) end)
-    exec.spawn(function()
-      for _ = 1, 5 do ticks = ticks + 1; exec.time.sleep(0.02) end
-    end)
-    local got = {}
-    for i = 1, n do got[i] = ch:receive() end
-    assert.equals(5, ticks)
-    return got
-  end
-
-  it("park a task until a line comes, while other tasks run", function()
-    local p = ex:exec("sleep 0.3; printf 'late\\nlater\\n'")
-    p:start()
-    local s = p:stdout_stream()
-    assert.same({ "late", "later" }, beside_a_ticker(2, function(send)
-      send(s:read("l"))
-      for line in s:lines() do send(line) end
-    end))
-    assert.equals(0, p:wait())
-  end)
-
-  it("let a lines() loop in a task wait for each line (not on Lua 5.1, see the README)", function()
-    if _VERSION == "Lua 5.1" and not H.is_luajit then
-      return pending("Lua 5.1's generic for cannot yield")
-    end
-    local p = ex:exec("for i in 1 2 3; do echo $i; sleep 0.1; done")
-    p:start()
-    local s = p:stdout_stream()
-    assert.same({ "1", "2", "3" }, beside_a_ticker(3, function(send)
-      for line in s:lines() do send(line) end
-    end))
-    assert.equals(0, p:wait())
-  end)
-
-  it("are gone once the stream is closed, for every kind of line read", function()
-    local p, s = buffered("1\n2\n3\n4\n", "1")
-    local it = s:lines()
-    assert.equals("2", it())
-    s:close()
-    local line, err = s:read("l")
-    assert.is_nil(line)
-    assert.matches("stream:read: .*closed", err)
-    local ok, msg = pcall(it)
-    assert.is_false(ok)
-    assert.matches("stream:read: .*closed", msg)
-    p:wait()
-  end)
-
-  it("keep reading after a reader was finalized and brought back", function()
-    if not C_READERS then return pending("the C readers exist on Lua 5.3 and 5.4") end
-    local p, s = buffered("x\\ny\\nz\\nw\\n", "x")
-    local back_it, back_read
-    -- The readers become garbage in the same cycle as the table whose
-    -- finalizer brings them back: their own finalizers have run by then.
-    setmetatable({ it = s:lines(), read = s.read }, {
-      __gc = function(o) back_it, back_read = o.it, o.read end,
-    })
-    collectgarbage()
-    collectgarbage()
-    assert.is_function(back_it)
-    assert.equals("y", back_it())
-    assert.equals("z", back_read(s, "l"))
-    assert.equals("w", back_it())
-    assert.is_nil(back_it())
-    p:wait()
+  it("running out of memory fails the read instead of aborting", function()
+    -- read("a") gathers the output in Rust: past the memory limit it
+    -- returns nil, message (or Lua raises its own memory error).
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("head -c 800000000 /dev/zero"); p:start()
+      local ok, data, err = pcall(function() return p:stdout_stream():read("a") end)
+      print("OK=" .. tostring(ok) .. " DATA=" .. tostring(ok and data and #data or nil) .. " ERR=" .. tostring(err or (not ok and data)))
+      p:close()
+    ]], 30, { shell = "ulimit -v 400000; " })
+    assert.equals(0, status, out)
+    assert.matches("DATA=nil ERR=[^\n]*memory", out)
   end)
 end)

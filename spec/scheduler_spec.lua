@@ -1,7 +1,21 @@
+-- The scheduler: the globals exec provides, tasks (coroutine.spawn,
+-- exec.wait_tasks), channels and select, time, deadlocks, what still runs
+-- during a blocking call that waits alone, and a scheduler that stays
+-- consistent whatever the caller's coroutines and finalizers do. Cases
+-- that could hang run in a fresh interpreter under a time limit.
 local H = require("spec.helper")
 local exec = H.exec
 local ex = H.native
 local time = exec.time
+local script = H.script
+
+-- Run `body` under a time limit; it must print OK at its end.
+local function passes(body, limit)
+  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
+  assert.equals(0, status, out)
+  assert.matches("OK\n$", out)
+  return out
+end
 
 describe("globals", function()
   it("coroutine.spawn, channel and require('time') are provided by loading exec", function()
@@ -376,5 +390,163 @@ describe("a blocking call with nothing else waiting", function()
     assert.matches("B 3000000", out, nil, true)
     assert.matches("C 7", out, nil, true)
     assert.matches("CODES 0 0", out, nil, true)
+  end)
+end)
+
+describe("exec.wait_tasks()", function()
+  it("returns nil and a message naming every task that failed since the last call", function()
+    local out = passes([[
+      coroutine.spawn(function() error("boom") end)
+      coroutine.spawn(function() time.sleep(0.01) end)
+      coroutine.spawn(function() time.sleep(0.02); error({}) end)
+      local ok, msg = exec.wait_tasks()
+      assert(ok == nil, "expected a failure")
+      print("MSG=" .. msg)
+      assert(exec.wait_tasks() == true, "reported once")
+    ]])
+    assert.matches("MSG=2 tasks failed: task defined at [^\n]-:4: [^\n]-:4: boom; task defined at [^\n]-:6: table: ", out)
+  end)
+end)
+
+describe("the scheduler survives what users' code does", function()
+  -- The spec's first example: a reader spawned before wait(). Here the
+  -- child writes and exits while a task ahead blocks the whole process,
+  -- so wait() finds the exit at its first step; the reader, woken by
+  -- that step's read-ahead, must still run before the script ends.
+  it("a reader spawned before wait() finishes even when wait() needs no waiting", function()
+    local out, status = script([[
+      local p = exec.get("process:native"):exec("echo hello")
+      p:start()
+      local got
+      coroutine.spawn(function() got = p:stdout_stream():read() end)
+      coroutine.spawn(function() os.execute("sleep 0.3") end)
+      print("CODE=" .. tostring(p:wait()))
+      print("GOT=" .. tostring(got))
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("CODE=0", out)
+    assert.matches("GOT=hello\n", out)
+  end)
+
+  it("a coroutine.wrap generator that blocks inside a task", function()
+    local out, status = script([[
+      local gen = coroutine.wrap(function()
+        for i = 1, 3 do time.sleep(0.01); coroutine.yield(i) end
+      end)
+      local got = {}
+      coroutine.spawn(function() for _ = 1, 3 do got[#got + 1] = gen() end end)
+      coroutine.spawn(function() time.sleep(0.02) end)
+      exec.wait_tasks()
+      print("GOT=" .. table.concat(got, ","))
+      print("RUN=" .. exec.run({ "echo", "ok" }).stdout)
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("GOT=1,2,3", out)
+    assert.matches("RUN=ok", out)
+  end)
+
+  it("a blocking call inside a __gc finalizer does not break later calls", function()
+    local out, status = script([[
+      local mk = newproxy and function(f) local u = newproxy(true); getmetatable(u).__gc = f; return u end
+        or function(f) return setmetatable({}, { __gc = f }) end
+      local results = {}
+      for i = 1, 5 do
+        coroutine.spawn(function() time.sleep(0.01 * i); results[#results + 1] = i end)
+      end
+      local u = mk(function() results.gc = pcall(time.sleep, 0.001) end)
+      u = nil
+      coroutine.spawn(function()
+        collectgarbage(); collectgarbage()
+        local t = time.now()
+        time.sleep(0.3)
+        results.slept = time.now() - t
+      end)
+      exec.wait_tasks()
+      print("N=" .. #results)
+      print("GC=" .. tostring(results.gc))
+      print("SLEPT=" .. tostring(results.slept and results.slept >= 0.29))
+      print("RUN=" .. exec.run({ "echo", "ok" }).stdout)
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("N=5", out)
+    -- Lua 5.1 cannot tell a finalizer from a task: there the call raises.
+    assert.matches(H.lua == "lua5.1" and "GC=false" or "GC=true", out)
+    assert.matches("SLEPT=true", out)
+    assert.matches("RUN=ok", out)
+  end)
+
+  -- The collector runs finalizers wherever it allocates, so a finalizer's
+  -- blocking call may run the loop in the middle of one of the library's
+  -- own operations (a channel's look and its queueing, a timer's insertion).
+  -- Many rounds of tasks, channels and timers, with garbage whose
+  -- finalizers sleep or send and receive: every receive of the main chunk
+  -- gets its value (no false deadlock), and no finalizer's call fails where
+  -- it can run the loop.
+  it("blocking calls in finalizers that the loop runs, round after round, never break a later call", function()
+    local out, status = script([[
+      local mk = newproxy and function(f) local u = newproxy(true); getmetatable(u).__gc = f; return u end
+        or function(f) return setmetatable({}, { __gc = f }) end
+      local feed = channel.new(64)
+      local finalized, failed = 0, 0
+      local function garbage(n)
+        for i = 1, n do
+          local kind = i % 3
+          mk(function()
+            finalized = finalized + 1
+            local ok
+            if kind == 0 then ok = pcall(time.sleep, 0)
+            elseif kind == 1 then feed:send(i); ok = pcall(feed.receive, feed)
+            else local after = time.after(0); ok = pcall(after.receive, after) end
+            if not ok then failed = failed + 1 end
+          end)
+          local _ = { string.rep("x", 10 * i) }
+        end
+      end
+      for round = 1, 1000 do
+        local ch = channel.new()
+        local n = round % 4 + 1
+        for i = 1, n do
+          coroutine.spawn(function()
+            garbage(12)
+            if i % 2 == 0 then time.sleep(0) else coroutine.yield() end
+            garbage(12)
+            time.after(0):receive()
+            ch:send(i)
+          end)
+        end
+        for _ = 1, n do
+          garbage(4)
+          local ok, err = pcall(ch.receive, ch)
+          if not ok then print("ROUND " .. round .. ": " .. tostring(err)); os.exit(1) end
+        end
+      end
+      print("FINALIZED=" .. finalized .. " FAILED=" .. failed)
+      print("RUN=" .. exec.run({ "echo", "ok" }).stdout)
+    ]], 60)
+    assert.equals(0, status, out)
+    assert.matches("RUN=ok", out)
+    local finalized, failed = out:match("FINALIZED=(%d+) FAILED=(%d+)")
+    assert.is_truthy(tonumber(finalized) > 1000, out)
+    -- Lua 5.1 cannot tell a finalizer from a task: a finalizer's blocking
+    -- call inside a task raises there ("attempt to yield across ...").
+    if H.lua ~= "lua5.1" then assert.equals("0", failed, out) end
+  end)
+
+  it("a task closed with coroutine.close does not break wait() or wait_tasks()", function()
+    if not coroutine.close then return pending("coroutine.close is Lua 5.4") end
+    local out, status = script([[
+      local co = coroutine.spawn(function() time.sleep(5) end)
+      coroutine.spawn(function() time.sleep(0.01) end)
+      time.sleep(0.05)
+      coroutine.close(co)
+      local p = exec.get("process:native"):exec({ "true" }); p:start()
+      print("CODE=" .. tostring(p:wait()))
+      print("TASKS=" .. tostring(pcall(exec.wait_tasks)))
+      print("TASKS2=" .. tostring(pcall(exec.wait_tasks)))
+    ]])
+    assert.equals(0, status, out)
+    assert.matches("CODE=0", out)
+    assert.matches("TASKS=true", out)
+    assert.matches("TASKS2=true", out)
   end)
 end)
