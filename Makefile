@@ -57,7 +57,7 @@ test: deps all
 check: deps $(BUILD)/lua5.4/exec.so
 	@sh scripts/check.sh
 
-# What a release publishes (see README, "Installing from LuaRocks"): the
+# What a release publishes (see docs/releasing.md): the
 # source archive with vendored crates, the versioned rockspec, the .src.rock.
 dist:
 	@sh scripts/deps.sh
@@ -84,7 +84,7 @@ valgrind: deps all
 	@sh scripts/valgrind.sh
 
 # Benchmarks against luv, io.popen and plain C, side by side in one run.
-# The README's tables are this command's output (the second: LuaJIT).
+# bench/README.md's tables are this command's output (the second: LuaJIT).
 bench: all
 	@sh scripts/deps.sh
 	@mkdir -p bench/out

@@ -95,11 +95,15 @@ else
   cat build/test/rock.log; echo "not ok luarocks make"; failed=$((failed + 1))
 fi
 
-echo "== the README renders: every code fence it opens is closed"
-if awk '/^```/ { open = !open; line = NR } END { if (open) { print "README.md:" line ": a code fence is never closed"; exit 1 } }' README.md; then
-  echo "ok README code fences"; passed=$((passed + 1))
+echo "== the documents render: every code fence they open is closed"
+fences_ok=true
+for doc in README.md docs/*.md bench/README.md spec/README.md; do
+  awk '/^```/ { open = !open; line = NR } END { if (open) { print FILENAME ":" line ": a code fence is never closed"; exit 1 } }' "$doc" || fences_ok=false
+done
+if $fences_ok; then
+  echo "ok code fences of README.md, docs/, bench/ and spec/"; passed=$((passed + 1))
 else
-  echo "not ok README code fences"; failed=$((failed + 1))
+  echo "not ok code fences"; failed=$((failed + 1))
 fi
 
 echo "== make dist, then the literal luarocks install lua-exec from it, offline (lua5.4, luajit)"
