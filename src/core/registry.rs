@@ -58,7 +58,6 @@ pub struct Registry {
     resources: HashMap<String, Resource>,
 }
 
-/// Options of one `executor:exec` call, already type-checked.
 /// Largest resource file `exec.registry.load` reads, in bytes.
 pub const FILE_LIMIT: usize = 16 << 20;
 /// Most the Lua state's memory may grow, in bytes, while
@@ -68,6 +67,7 @@ pub const MEMORY_LIMIT: usize = 16 << 20;
 /// What `Executor::prepare` returns.
 pub type Prepared = (SpawnRequest, Option<Remote>, Option<usize>);
 
+/// Options of one `executor:exec` call, already type-checked.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub work_dir: Option<PathBuf>,

@@ -162,10 +162,14 @@ impl Driver {
 
     /// Stop watching `token`; its fd is closed right after by its owner.
     ///
-    /// No EPOLL_CTL_DEL is issued: closing the (never duplicated) parent end
-    /// removes it from the epoll set, and should a host's fork keep a copy
-    /// alive, its events carry a token that is never reused and so are
-    /// ignored. That saves a system call per source per process.
+    /// No EPOLL_CTL_DEL is issued: the kernel drops an epoll entry once the
+    /// last descriptor of its open file is closed, which for most sources
+    /// is the owner's close right after this. Where another descriptor keeps
+    /// the file open (a pseudo-terminal's master, which stdin, stdout and
+    /// the window size share; a stream's pipe handed to another child as
+    /// its stdin; a copy in a host's fork), the entry stays until then, and
+    /// its events carry a token that is never reused, so they are ignored.
+    /// That saves a system call per source per process.
     pub fn remove(&mut self, token: Token) {
         self.polled_exits.remove(&token);
         self.sources.remove(&token);

@@ -15,9 +15,8 @@ const PREFAULT_FROM: usize = 1 << 20;
 /// to fill: reserved first (the buffer grows by doubling; running out of
 /// memory fails the stream, never the process) and, in a big buffer,
 /// faulted in first. Fresh pages that read() itself faults in are faulted
-/// while the kernel holds the pipe's lock, and the writer spins on it:
-/// `perf` of a 200 MiB capture showed the writer 10 % in
-/// `mutex_spin_on_owner`; prefaulted in one call, they are not.
+/// while the kernel holds the pipe's lock, and the writer spins on that lock
+/// meanwhile (`mutex_spin_on_owner`); prefaulted in one call, they are not.
 pub(super) fn chunk_to_fill(buf: &mut Vec<u8>) -> Result<*mut u8, std::collections::TryReserveError> {
     if buf.capacity() - buf.len() < MAX_CHUNK {
         buf.try_reserve(MAX_CHUNK)?;

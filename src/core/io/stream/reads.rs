@@ -11,9 +11,9 @@ use super::{Got, StreamRead, MAX_CHUNK};
 use crate::core::os::sys::{self, ReadOutcome};
 
 /// At most this many bytes of lines are handed to Lua at once: the strings
-/// of one batch stay in the CPU's caches until the program takes them (a
-/// whole 64 KiB of short lines at once made the interpreter's string table
-/// miss the cache, 0.65x `io.popen():lines()` against about 1.0x).
+/// of one batch stay in the CPU's caches until the program takes them (with
+/// a whole 64 KiB of short lines at once, the interpreter's string table
+/// misses the cache).
 pub(super) const LINES_BATCH: usize = 8 * 1024;
 
 impl Outputs {
@@ -121,9 +121,9 @@ impl Outputs {
         }
         // A reader's buffer that already holds a chunk's worth is bulk: it
         // grows (by doubling) and the pipe is read straight into it, a chunk
-        // at a time. (Bigger reads, up to what a grown pipe holds, were
-        // slower: the kernel copies more while holding the pipe, and the
-        // writer waits.) Otherwise the read goes through
+        // at a time. (Not bigger reads, up to what a grown pipe holds: the
+        // kernel would copy more while holding the pipe, and the writer
+        // would wait.) Otherwise the read goes through
         // the scratch buffer and only the bytes that came are kept: a short
         // output never costs a fresh MAX_CHUNK allocation (which, freed and
         // trimmed each time, would be faulted in again for every process).
