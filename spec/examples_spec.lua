@@ -67,14 +67,7 @@ describe("examples", function()
   end)
 end)
 
--- Run `body` in a fresh interpreter (killed after `limit` s); it must end
--- with status 0 and print OK last. Its output.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("Wippy's examples, as written for Wippy", function()
   it("a stream taken before start(), read after it, with `if err then error(err) end` checks", function()

@@ -153,6 +153,15 @@ function H.script(body, limit, opts)
   return H.run_script(code, (opts.shell or "") .. "timeout -s KILL " .. (limit or 20) .. " " .. (opts.wrap or ""))
 end
 
+--- `H.script(body, limit)` for a case that must pass: it must end with
+--- status 0 and print OK last (added here). Returns its output.
+function H.passes(body, limit)
+  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
+  assert.equals(0, status, out)
+  assert.matches("OK\n$", out)
+  return out
+end
+
 --- Start a throwaway sshd on 127.0.0.1 (scripts/sshd.sh) with its files in
 --- `dir`: its port and the user to log in as.
 function H.sshd_start(dir)

@@ -176,13 +176,7 @@ describe("methods called on the wrong object", function()
   end)
 end)
 
--- Run `body` under a time limit; it must print OK at its end.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("process:status()", function()
   it("tells created, running, an exit and a signal apart (exit 143 is not SIGTERM)", function()

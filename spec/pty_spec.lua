@@ -3,13 +3,7 @@
 -- Interactive cases run in a fresh interpreter under a time limit (H.script).
 local H = require("spec.helper")
 
--- Run `body` under a time limit; it must print OK at its end.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("pty = true", function()
   -- Read the terminal until `pattern` shows up (or `secs` pass).

@@ -4,13 +4,7 @@
 -- turn. Each case runs in a fresh interpreter under a time limit.
 local H = require("spec.helper")
 
--- Run `body` under a time limit; it must print OK at its end.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("resource option queue = true", function()
   -- The queue remembers which processes hold a slot, weakly. A collected

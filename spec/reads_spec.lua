@@ -6,13 +6,7 @@ local H = require("spec.helper")
 local exec = H.exec
 local ex = H.native
 
--- Run `body` under a time limit; it must print OK at its end.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("line and whole reads", function()
   it("read('l') and read('L') return lines, the last one without a newline too, CRLF as is", function()

@@ -4,14 +4,7 @@
 local H = require("spec.helper")
 local ex = H.native
 
--- Run `body` in a fresh interpreter (killed after `limit` s); it must end
--- with status 0 and print OK last. Its output.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 -- The tokens of `split` when `pieces` come out of `cat` one by one, 50 ms
 -- apart (so that each arrives in a read of its own), as a Lua expression.

@@ -9,13 +9,7 @@ local ex = H.native
 local time = exec.time
 local script = H.script
 
--- Run `body` under a time limit; it must print OK at its end.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("globals", function()
   it("coroutine.spawn, channel and require('time') are provided by loading exec", function()

@@ -7,14 +7,7 @@ local H = require("spec.helper")
 local exec = H.exec
 local ex = H.native
 
--- Run `body` in a fresh interpreter (killed after `limit` s); it must end
--- with status 0 and print OK last. Its output.
-local function passes(body, limit)
-  local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
-  return out
-end
+local passes = H.passes
 
 describe("streams taken before start()", function()
   it("are the same objects after start() as before", function()

@@ -94,7 +94,7 @@ impl Outputs {
     /// read-ahead data behind the reader's own bytes, or read the pipe into
     /// them. `Ok(None)`: there is more to look at; `Ok(Some(..))`: the
     /// outcome for the caller (end, would block, dropped bytes).
-    pub(super) fn pull<T>(&self, st: &mut StreamState, which: usize, deferred: &mut bool) -> Result<Option<Got<T>>, Error> {
+    pub(super) fn pull<T>(&self, st: &mut StreamState, deferred: &mut bool) -> Result<Option<Got<T>>, Error> {
         if st.dropped > 0 {
             let n = st.dropped;
             st.dropped = 0;
@@ -157,7 +157,6 @@ impl Outputs {
                 // The reader is about to block on this stream: the other one
                 // must not hold the child up (done once the borrow ends).
                 *deferred = true;
-                let _ = which;
                 Ok(Some(Got::WouldBlock))
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(out_of_memory(st.pending())),
@@ -201,7 +200,7 @@ impl Outputs {
                 if let Some(end) = st.find_line_end() {
                     return Ok(Got::Data(st.take_line(end, keep, f)));
                 }
-                match self.pull::<T>(st, which, deferred)? {
+                match self.pull::<T>(st, deferred)? {
                     None => continue,
                     Some(Got::Eof) if st.pending() > 0 => {
                         let v = f(&st.acc[st.acc_pos..]);
@@ -252,7 +251,7 @@ impl Outputs {
                     return Ok((Got::Data(v), false));
                 }
                 st.scan = st.acc.len();
-                match self.pull::<T>(st, which, deferred)? {
+                match self.pull::<T>(st, deferred)? {
                     None => continue,
                     Some(Got::Eof) if st.pending() > 0 => {
                         let v = f(&st.acc[st.acc_pos..]);
@@ -276,7 +275,7 @@ impl Outputs {
     /// once the end is reached; `WouldBlock` until then.
     pub fn read_whole(&self, which: usize) -> Result<Got<Vec<u8>>, Error> {
         self.with_reader(which, |st, deferred| loop {
-            match self.pull::<Vec<u8>>(st, which, deferred)? {
+            match self.pull::<Vec<u8>>(st, deferred)? {
                 None => continue,
                 Some(Got::Eof) => return Ok(Got::Data(take_acc(st))),
                 Some(other) => return Ok(other),
