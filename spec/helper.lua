@@ -157,8 +157,10 @@ end
 --- status 0 and print OK last (added here). Returns its output.
 function H.passes(body, limit)
   local out, status = H.script(body .. "\nprint('OK')\n", limit or 20)
-  assert.equals(0, status, out)
-  assert.matches("OK\n$", out)
+  -- (Plain error: busted's assert lives in the spec files' environment.)
+  if status ~= 0 or not out:find("OK\n$") then
+    error("the case failed (exit status " .. tostring(status) .. "):\n" .. out, 2)
+  end
   return out
 end
 
