@@ -395,3 +395,29 @@ describe("exec.ssh executors cannot be steered", function()
   end)
 
 end)
+
+describe("process attributes on a restricted executor", function()
+  it("refuse argv0 where a whitelist names the program: a multi-call program runs by its name", function()
+    -- `busybox echo hi` called `sh` would run the file `echo` of work_dir.
+    H.write_file(evil .. "/echo", "touch " .. mark .. "\n")
+    local ex = define({ kind = "exec.native", command_whitelist = { "busybox echo hi" } })
+    refused(function() return ex:run({ "busybox", "echo", "hi" }, { argv0 = "sh", work_dir = evil }) end,
+      "argv0 cannot be set on")
+  end)
+
+  it("keep fds paths beneath work_dir_within", function()
+    local ex = define({ kind = "exec.native", command_whitelist = { "cat /dev/fd/3" }, work_dir_within = evil,
+                        default_work_dir = evil })
+    refused(function() return ex:run({ "cat", "/dev/fd/3" }, { fds = { [3] = { path = "/etc/shadow" } } }) end,
+      "fds[3]: path '/etc/shadow' is outside the work_dir_within of")
+  end)
+
+  it("let a caller only tighten the owner's limits, and never change its identity", function()
+    local ex, id = define({ kind = "exec.native", command_whitelist = { "true" }, rlimits = { nproc = 10 },
+                            uid = 65534, gid = 65534 })
+    refused(function() return ex:run({ "true" }, { rlimits = { nproc = 100000 } }) end,
+      "rlimits.nproc = 100000 is above the limit of '" .. id .. "' (10)")
+    refused(function() return ex:run({ "true" }, { groups = { 0 } }) end,
+      "groups = { 0 } is not the identity of '" .. id .. "' (uid = 65534, gid = 65534)")
+  end)
+end)

@@ -56,6 +56,24 @@ local registry = {}
 ---@field cap_add? string[]
 ---@field tmpfs? table<string, string>|string[] { ["/tmp"] = "size=64m" }, or { "/tmp:size=64m" }
 ---@field auto_remove? boolean remove each container when it ends (default true)
+---@field rlimits? exec.Rlimits exec.native: limits of each process; a caller may only lower them
+---@field uid? integer|string exec.native: the user of each process (a caller may repeat it or leave it out)
+---@field gid? integer|string exec.native: its group (default with uid: the user's primary group)
+---@field groups? (integer|string)[] exec.native: its supplementary groups (default with uid: none)
+---@field umask? integer|string exec.native: its umask (a caller may only add bits); "077" or 63
+---@field nice? integer exec.native: its niceness, -20 to 19 (a caller may only raise it)
+---@field kill_on_parent_death? boolean exec.native: each process gets SIGKILL when the thread that started it dies (a caller cannot turn it off)
+
+---Resource limits set in the child, soft and hard alike (cpu: hard one second more, so that
+---SIGXCPU comes first). Sizes in bytes, or a string with a unit of 1024 ("256m", "1g").
+---@class exec.Rlimits
+---@field cpu? integer seconds of CPU time
+---@field as? integer|string address space
+---@field fsize? integer|string largest file written (SIGXFSZ beyond)
+---@field nofile? integer open descriptors
+---@field nproc? integer processes of the child's user (does not bind root: give a uid too)
+---@field core? integer|string core dump size
+---@field stack? integer|string stack size
 
 ---Define a resource. `config.kind` is required.
 ---@param id string `namespace:name`
@@ -97,6 +115,16 @@ exec.signals = {}
 ---A new table with the current environment (name -> value), e.g. to merge into `env`.
 ---@return table<string, string>
 function exec.environ() end
+
+---The absolute path `name` would run as (the lookup a start makes: each entry of `path`,
+---default our PATH; a name with a "/" as it is), or nil, message, code ("ENOENT": not
+---found, "EACCES": not executable).
+---@param name string
+---@param path? string a PATH-style list
+---@return string|nil path
+---@return string|nil message
+---@return exec.ErrorCode|nil code
+function exec.which(name, path) end
 
 ---Quote `s` for /bin/sh.
 ---@param s string|number
@@ -144,6 +172,22 @@ function exec.step() end
 ---@field timeout? string|number SIGTERM to all of the command when it passes, SIGKILL 1 s later.
 ---@field inherit_env? boolean the child gets our environment, overlaid by default_env, overlaid by env (default: the resource's inherit_env, else false: env alone replaces it)
 ---@field buffer_limit? integer Bytes of unread output taken in per process while the program waits on something else of it (default 16 MiB); past it the oldest are dropped and the next read says so.
+---@field rlimits? exec.Rlimits resource limits set in the child before exec (the fork path)
+---@field uid? integer|string the child's user (needs privilege); without gid, the user's primary group; without groups, none
+---@field gid? integer|string the child's group
+---@field groups? (integer|string)[] the child's supplementary groups
+---@field umask? integer|string the child's umask: 63 or "077"
+---@field nice? integer the child's niceness, -20 to 19
+---@field kill_on_parent_death? boolean SIGKILL to the child when the thread that started it dies, even by SIGKILL (PR_SET_PDEATHSIG); not with detach
+---@field argv0? string the name the program sees as argv[0]; refused with a command_whitelist
+---@field fds? table<integer, file*|exec.Stream|exec.FdPath> descriptors 3 and up handed to the child at those numbers (closed here once it started)
+
+---A file opened for one of `fds` when the child starts: for reading, or for writing with
+---`write` (created, truncated) or `append`. The path rules of exec.PathRedirect apply.
+---@class exec.FdPath
+---@field path string
+---@field write? boolean
+---@field append? boolean
 
 ---A file the library opens when the child starts (relative to our current directory; on a
 ---restricted executor, beneath its work_dir_within, relative to the process's work_dir). The
@@ -155,6 +199,7 @@ function exec.step() end
 ---@class exec.RunOptions: exec.ExecOptions
 ---@field input? string written to stdin, which must then be a pipe (not with another stdin)
 ---@field check? boolean raise an exec.RunError when the command exits non-zero
+---@field max_output? integer bytes kept of stdout and of stderr, each; the rest is read and thrown away (the result says truncated)
 
 ---Raised by run with `check = true`: tostring() gives the message; the
 ---result's fields come with it.
@@ -167,6 +212,7 @@ function exec.step() end
 ---@field stdout string
 ---@field stderr string
 ---@field timed_out boolean
+---@field truncated? boolean with max_output: an output had more than it (thrown away)
 
 ---@class exec.Executor
 local Executor = {}

@@ -45,6 +45,7 @@ if not exec then
     get = registry.get,
     run = run.run,
     quote = run.quote,
+    which = run.which,
     -- A copy: changing it changes nothing in the library.
     signals = (function()
       local t = {}

@@ -24,13 +24,13 @@ local M = {}
 -- the time module's) and the raw pipe of a stream handle given as stdin,
 -- stdout or stderr (a pipeline). Every other check of the command and the
 -- options is Rust's (src/binding/convert.rs), which gets them as given.
-local function stream_option(opts, key, fname)
-  local sst = O.state_of(rawget(opts, key), Stream)
+local function stream_raw(v, key, fname)
+  local sst = O.state_of(v, Stream)
   if not sst then return nil end
   if not sst.raw then
     -- Taken before its process started: there is no pipe to hand over yet.
-    -- (Only stdin takes a stream at all, as Rust says of started ones.)
-    local why = key == "stdin" and "the stream cannot be handed over: its process is not started"
+    -- (Only stdin and fds take a stream at all, as Rust says of started ones.)
+    local why = (key == "stdin" or key:sub(1, 4) == "fds[") and "the stream cannot be handed over: its process is not started"
       or "only stdin can take another process's output stream"
     arg_error(fname, 2, "options", "option " .. key .. ": " .. why)
   end
@@ -41,6 +41,26 @@ local function stream_option(opts, key, fname)
   return sst.raw
 end
 
+local function stream_option(opts, key, fname)
+  return stream_raw(rawget(opts, key), key, fname)
+end
+
+-- The streams given in `fds` (a table of descriptor numbers), unwrapped:
+-- number -> raw stream, or nil if there are none. Rust checks the rest.
+local function fd_streams(opts, fname)
+  local fds = rawget(opts, "fds")
+  if type(fds) ~= "table" then return nil end
+  local found
+  for n, v in next, fds do
+    local raw = stream_raw(v, "fds[" .. tostring(n) .. "]", fname)
+    if raw then
+      found = found or {}
+      found[n] = raw
+    end
+  end
+  return found
+end
+
 --- executor:exec(command, options): a new, unstarted process handle.
 -- Its body, without the handle: the raw process and its state. `fname`
 -- names the caller in errors; `for_run`: run's own options are allowed
@@ -48,7 +68,7 @@ end
 -- whether Rust started it already (see run.lua).
 local function new_raw(self, command, options, fname, for_run)
   local raw = check_self(self, Executor, fname)
-  local secs, s_in, s_out, s_err
+  local secs, s_in, s_out, s_err, s_fds
   if type(options) == "table" then
     local d = rawget(options, "timeout")
     if d ~= nil then
@@ -59,8 +79,9 @@ local function new_raw(self, command, options, fname, for_run)
     s_in = stream_option(options, "stdin", fname)
     s_out = stream_option(options, "stdout", fname)
     s_err = stream_option(options, "stderr", fname)
+    s_fds = fd_streams(options, fname)
   end
-  local praw, err, code, n, started = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err)
+  local praw, err, code, n, started = raw:exec(command, options, for_run == true, secs, s_in, s_out, s_err, s_fds)
   if not praw then failed(fname, err, code, n, EXEC_ARGS, true) end
   return praw, { raw = praw, timeout = secs }, started
 end

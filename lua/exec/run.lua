@@ -114,6 +114,8 @@ local function run(self, fname, command, options)
   end
   if not code then raise(fname .. ": " .. tostring(out)) end
   local result = { code = code, stdout = out, stderr = err, timed_out = pst._timed_out == true }
+  -- (With max_output: whether either output had more, thrown away.)
+  if options ~= nil and rawget(options, "max_output") ~= nil then result.truncated = praw:truncated() end
   if check and code ~= 0 then error(check_error(fname, praw:command(), result), 0) end
   return result
 end
@@ -134,6 +136,17 @@ function M.run(command, options)
   check_open()
   native = native or registry.get("process:native")
   return run(native, "exec.run", command, options)
+end
+
+local WHICH_ARGS = { "name", "path" }
+
+--- exec.which(name [, path]): the absolute path `name` runs as (the lookup
+--- the library makes before a start), or nil, message, code.
+function M.which(name, path)
+  check_open()
+  local found, err, code, n = core.which(name, path)
+  if found then return found end
+  return O.failed("exec.which", err, code, n, WHICH_ARGS)
 end
 
 --- exec.quote(s): s quoted for /bin/sh, safe for any bytes but NUL.

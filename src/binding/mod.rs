@@ -159,6 +159,32 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
             }
         })?,
     )?;
+    // exec.which(name [, path]): the absolute path | nil, message, code
+    // ("bad_argument" with the argument's number: raised by the shim).
+    core.set(
+        "which",
+        lua.create_function(|lua, (name, path): (Value, Value)| {
+            use std::os::unix::ffi::OsStrExt;
+            type Out = (Option<mlua::String>, Option<String>, Option<&'static str>, Option<i64>);
+            let bad = |message: String, n: i64| -> mlua::Result<Out> { Ok((None, Some(message), Some("bad_argument"), Some(n))) };
+            let name = match &name {
+                Value::String(s) if !s.as_bytes().is_empty() && !s.as_bytes().contains(&0) => s.as_bytes().to_vec(),
+                Value::String(_) => return bad("must be a non-empty string without NUL bytes".into(), 1),
+                other => return bad(format!("string expected, got {}", convert::type_of(other)), 1),
+            };
+            let path = match &path {
+                Value::Nil => None,
+                Value::String(s) if !s.as_bytes().contains(&0) => Some(s.as_bytes().to_vec()),
+                Value::String(_) => return bad("must not contain a NUL byte".into(), 2),
+                other => return bad(format!("string or nil expected, got {}", convert::type_of(other)), 2),
+            };
+            let path = path.as_deref().map(std::ffi::OsStr::from_bytes);
+            match crate::core::os::which::which(std::ffi::OsStr::from_bytes(&name), path) {
+                Ok(p) => Ok((Some(lua.create_string(p.as_os_str().as_bytes())?), None, None, None)),
+                Err(e) => Ok((None, Some(e.to_string()), Some(e.code()), None)),
+            }
+        })?,
+    )?;
     // Shell quoting has one home, shared with the remote command lines.
     core.set(
         "quote",

@@ -7,6 +7,8 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::core::error::Error;
+
 /// Text handed to the system: any bytes but NUL (Lua strings are bytes, and
 /// so are Unix file names, arguments and environments).
 pub type Bytes = OsString;
@@ -209,6 +211,13 @@ pub fn check_dir(label: &str, dir: &Path) -> Result<(), String> {
 /// path (relative to `cwd` when given); a bare name is searched in `path`
 /// (the PATH the child will see). Returns the path to execute.
 pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, String> {
+    find_program(program, path, cwd).map_err(|e| e.to_string())
+}
+
+/// `resolve_program`, with the failure as the core's error: the errno of
+/// the reason (ENOENT: not found, EACCES: not executable, ...).
+pub fn find_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Result<PathBuf, Error> {
+    let err = |message: String, errno: i32| Error::Os { message, errno };
     let shown = lossy(program);
     if program.as_bytes().contains(&b'/') {
         // Checked here rather than left to exec, so that the error names the
@@ -219,9 +228,9 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
             _ => PathBuf::from(program),
         };
         return match std::fs::metadata(&path) {
-            Err(e) => Err(format!("cannot run '{shown}': {}", crate::core::os::sys::describe(&e))),
-            Ok(m) if m.is_dir() => Err(format!("cannot run '{shown}': Is a directory")),
-            Ok(_) if !is_executable(&path) => Err(format!("cannot run '{shown}': Permission denied")),
+            Err(e) => Err(Error::os(format_args!("cannot run '{shown}'"), &e)),
+            Ok(m) if m.is_dir() => Err(err(format!("cannot run '{shown}': Is a directory"), libc::EISDIR)),
+            Ok(_) if !is_executable(&path) => Err(err(format!("cannot run '{shown}': Permission denied"), libc::EACCES)),
             Ok(_) => Ok(PathBuf::from(program)),
         };
     }
@@ -251,10 +260,10 @@ pub fn resolve_program(program: &OsStr, path: &OsStr, cwd: Option<&Path>) -> Res
         }
     }
     match denied {
-        Some(p) => Err(format!("program '{shown}' ({}) is not executable: Permission denied", shown_path(&p))),
-        None => Err(format!(
-            "program '{shown}' not found in PATH ({}): No such file or directory",
-            lossy(path)
+        Some(p) => Err(err(format!("program '{shown}' ({}) is not executable: Permission denied", shown_path(&p)), libc::EACCES)),
+        None => Err(err(
+            format!("program '{shown}' not found in PATH ({}): No such file or directory", lossy(path)),
+            libc::ENOENT,
         )),
     }
 }

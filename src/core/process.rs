@@ -113,6 +113,10 @@ pub struct Process {
     /// Outputs read whole by `collect_step` (`run`), and what each gave.
     collecting: [bool; 2],
     collected: [Option<Vec<u8>>; 2],
+    /// `run`'s max_output: bytes kept of each output read whole; and
+    /// whether either had more (collect.rs).
+    max_output: Option<usize>,
+    truncated: bool,
     /// Read-ahead limit for this process's output, in bytes.
     buffer_limit: usize,
     /// How far `wait()` has begun (see `begin_wait`).
@@ -155,6 +159,8 @@ impl Process {
             taken: [false, false],
             collecting: [false, false],
             collected: [None, None],
+            max_output: None,
+            truncated: false,
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             wait_begun: WaitBegun::No,
             status: None,
@@ -258,14 +264,17 @@ impl Process {
         if let Some(r) = &mut self.remote {
             if let Err(e) = r.complete(&mut self.req) {
                 self.req.redirect = Default::default();
+                self.req.fds = Vec::new();
                 return Err(Error::Other(e));
             }
         }
         let spawned = spawn::spawn(&self.req);
         // The child has its own copies now: ours close at once, so that a
         // pipeline's producer sees its reader go (SIGPIPE) and a Lua file's
-        // pipe ends when its other users close it. One owner per descriptor.
+        // pipe ends when its other users close it. One owner per descriptor
+        // (the `fds` too).
         self.req.redirect = Default::default();
+        self.req.fds = Vec::new();
         let spawned = spawned?;
         // From here on the child exists: register it before anything can fail,
         // so that every path below still ends with it reaped. Its pidfd is

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::policy::Policy;
 use super::command::{self, CommandSpec, Env};
 use super::process::Limit;
+use crate::core::os::spawn::attrs::{Attrs, PassedFd};
 use crate::core::os::spawn::{Redirect, SpawnRequest, Stdio};
 use crate::core::os::sys;
 use crate::core::remote::container::{self, ContainerConfig, Engine};
@@ -41,6 +42,9 @@ pub struct ExecutorConfig {
     /// A restricted resource lets callers give a child the host's own
     /// stdin, stdout or stderr (`"inherit"`); see policy.rs.
     pub allow_inherit: bool,
+    /// Limits, identity, umask, niceness, death with the parent: the
+    /// ceilings a caller may only tighten (exec.native only; attrs.rs).
+    pub attrs: Attrs,
 }
 
 enum Resource {
@@ -90,6 +94,12 @@ pub struct ExecOptions {
     pub detach: bool,
     /// A pseudo-terminal of (rows, cols) for stdin, stdout and stderr.
     pub pty: Option<(u16, u16)>,
+    /// Limits, identity, umask, niceness, death with the parent (attrs.rs).
+    pub attrs: Attrs,
+    /// Descriptors beyond 0-2 handed to the child at their numbers.
+    pub fds: Vec<PassedFd>,
+    /// The name the program sees as argv[0].
+    pub argv0: Option<command::Bytes>,
 }
 
 /// Whether a command leads a process group of its own: when the caller
@@ -118,6 +128,9 @@ impl Default for ExecOptions {
             redirect: [None, None, None],
             detach: false,
             pty: None,
+            attrs: Attrs::default(),
+            fds: Vec::new(),
+            argv0: None,
         }
     }
 }
@@ -302,6 +315,45 @@ impl Executor {
         Ok(())
     }
 
+    /// The attributes a process of this executor gets (attrs.rs): the
+    /// resource's, tightened by the caller's. None of them for a remote
+    /// command, which is not started here.
+    fn check_attrs(&self, opts: &ExecOptions) -> Result<Attrs, String> {
+        let id = &self.id;
+        if self.remote.is_some() {
+            let mut named = opts.attrs.names();
+            named.extend(opts.argv0.as_ref().map(|_| "argv0"));
+            named.extend((!opts.fds.is_empty()).then_some("fds"));
+            self.refuse_remote(&named)?;
+            return Ok(Attrs::default());
+        }
+        let attrs = self.config.attrs.tightened_by(&opts.attrs, id)?.completed()?;
+        if opts.detach && attrs.kill_on_parent_death == Some(true) {
+            return Err(format!(
+                "detach and kill_on_parent_death cannot be combined on '{id}': a detached child outlives us, \
+                 one with kill_on_parent_death dies with us"
+            ));
+        }
+        if opts.argv0.is_some() && self.config.policy.restricts_programs() {
+            return Err(format!(
+                "argv0 cannot be set on '{id}': it has a command_whitelist, and a program may choose what it does \
+                 by the name it is called (a multi-call program such as busybox)"
+            ));
+        }
+        Ok(attrs)
+    }
+
+    /// For a remote executor, an error naming the first of `options` (the
+    /// attributes of attrs.rs, which apply where a process starts).
+    pub fn refuse_remote(&self, options: &[&str]) -> Result<(), String> {
+        let (Some(target), Some(name)) = (&self.remote, options.first()) else { return Ok(()) };
+        let instead = match target {
+            Target::Container(_) => ": the container's limits and user are its resource's (memory_limit, pids_limit, cpu_quota, user)",
+            Target::Ssh(_) => ": the remote command is started by the remote host",
+        };
+        Err(format!("{name} is not available for remote resource '{}'{instead}", self.id))
+    }
+
     /// Check a command and its options against this executor and build
     /// what starts it: the spawn request, the remote half (exec.ssh) and
     /// the read-ahead limit.
@@ -339,6 +391,7 @@ impl Executor {
             }
         }
         self.check_restricted_options(&opts)?;
+        let attrs = self.check_attrs(&opts)?;
         let caller_dir = match &opts.work_dir {
             Some(d) if self.remote.is_none() => Some(policy.check_work_dir(d, &self.id)?),
             // A container's paths are its own: checked by name.
@@ -361,6 +414,13 @@ impl Executor {
             if let Some(Redirect::Path { path, within, .. }) = r {
                 let local_dir = if self.remote.is_some() { None } else { work_dir.as_deref() };
                 *within = policy.check_redirect(STREAMS[i], path, local_dir, &self.id)?;
+            }
+        }
+        // (The `fds` of a remote command were refused by check_attrs.)
+        let mut fds = opts.fds.clone();
+        for f in fds.iter_mut() {
+            if let Redirect::Path { path, within, .. } = &mut f.source {
+                *within = policy.check_redirect(&format!("fds[{}]", f.target), path, work_dir.as_deref(), &self.id)?;
             }
         }
         // Remote commands always start from the remote login environment.
@@ -398,6 +458,9 @@ impl Executor {
         req.new_session = opts.detach || opts.pty.is_some();
         req.detach = opts.detach;
         req.redirect = redirect;
+        req.attrs = attrs;
+        req.fds = fds;
+        req.argv0 = opts.argv0;
         if opts.pty.is_some() {
             req.pty = opts.pty;
             req.stdin = Stdio::Pty;

@@ -66,8 +66,24 @@ pub fn definition(lua: &Lua, id: Value, config: Value) -> Result<Definition, Bad
             return Err(BadArg::at(2)(format!("config.kind must be a non-empty string (got {got})")));
         }
     };
+    // Limits and identity are set where a process starts: not for a remote
+    // resource (a container has its own: memory_limit, pids_limit, user).
+    if kind != NATIVE_KIND {
+        for (name, _) in super::attrs::ATTR_OPTIONS {
+            if !matches!(t.raw_get::<Value>(*name).map_err(lua_err).map_err(BadArg::at(2))?, Value::Nil) {
+                let instead = if kind == CONTAINER_KIND {
+                    " (a container's own are memory_limit, pids_limit, cpu_quota and user)"
+                } else {
+                    ""
+                };
+                return Err(BadArg::at(2)(format!(
+                    "{name} is not an option of kind {kind}: its processes are not started here{instead}"
+                )));
+            }
+        }
+    }
     let schemas: &[Schema] = match kind.as_str() {
-        NATIVE_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS],
+        NATIVE_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS, super::attrs::ATTR_OPTIONS],
         SSH_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS, SSH_OPTIONS],
         CONTAINER_KIND => &[&[("kind", Want::Str)], NATIVE_OPTIONS, super::container::OPTIONS],
         _ => return Ok(Definition::Other(id, kind)),
@@ -106,6 +122,7 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
         queue: opt_bool(t, "queue")?.unwrap_or(false),
         inherit_env: opt_bool(t, "inherit_env")?.unwrap_or(false),
         allow_inherit: opt_bool(t, "allow_inherit")?.unwrap_or(false),
+        attrs: super::attrs::attrs(lua, t, "")?,
     })
 }
 

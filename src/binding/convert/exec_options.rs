@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use mlua::{AnyUserData, Lua, Table, Value};
 
+use super::attrs::{ATTR_OPTIONS, EXEC_ATTR_OPTIONS};
 use super::stdio::stdio;
 use super::*;
 use crate::core::command::CommandSpec;
@@ -26,7 +27,7 @@ const EXEC_OPTIONS: Schema = &[
 ];
 
 /// What `run` takes beyond exec's options (used by the shim's run).
-const RUN_OPTIONS: Schema = &[("input", Want::Str), ("check", Want::Bool)];
+const RUN_OPTIONS: Schema = &[("input", Want::Str), ("check", Want::Bool), ("max_output", Want::Num)];
 
 /// `pty = true` (24 x 80) or `pty = { rows =, cols = }`.
 fn pty_size(lua: &Lua, t: &Table) -> Result<Option<(u16, u16)>, String> {
@@ -77,22 +78,39 @@ pub struct ShimExtras {
     pub streams: [Option<AnyUserData>; 3],
     /// Called for `run`, whose own options (input, check) are allowed.
     pub for_run: bool,
+    /// The raw streams of stream handles given in `fds`, by number.
+    pub fd_streams: Option<Table>,
+}
+
+/// What `exec_options` gives: the options, and the streams to hand over
+/// once the process is prepared (stdin's, and those of `fds` by number).
+pub struct Converted {
+    pub opts: ExecOptions,
+    pub in_stream: Option<AnyUserData>,
+    pub fd_streams: Vec<(std::os::fd::RawFd, AnyUserData)>,
+    /// `run`'s max_output.
+    pub max_output: Option<usize>,
 }
 
 /// The options of `exec`, and (stdin = another process's stream) the stream
 /// to hand over once the process is prepared.
-pub fn exec_options(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOptions, Option<AnyUserData>), BadArg> {
+pub fn exec_options(lua: &Lua, v: Value, extras: ShimExtras) -> Result<Converted, BadArg> {
     exec_options_table(lua, v, extras).map_err(BadArg::at(2))
 }
 
-fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOptions, Option<AnyUserData>), String> {
+fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<Converted, String> {
+    let bare = |opts| Ok(Converted { opts, in_stream: None, fd_streams: Vec::new(), max_output: None });
     let t = match v {
-        Value::Nil if extras.for_run => return Ok((ExecOptions { stdin: Stdio::Null, ..Default::default() }, None)),
-        Value::Nil => return Ok((ExecOptions::default(), None)),
+        Value::Nil if extras.for_run => return bare(ExecOptions { stdin: Stdio::Null, ..Default::default() }),
+        Value::Nil => return bare(ExecOptions::default()),
         Value::Table(t) => t,
         other => return Err(format!("table expected, got {}", type_of(&other))),
     };
-    let schemas: &[Schema] = if extras.for_run { &[EXEC_OPTIONS, RUN_OPTIONS] } else { &[EXEC_OPTIONS] };
+    let schemas: &[Schema] = if extras.for_run {
+        &[EXEC_OPTIONS, ATTR_OPTIONS, EXEC_ATTR_OPTIONS, RUN_OPTIONS]
+    } else {
+        &[EXEC_OPTIONS, ATTR_OPTIONS, EXEC_ATTR_OPTIONS]
+    };
     check_keys(
         lua,
         &t,
@@ -126,6 +144,7 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
     }
     let (stdout, out_file, _) = stdio(lua, &t, "stdout", s_out)?;
     let (stderr, err_file, _) = stdio(lua, &t, "stderr", s_err)?;
+    let (fds, fd_streams) = super::attrs::fds(lua, &t, extras.fd_streams)?;
     let opts = ExecOptions {
         work_dir: opt_text(&t, "work_dir")?.map(PathBuf::from),
         env: env_table(lua, &t, "env")?,
@@ -140,6 +159,10 @@ fn exec_options_table(lua: &Lua, v: Value, extras: ShimExtras) -> Result<(ExecOp
         buffer_limit: opt_whole(lua, &t, "buffer_limit", (1, i64::MAX), "option buffer_limit must be a whole number of bytes >= 1")?
             .map(|n| n as usize),
         inherit_env: opt_bool(&t, "inherit_env")?,
+        attrs: super::attrs::attrs(lua, &t, "option ")?,
+        fds,
+        argv0: super::attrs::argv0(&t)?,
     };
-    Ok((opts, in_stream))
+    let max_output = if extras.for_run { super::attrs::max_output(lua, &t)? } else { None };
+    Ok(Converted { opts, in_stream, fd_streams, max_output })
 }

@@ -8,13 +8,14 @@
 //! stdin, stdout and stderr take (`stdio`), and resource definitions
 //! (`definition`; an `exec.docker` resource's fields: `container`).
 
+mod attrs;
 mod container;
 mod definition;
 mod exec_options;
 mod stdio;
 
 pub use definition::{definition, Definition};
-pub use exec_options::{command, exec_options, ShimExtras};
+pub use exec_options::{command, exec_options, Converted, ShimExtras};
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

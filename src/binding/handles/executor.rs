@@ -10,12 +10,13 @@ use super::stream::StreamUd;
 use super::{bad_arg, fail, ok, unit, BAD_ARGUMENT};
 use crate::binding::convert::BadArg;
 use crate::core::error::Error;
-use crate::binding::convert::{self, Definition, ShimExtras};
+use crate::binding::convert::{self, Converted, Definition, ShimExtras};
 use crate::binding::state_end::new_handle;
 use crate::binding::StateCtx;
 use crate::core::command::CommandSpec;
 use crate::core::io::stream::{Outputs, Stream};
 use crate::core::json::Json;
+use crate::core::os::spawn::attrs::PassedFd;
 use crate::core::os::spawn::{Redirect, SpawnRequest};
 use crate::core::process::Process;
 use crate::core::registry::{Executor, NATIVE_ID};
@@ -52,7 +53,8 @@ pub struct ExecutorUd {
 impl UserData for ExecutorUd {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         // exec(command, options, for_run, timeout, stdin, stdout, stderr
-        // streams): process, nil, nil, nil, started | nil, message, code
+        // streams, fds streams by number): process, nil, nil, nil, started
+        // | nil, message, code
         // ("bad_argument" with the number of the bad argument, 1: the
         // command, 2: the options; else "failed": raised as it is).
         // `started`: for run, the process was started, fed its input and
@@ -64,7 +66,7 @@ impl UserData for ExecutorUd {
             "exec",
             |lua,
              this,
-             (cmd, opts, for_run, timeout, s_in, s_out, s_err): (
+             (cmd, opts, for_run, timeout, s_in, s_out, s_err, fd_streams): (
                 Value,
                 Value,
                 bool,
@@ -72,6 +74,7 @@ impl UserData for ExecutorUd {
                 Option<AnyUserData>,
                 Option<AnyUserData>,
                 Option<AnyUserData>,
+                Option<Table>,
             )| {
             let bad = |e: BadArg| Ok((Value::Nil, Some(e.message), Some(BAD_ARGUMENT), e.arg, false));
             let failed = |e: Error| Ok((Value::Nil, Some(e.to_string()), Some(e.code()), None, false));
@@ -84,27 +87,44 @@ impl UserData for ExecutorUd {
                 Ok(c) => c,
                 Err(e) => return bad(e),
             };
-            let extras = ShimExtras { timeout, streams: [s_in, s_out, s_err], for_run };
-            let (opts, in_stream) = match convert::exec_options(lua, opts, extras) {
+            let extras = ShimExtras { timeout, streams: [s_in, s_out, s_err], for_run, fd_streams };
+            let Converted { opts, in_stream, fd_streams, max_output } = match convert::exec_options(lua, opts, extras) {
                 Ok(o) => o,
                 Err(e) => return bad(e),
             };
+            if !fd_streams.is_empty() {
+                // (As every `fds` of a remote command, before anything is
+                // handed over.)
+                if let Err(e) = this.ex.refuse_remote(&["fds"]) {
+                    return failed(Error::Other(e));
+                }
+            }
             match this.ex.prepare(spec, opts) {
                 Ok((mut req, remote, buffer_limit)) => {
                     // Handed over only now that nothing else can fail.
-                    if let Some(ud) = in_stream {
+                    let hand_over = |ud: &AnyUserData, name: &str| {
                         let handed = ud.borrow_mut::<StreamUd>().map_err(|e| Error::Other(e.to_string())).and_then(|mut s| s.0.hand_over());
-                        match handed {
+                        handed.map_err(|e| BadArg { message: format!("option {name}: the stream cannot be handed over: {e}"), arg: Some(2) })
+                    };
+                    if let Some(ud) = in_stream {
+                        match hand_over(&ud, "stdin") {
                             Ok(fd) => req.redirect[0] = Some(Redirect::Fd(Arc::new(fd))),
-                            Err(e) => {
-                                let message = format!("option stdin: the stream cannot be handed over: {e}");
-                                return bad(BadArg { message, arg: Some(2) });
-                            }
+                            Err(e) => return bad(e),
                         }
                     }
+                    for (target, ud) in fd_streams {
+                        match hand_over(&ud, &format!("fds[{target}]")) {
+                            Ok(fd) => req.fds.push(PassedFd { target, source: Redirect::Fd(Arc::new(fd)), write: false }),
+                            Err(e) => return bad(e),
+                        }
+                    }
+                    req.fds.sort_by_key(|f| f.target);
                     let mut p = Process::new(req, remote, this.ctx.driver.clone(), this.ctx.owner, this.ex.limit());
                     if let Some(b) = buffer_limit {
                         p.set_buffer_limit(b);
+                    }
+                    if let Some(m) = max_output {
+                        p.set_max_output(m);
                     }
                     // For `run`, started here when nothing must be waited
                     // for first: one call instead of five (connect, queue,

@@ -89,6 +89,8 @@ impl UserData for ProcessUd {
             Ok(out)
         });
         m.add_method("collect_open", |_, this, ()| Ok(this.0.collect_open()));
+        // After collect's result: whether an output had more than max_output.
+        m.add_method("truncated", |_, this, ()| Ok(this.0.truncated()));
         m.add_method("command", |_, this, ()| Ok(this.0.command()));
         m.add_method("exit_token", |_, this, ()| Ok(this.0.exit_token()));
         m.add_method("stdin_token", |_, this, ()| Ok(this.0.stdin_token()));

@@ -5,3 +5,4 @@ pub(crate) mod children;
 pub(crate) mod open;
 pub(crate) mod spawn;
 pub(crate) mod sys;
+pub(crate) mod which;

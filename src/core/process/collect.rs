@@ -42,6 +42,17 @@ impl Process {
         Ok(true)
     }
 
+    /// `run`'s max_output: each output read whole keeps at most `bytes`;
+    /// the rest is read and thrown away (the child is not stopped for it).
+    pub fn set_max_output(&mut self, bytes: usize) {
+        self.max_output = Some(bytes);
+    }
+
+    /// Whether an output read whole had more than max_output.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
     /// Read the outputs nobody took as far as they go, then wait. `stop`:
     /// keep what came so far and stop reading (what still holds the pipes
     /// after a timeout is not ours to wait for). With a result come the
@@ -70,6 +81,7 @@ impl Process {
                     // ends the output with what came before it.
                     Ok(Got::Eof | Got::Dropped(_)) | Err(_) => self.collected[which] = Some(outs.take_partial(which)),
                 }
+                self.truncated |= outs.truncated(which);
                 // Done with it: the pipe is closed now, not with the handle.
                 if let Some(t) = self.out_tokens[which].take() {
                     self.driver.borrow_mut().remove(t);
@@ -130,7 +142,7 @@ impl Process {
             if self.out_tokens[which].is_some() && !self.taken[which] {
                 self.taken[which] = true;
                 self.collecting[which] = true;
-                outs.keep_whole(which);
+                outs.keep_whole(which, self.max_output);
             }
         }
     }

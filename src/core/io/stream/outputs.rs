@@ -63,6 +63,8 @@ impl Outputs {
                 read_from: false,
                 scan: 0,
                 whole: false,
+                whole_cap: None,
+                truncated: false,
             }))
         });
         Rc::new(Outputs {

@@ -264,23 +264,47 @@ impl Outputs {
         })
     }
 
-    /// Stream `which` is read to its end by `read_whole` (see `whole`).
-    pub fn keep_whole(&self, which: usize) {
+    /// Stream `which` is read to its end by `read_whole` (see `whole`),
+    /// which keeps at most `cap` bytes of it.
+    pub fn keep_whole(&self, which: usize, cap: Option<usize>) {
         if let Some(st) = self.streams[which].borrow_mut().as_mut() {
             st.whole = true;
+            st.whole_cap = cap;
         }
     }
 
-    /// Everything up to the end of stream `which`, moved out (not copied)
+    /// Everything up to the end of stream `which` (or its first `cap`
+    /// bytes: the rest is read and thrown away), moved out (not copied)
     /// once the end is reached; `WouldBlock` until then.
     pub fn read_whole(&self, which: usize) -> Result<Got<Vec<u8>>, Error> {
         self.with_reader(which, |st, deferred| loop {
+            if st.truncated {
+                match discard_pipe(st) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        *deferred = true;
+                        return Ok(Got::WouldBlock);
+                    }
+                    Err(e) => st.error = Some(Error::os("read failed", &e)),
+                }
+            }
             match self.pull::<Vec<u8>>(st, deferred)? {
-                None => continue,
+                None => {
+                    if let Some(cap) = st.whole_cap.filter(|cap| st.pending() > *cap) {
+                        st.acc.truncate(st.acc_pos + cap);
+                        st.truncated = true;
+                    }
+                    continue;
+                }
                 Some(Got::Eof) => return Ok(Got::Data(take_acc(st))),
                 Some(other) => return Ok(other),
             }
         })
+    }
+
+    /// Whether a whole read of stream `which` had more than its cap.
+    pub fn truncated(&self, which: usize) -> bool {
+        self.streams[which].borrow().as_ref().is_some_and(|st| st.truncated)
     }
 
     /// What stream `which` took in so far, moved out (a whole read that
@@ -295,6 +319,23 @@ impl Outputs {
                 take_acc(st)
             }
             None => Vec::new(),
+        }
+    }
+}
+
+/// Read and throw away what the pipe of `st` holds (a whole read past its
+/// cap): `Ok(true)` at its end (marked), `Ok(false)` when it is empty for
+/// now.
+fn discard_pipe(st: &mut StreamState) -> std::io::Result<bool> {
+    let Some(fd) = st.fd.as_ref().map(|f| f.as_raw_fd()) else { return Ok(true) };
+    loop {
+        match with_scratch(|buf| sys::read_nonblocking(fd, buf))? {
+            ReadOutcome::Data(_) => {}
+            ReadOutcome::WouldBlock => return Ok(false),
+            ReadOutcome::Eof => {
+                st.ended();
+                return Ok(true);
+            }
         }
     }
 }

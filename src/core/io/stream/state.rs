@@ -45,6 +45,10 @@ pub(super) struct StreamState {
     /// Read whole by its owner (`run`), who reads it whenever anything of
     /// the process stirs: never read ahead, so never limited or dropped.
     pub(super) whole: bool,
+    /// A whole read keeps at most this many bytes (`run`'s max_output);
+    /// `truncated`: more came, and was read and thrown away.
+    pub(super) whole_cap: Option<usize>,
+    pub(super) truncated: bool,
 }
 
 impl StreamState {

@@ -105,7 +105,7 @@ fn lines_come_in_batches_that_stay_in_cache() {
 #[test]
 fn a_stream_read_whole_is_never_read_ahead_and_comes_out_moved() {
     let (outs, w) = pipe_outputs(10);
-    outs.keep_whole(0);
+    outs.keep_whole(0, None);
     outs.read_ahead(0);
     write_all(&w, &[b'a'; 5000]);
     outs.fill(0);
@@ -118,6 +118,24 @@ fn a_stream_read_whole_is_never_read_ahead_and_comes_out_moved() {
         _ => panic!("expected the whole output"),
     }
     assert!(outs.take_partial(0).is_empty(), "moved out, nothing kept");
+}
+
+#[test]
+fn a_capped_whole_read_keeps_its_cap_and_reads_the_rest_to_the_end() {
+    let (outs, w) = pipe_outputs(10);
+    outs.keep_whole(0, Some(1000));
+    let writer = std::thread::spawn(move || write_all_blocking(&w, &vec![b'y'; 4 * MAX_CHUNK + 7]));
+    let kept = loop {
+        match outs.read_whole(0).unwrap() {
+            Got::Data(all) => break all,
+            Got::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => panic!("unexpected"),
+        }
+    };
+    writer.join().unwrap();
+    assert_eq!(kept.len(), 1000);
+    assert!(outs.truncated(0));
+    assert!(outs.streams[0].borrow().as_ref().unwrap().acc.capacity() <= ACC_KEEP);
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub(super) fn spawn_detached_locked(t: &mut Table, argv: Vec<Bytes>, owner: Owne
     req.stdin = Stdio::Null;
     req.stdout = Stdio::Null;
     req.stderr = Stdio::Null;
-    let s = spawn::spawn(&req)?;
+    let s = spawn::spawn(&req).map_err(|e| e.to_string())?;
     arm_exit_handler();
     let pidfd = sys::pidfd_open(s.pid).ok().flatten().map(Arc::new);
     let entry = Entry {

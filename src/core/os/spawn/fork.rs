@@ -6,11 +6,15 @@
 //! The child gets exactly what the posix_spawn path gives it: default
 //! signal dispositions and an empty mask, a new session or process group if
 //! asked, the terminal or the pipe ends on 0, 1 and 2, nothing else open,
-//! the working directory. Between `fork` and `execve` it only makes system
+//! the working directory; and what only this path can give (attrs.rs:
+//! resource limits, identity, umask, niceness, death with the parent,
+//! descriptors beyond 0-2). Between `fork` and `execve` it only makes system
 //! calls (no allocation, no locks: another thread of the host may have held
 //! one at the fork). A failure there is reported to the parent through a
-//! close-on-exec pipe as an errno, so that, as with posix_spawn, a program
-//! that cannot run is an error of `start()` and not a child exiting 127.
+//! close-on-exec pipe as the step that failed, its argument and the errno,
+//! so that, as with posix_spawn, a program that cannot run is an error of
+//! `start()` and not a child exiting 127, and one whose `uid` cannot be set
+//! says so.
 //!
 //! The cost: `fork` copies the parent's page tables, so starting a child
 //! takes longer the bigger the Lua heap is (posix_spawn uses CLONE_VFORK).
@@ -18,14 +22,24 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
+use super::attrs::{self, ChildFailed, Step};
 use super::plan::ChildPlan;
 use crate::core::os::sys;
 
-/// Start `plan`: `Ok(Ok(pid))`, `Ok(Err(errno))` when the child could not
-/// become the program (exec, chdir or the terminal failed: it has been
-/// reaped), `Err` when no child could be made.
-pub(super) fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, libc::c_int>> {
+/// What the child writes on the report pipe when a step fails: the step,
+/// its argument, the errno.
+const REPORT_LEN: usize = 12;
+
+/// Start `plan`: `Ok(Ok(pid))`, `Ok(Err(failed))` when the child could not
+/// become the program (a step before exec, or exec itself, failed: it has
+/// been reaped), `Err` when no child could be made.
+pub(super) fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, ChildFailed>> {
     let (report_r, report_w) = sys::pipe()?;
+    // No descriptor the child is given (`fds`) may land on the report pipe.
+    let report_w = match plan.extra {
+        Some(x) => attrs::moved_above(report_w, x.above)?,
+        None => report_w,
+    };
     let max_fd = open_max();
     // SAFETY: sigset_t is plain data; sigfillset/sigprocmask get valid pointers.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -52,9 +66,9 @@ pub(super) fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, libc::c_
         return Err(fork_err);
     }
     drop(report_w);
-    // The child writes an errno if it fails before exec; exec closes the
-    // pipe (close-on-exec), which reads as end of file.
-    let mut buf = [0u8; 4];
+    // The child writes what failed if it fails before exec; exec closes
+    // the pipe (close-on-exec), which reads as end of file.
+    let mut buf = [0u8; REPORT_LEN];
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: reads into the remaining part of `buf`.
@@ -67,7 +81,8 @@ pub(super) fn spawn(plan: &ChildPlan) -> io::Result<Result<libc::pid_t, libc::c_
         let mut status = 0;
         // SAFETY: waits for our own child, which has exited or is exiting.
         let _ = sys::cvt_r(|| unsafe { libc::waitpid(pid, &mut status, 0) });
-        return Ok(Err(i32::from_ne_bytes(buf)));
+        let word = |i: usize| i32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        return Ok(Err(ChildFailed { step: Step::from_code(word(0)), arg: word(4), errno: word(8) }));
     }
     Ok(Ok(pid))
 }
@@ -84,15 +99,18 @@ fn open_max() -> RawFd {
     }
 }
 
-/// The child's side: make it what `plan` says and exec, or report errno
-/// on `report` and exit.
+/// The child's side: make it what `plan` says and exec, or report the
+/// step that failed on `report` and exit.
 ///
 /// # Safety
 /// Only in a freshly forked child; `plan`'s pointers must be valid.
 unsafe fn child(plan: &ChildPlan, report: RawFd, max_fd: RawFd) -> ! {
-    let fail = |report: RawFd| -> ! {
+    let fail = |step: Step, arg: i32| -> ! {
         let e = *libc::__errno_location();
-        let bytes = e.to_ne_bytes();
+        let mut bytes = [0u8; REPORT_LEN];
+        bytes[..4].copy_from_slice(&(step as i32).to_ne_bytes());
+        bytes[4..8].copy_from_slice(&arg.to_ne_bytes());
+        bytes[8..].copy_from_slice(&e.to_ne_bytes());
         libc::write(report, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     };
@@ -101,16 +119,16 @@ unsafe fn child(plan: &ChildPlan, report: RawFd, max_fd: RawFd) -> ! {
     reset_dispositions();
     if plan.new_session {
         if libc::setsid() < 0 {
-            fail(report);
+            fail(Step::Session, 0);
         }
     } else if plan.process_group && libc::setpgid(0, 0) < 0 {
-        fail(report);
+        fail(Step::Group, 0);
     }
     // The pipe ends are above 2 (sys::above_stdio), so no dup2 below
     // overwrites one that is still to be moved.
     for &(target, fd) in &plan.dups {
         if libc::dup2(fd, target) < 0 {
-            fail(report);
+            fail(Step::Stdio, target);
         }
     }
     if let Some(path) = plan.pty {
@@ -118,38 +136,67 @@ unsafe fn child(plan: &ChildPlan, report: RawFd, max_fd: RawFd) -> ! {
         // O_NOCTTY) gets it as its controlling terminal.
         let fd = libc::open(path.as_ptr(), libc::O_RDWR);
         if fd < 0 {
-            fail(report);
+            fail(Step::Terminal, 0);
         }
         for target in 0..3 {
             if fd != target && libc::dup2(fd, target) < 0 {
-                fail(report);
+                fail(Step::Terminal, 0);
             }
         }
         if fd > 2 {
             libc::close(fd);
         }
     }
-    // Nothing but 0, 1, 2 and the report pipe (close-on-exec) stays open.
-    let close_range = |first: RawFd, last: u32| libc::syscall(libc::SYS_close_range, first as u32, last, 0u32) == 0;
-    let below = report == 3 || close_range(3, (report - 1) as u32);
-    if !(below && close_range(report + 1, u32::MAX)) {
-        // No close_range (Linux < 5.9): one by one.
-        for fd in 3..max_fd {
-            if fd != report {
-                libc::close(fd);
+    // The `fds` onto their numbers (their sources sit above every target).
+    let kept: &[(RawFd, RawFd)] = match plan.extra {
+        Some(x) => {
+            if let Err((step, arg)) = x.place_fds() {
+                fail(step, arg);
             }
+            &x.fds
+        }
+        None => &[],
+    };
+    // Nothing but 0, 1, 2, the `fds` and the report pipe (close-on-exec,
+    // above them all) stays open.
+    let mut first = 3;
+    for &(target, _) in kept {
+        close_between(first, target - 1, max_fd);
+        first = target + 1;
+    }
+    close_between(first, report - 1, max_fd);
+    close_between(report + 1, RawFd::MAX, max_fd);
+    // Limits, umask, niceness, identity, death with the parent.
+    if let Some(x) = plan.extra {
+        if let Err((step, arg)) = x.apply() {
+            fail(step, arg);
         }
     }
+    // (After the identity: a directory the new user may not enter fails.)
     if let Some(dir) = plan.dir {
         if libc::chdir(dir.as_ptr()) < 0 {
-            fail(report);
+            fail(Step::Dir, 0);
         }
     }
     let mut none: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut none);
     libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     libc::execve(plan.program.as_ptr(), plan.argv, plan.envp);
-    fail(report)
+    fail(Step::Exec, 0)
+}
+
+/// Close every descriptor from `first` to `last` (both included): one
+/// `close_range`, or where it is missing (Linux < 5.9) one `close` each, up
+/// to `max_fd`. In the child only.
+unsafe fn close_between(first: RawFd, last: RawFd, max_fd: RawFd) {
+    if first > last {
+        return;
+    }
+    if libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) != 0 {
+        for fd in first..=last.min(max_fd) {
+            libc::close(fd);
+        }
+    }
 }
 
 /// Every signal to SIG_DFL, glibc's internal ones (32, 33) included: its
@@ -204,6 +251,7 @@ mod tests {
             dir: dir.map(|d| d.as_c_str()),
             process_group: true,
             new_session: false,
+            extra: None,
         }
     }
 
@@ -231,10 +279,11 @@ mod tests {
     fn a_program_that_cannot_run_is_an_error_not_a_child_exiting_127() {
         let missing = CString::new("/no/such/program").unwrap();
         let argv = [missing.as_ptr(), std::ptr::null()];
-        assert_eq!(spawn(&plan_for(&missing, &argv, None)).unwrap(), Err(libc::ENOENT));
+        let failed = |step| Err(ChildFailed { step, arg: 0, errno: libc::ENOENT });
+        assert_eq!(spawn(&plan_for(&missing, &argv, None)).unwrap(), failed(Step::Exec));
         let sh = CString::new("/bin/sh").unwrap();
         let argv = [sh.as_ptr(), std::ptr::null()];
         let nodir = CString::new("/no/such/dir").unwrap();
-        assert_eq!(spawn(&plan_for(&sh, &argv, Some(&nodir))).unwrap(), Err(libc::ENOENT));
+        assert_eq!(spawn(&plan_for(&sh, &argv, Some(&nodir))).unwrap(), failed(Step::Dir));
     }
 }

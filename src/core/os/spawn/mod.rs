@@ -9,8 +9,14 @@
 //!   emptied (an interpreter that ignores SIGPIPE must not pass that on);
 //! - the pipe ends are moved onto 0, 1 and 2 and every descriptor from 3 up is
 //!   closed, so nothing of the parent, nor another child's pipes, leaks in,
-//!   even descriptors the host opened without CLOEXEC.
+//!   even descriptors the host opened without CLOEXEC (but the `fds` the
+//!   request hands it).
+//!
+//! A request with attributes posix_spawn cannot set (attrs.rs: limits,
+//! identity, umask, niceness, death with the parent, `fds`) starts on the
+//! fork path; every other keeps the fast path.
 
+pub mod attrs;
 mod fork;
 mod plan;
 mod posix;
@@ -24,7 +30,9 @@ use std::sync::Arc;
 use std::os::fd::OwnedFd;
 
 use crate::core::command::{self, Bytes, CommandSpec};
+use crate::core::error::Error;
 use crate::core::os::sys;
+use attrs::{Attrs, ChildExtra, PassedFd, Step};
 use plan::ChildPlan;
 use stdio::StdioPipes;
 
@@ -138,6 +146,12 @@ pub struct SpawnRequest {
     pub pty: Option<(u16, u16)>,
     /// For each of stdin, stdout, stderr set to `Stdio::File`: the file.
     pub redirect: [Option<Redirect>; 3],
+    /// Limits, identity, umask, niceness, death with the parent (attrs.rs).
+    pub attrs: Attrs,
+    /// Descriptors beyond 0-2 handed to the child at their numbers.
+    pub fds: Vec<PassedFd>,
+    /// The child's argv[0], when not the command's own.
+    pub argv0: Option<Bytes>,
 }
 
 impl SpawnRequest {
@@ -155,7 +169,15 @@ impl SpawnRequest {
             detach: false,
             pty: None,
             redirect: [None, None, None],
+            attrs: Attrs::default(),
+            fds: Vec::new(),
+            argv0: None,
         }
+    }
+
+    /// Whether the child must start on the fork path (see attrs.rs).
+    pub fn needs_fork(&self) -> bool {
+        !self.fds.is_empty() || self.attrs.needs_fork()
     }
 }
 
@@ -171,8 +193,10 @@ pub struct Spawned {
 }
 
 /// Start the child. On error nothing is left behind: no process, and every
-/// descriptor opened here is closed again when its `OwnedFd` drops.
-pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
+/// descriptor opened here is closed again when its `OwnedFd` drops. A step
+/// of the child's preparation that failed, or its exec, is an OS error
+/// with the errno.
+pub fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     let what = req.command.describe();
 
     if let Some(dir) = &req.work_dir {
@@ -189,7 +213,11 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
 
     let cstr = |s: &[u8], what: &str| CString::new(s).map_err(|_| format!("{what} contains a NUL byte"));
     let c_program = cstr(program.as_os_str().as_bytes(), "program")?;
-    let c_argv: Vec<CString> = argv.iter().map(|a| cstr(a.as_bytes(), "argument")).collect::<Result<_, _>>()?;
+    let mut c_argv: Vec<CString> = argv.iter().map(|a| cstr(a.as_bytes(), "argument")).collect::<Result<_, _>>()?;
+    if let Some(a0) = &req.argv0 {
+        // (The program was found by the command's own name, above.)
+        c_argv[0] = cstr(a0.as_bytes(), "argv0")?;
+    }
     let c_env: Option<Vec<CString>> = match &req.env {
         Some(vars) => Some(
             vars.iter()
@@ -205,6 +233,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
 
     let fail = |e: io::Error, doing: &str| format!("{doing} for '{what}': {}", sys::describe(&e));
     let stdio = StdioPipes::open(req, &what)?;
+    let extra = match req.needs_fork() {
+        true => Some(ChildExtra::prepare(&req.attrs, &req.fds, stdio::open_named)?),
+        false => None,
+    };
     let pty = match req.pty {
         Some((rows, cols)) => Some(sys::open_pty(rows, cols).map_err(|e| fail(e, "cannot open a pseudo-terminal"))?),
         None => None,
@@ -233,21 +265,34 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, String> {
         dir: c_dir.as_deref(),
         process_group: req.process_group,
         new_session: req.new_session || pty.is_some(),
+        extra: extra.as_ref(),
     };
-    let started = match posix::spawn(&plan) {
-        Some(r) => r.map_err(|e| fail(e, "posix_spawn setup"))?,
+    // posix_spawn reports what fails (exec or chdir) as an errno alone.
+    let fast = match extra {
+        None => posix::spawn(&plan),
+        Some(_) => None,
+    };
+    let started = match fast {
+        Some(r) => r.map_err(|e| fail(e, "posix_spawn setup"))?.map_err(|errno| attrs::ChildFailed { step: Step::Exec, arg: 0, errno }),
         None => fork::spawn(&plan).map_err(|e| fail(e, "fork"))?,
     };
     let pid = match started {
         Ok(pid) => pid,
-        Err(rc) => {
-            let reason = sys::strerror(rc);
-            // (The directory was there a moment ago: see if it still is.)
-            let gone = req.work_dir.as_deref().and_then(|d| command::check_dir("work_dir", d).err());
-            return Err(match gone {
-                Some(e) if rc == libc::ENOENT => e,
-                _ => format!("cannot run '{}': {reason}", command::shown_path(&program)),
-            });
+        Err(f) => {
+            let reason = sys::strerror(f.errno);
+            let message = match f.step {
+                Step::Exec | Step::Dir => {
+                    // (The directory was there a moment ago: see if it still is.)
+                    let gone = req.work_dir.as_deref().and_then(|d| command::check_dir("work_dir", d).err());
+                    match gone {
+                        Some(e) if f.errno == libc::ENOENT => return Err(Error::Other(e)),
+                        _ if f.step == Step::Dir => format!("cannot start '{what}': {}: {reason}", f.step.describe(f.arg, &req.attrs)),
+                        _ => format!("cannot run '{}': {reason}", command::shown_path(&program)),
+                    }
+                }
+                step => format!("cannot start '{what}': {}: {reason}", step.describe(f.arg, &req.attrs)),
+            };
+            return Err(Error::Os { message, errno: f.errno });
         }
     };
     // The child ends close here, in the parent, as `stdio` drops.

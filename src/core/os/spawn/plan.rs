@@ -4,6 +4,8 @@
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 
+use super::attrs::ChildExtra;
+
 /// What the child must look like, prepared before it starts (nothing in
 /// here allocates once the child runs, which the fork path needs).
 pub struct ChildPlan<'a> {
@@ -19,4 +21,7 @@ pub struct ChildPlan<'a> {
     pub dir: Option<&'a CStr>,
     pub process_group: bool,
     pub new_session: bool,
+    /// What only the fork path can do (attrs.rs): `Some` sends the child
+    /// there.
+    pub extra: Option<&'a ChildExtra>,
 }

@@ -26,9 +26,15 @@ impl From<io::Error> for Opened {
 /// Open the file of stream `i` (`{ path = }`), beneath a restricted
 /// executor's root if it has one; never blocking (see os/open.rs).
 fn open_path(i: usize, path: &std::path::Path, append: bool, within: Option<&Within>) -> Result<OwnedFd, Opened> {
+    open_named(STREAMS[i], i == 0, path, append, within).map_err(Opened::Path)
+}
+
+/// Open a path a child is given as `name` (a standard stream, or one of
+/// `fds`), for reading or writing, with the standard streams' rules.
+pub(super) fn open_named(name: &str, read: bool, path: &std::path::Path, append: bool, within: Option<&Within>) -> Result<OwnedFd, String> {
     let r = match within {
-        Some(w) => open::open_beneath(&w.root, &w.rel, i == 0, append),
-        None => open::open_for_child(path, i == 0, append),
+        Some(w) => open::open_beneath(&w.root, &w.rel, read, append),
+        None => open::open_for_child(path, read, append),
     };
     r.map_err(|e| {
         let reason = match (within, e.raw_os_error()) {
@@ -36,7 +42,7 @@ fn open_path(i: usize, path: &std::path::Path, append: bool, within: Option<&Wit
             (_, Some(libc::ENXIO)) => format!("{} (a FIFO that nobody reads)", sys::describe(&e)),
             _ => sys::describe(&e),
         };
-        Opened::Path(format!("{}: cannot open '{}': {reason}", STREAMS[i], command::shown_path(path)))
+        format!("{name}: cannot open '{}': {reason}", command::shown_path(path))
     })
 }
 

@@ -83,7 +83,7 @@ impl Engine {
         }
         req.stderr = Stdio::File;
         req.redirect[2] = Some(Redirect::Path { path: err.to_path_buf(), append: false, within: None });
-        let s = spawn::spawn(&req)?;
+        let s = spawn::spawn(&req).map_err(|e| e.to_string())?;
         children::register(s.pid, owner, false, None);
         Ok(s.pid)
     }
