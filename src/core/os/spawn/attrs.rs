@@ -119,10 +119,6 @@ pub struct Attrs {
 }
 
 impl Attrs {
-    pub fn is_empty(&self) -> bool {
-        *self == Attrs::default()
-    }
-
     pub fn rlimit(&self, l: Limit) -> Option<u64> {
         self.rlimits[l.index()]
     }
@@ -134,8 +130,13 @@ impl Attrs {
     /// Whether the child needs the fork path for these (posix_spawn sets
     /// none of them).
     pub fn needs_fork(&self) -> bool {
-        let plain = Attrs { kill_on_parent_death: None, ..self.clone() };
-        !plain.is_empty() || self.kill_on_parent_death == Some(true)
+        self.rlimits.iter().any(Option::is_some)
+            || self.uid.is_some()
+            || self.gid.is_some()
+            || self.groups.is_some()
+            || self.umask.is_some()
+            || self.nice.is_some()
+            || self.kill_on_parent_death == Some(true)
     }
 
     /// The option names set here, for messages (a remote resource refuses them).
@@ -310,9 +311,10 @@ pub fn parse_size(s: &[u8]) -> Option<u64> {
 /// The uid of user `name` (the password database: files, NSS).
 pub fn user_id(name: &[u8]) -> Result<u32, String> {
     lookup(name, "user", |c, buf, out| {
-        // SAFETY: passwd is plain data; getpwnam_r writes it and the
-        // strings it points to into `buf` (of `buf.len()` bytes), and the
-        // result pointer into `out`.
+        // SAFETY: `c` is NUL-terminated; passwd is plain data, which
+        // getpwnam_r fills, with the strings it points to in `buf` (of
+        // `buf.len()` bytes); `res` gets a pointer to `pw` or null. Only the
+        // number is read, while `pw` and `buf` live.
         unsafe {
             let mut pw: libc::passwd = std::mem::zeroed();
             let mut res: *mut libc::passwd = std::ptr::null_mut();
@@ -340,7 +342,7 @@ pub fn group_id(name: &[u8]) -> Result<u32, String> {
 /// The primary group of user `uid` (None: no such entry).
 pub fn primary_gid(uid: u32) -> Result<Option<u32>, String> {
     let found = with_buffer(|buf, out| {
-        // SAFETY: as in `user_id`, for getpwuid_r.
+        // SAFETY: as in `user_id` (with a number for a name), for getpwuid_r.
         unsafe {
             let mut pw: libc::passwd = std::mem::zeroed();
             let mut res: *mut libc::passwd = std::ptr::null_mut();
