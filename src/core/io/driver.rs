@@ -248,7 +248,10 @@ impl Driver {
                 }
                 Some(Source::Write(p)) => {
                     let mut p = p.borrow_mut();
-                    if p.flush() && p.queued() < STDIN_HIGH_WATER {
+                    // A caller that waits for room (write_stdin_alone)
+                    // hears of every edge that made progress.
+                    let wanted = p.wants_room();
+                    if p.flush() && (wanted || p.queued() < STDIN_HIGH_WATER) {
                         ready.push(t);
                     }
                 }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::core::error::{Error, What};
-use crate::core::os::sys;
+use crate::core::os::sys::{self, SignalsHeld};
 
 pub struct StdinPipe {
     fd: Option<OwnedFd>,
@@ -25,6 +25,9 @@ pub struct StdinPipe {
     grown: bool,
     /// A socket (stdin = "socket"): written with send(MSG_NOSIGNAL).
     socket: bool,
+    /// A caller writes from its own data and waits for room (see
+    /// `write_some`): the next writable edge is news even with the queue empty.
+    want_room: bool,
 }
 
 impl StdinPipe {
@@ -38,6 +41,7 @@ impl StdinPipe {
             error: None,
             close_requested: false,
             grown: false,
+            want_room: false,
         }
     }
 
@@ -73,21 +77,46 @@ impl StdinPipe {
         }
         let mut written = 0;
         if self.queue.is_empty() {
-            written = self.write_now(data)?;
-        }
-        if written < data.len() && !self.grown && !self.socket {
-            // The pipe filled up: this is bulk input.
-            self.grown = true;
-            if let Some(fd) = self.raw_fd() {
-                sys::grow_pipe(fd);
-                written += self.write_now(&data[written..])?;
-            }
+            written = self.write_some(data, None)?;
         }
         if written < data.len() {
             self.queue.push_back(data[written..].to_vec());
             self.queued += data.len() - written;
         }
         Ok(())
+    }
+
+    /// Write what the pipe takes of `data` now, without queueing anything:
+    /// the bytes written. Only with the queue empty (data stays in order).
+    /// A pipe that fills up is bulk input: it gets a bigger buffer, once.
+    /// `held`: the host's signals are held back (one system call a write).
+    pub fn write_some(&mut self, data: &[u8], held: Option<&SignalsHeld>) -> Result<usize, Error> {
+        debug_assert!(self.queue.is_empty());
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.close_requested || self.fd.is_none() {
+            return Err(Error::Closed(What::Stdin));
+        }
+        let mut written = self.write_now(data, held)?;
+        if written < data.len() && !self.grown && !self.socket {
+            self.grown = true;
+            if let Some(fd) = self.raw_fd() {
+                sys::grow_pipe(fd);
+                written += self.write_now(&data[written..], held)?;
+            }
+        }
+        Ok(written)
+    }
+
+    /// The caller of `write_some` found the pipe full and waits for room:
+    /// the event loop reports the next writable edge, queue or not.
+    pub fn want_room(&mut self) {
+        self.want_room = true;
+    }
+
+    pub fn wants_room(&self) -> bool {
+        self.want_room
     }
 
     /// Write queued data until the pipe is full or the queue empty; send
@@ -101,7 +130,7 @@ impl StdinPipe {
                 Some(fd) => fd.as_raw_fd(),
                 None => break,
             };
-            match self.write_fd(fd, chunk) {
+            match self.write_fd(fd, chunk, None) {
                 Ok(Some(n)) => {
                     progressed = true;
                     self.queued -= n;
@@ -121,6 +150,9 @@ impl StdinPipe {
         }
         if self.queue.is_empty() && self.close_requested && self.fd.is_some() {
             self.fd = None;
+            progressed = true;
+        }
+        if std::mem::take(&mut self.want_room) && self.queue.is_empty() && self.fd.is_some() {
             progressed = true;
         }
         progressed
@@ -143,19 +175,19 @@ impl StdinPipe {
         self.fd = None;
     }
 
-    fn write_fd(&self, fd: RawFd, data: &[u8]) -> std::io::Result<Option<usize>> {
-        if self.socket {
-            sys::send_nosignal(fd, data)
-        } else {
-            sys::write_nosigpipe(fd, data)
+    fn write_fd(&self, fd: RawFd, data: &[u8], held: Option<&SignalsHeld>) -> std::io::Result<Option<usize>> {
+        match (self.socket, held) {
+            (true, _) => sys::send_nosignal(fd, data),
+            (false, Some(h)) => sys::write_nosigpipe_held(fd, data, h),
+            (false, None) => sys::write_nosigpipe(fd, data),
         }
     }
 
-    fn write_now(&mut self, data: &[u8]) -> Result<usize, Error> {
+    fn write_now(&mut self, data: &[u8], held: Option<&SignalsHeld>) -> Result<usize, Error> {
         let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).ok_or(Error::Closed(What::Stdin))?;
         let mut done = 0;
         while done < data.len() {
-            match self.write_fd(fd, &data[done..]) {
+            match self.write_fd(fd, &data[done..], held) {
                 Ok(Some(n)) => done += n,
                 Ok(None) => break,
                 Err(e) => {
