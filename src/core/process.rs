@@ -591,12 +591,15 @@ impl Process {
     pub fn write_stdin(&mut self, data: &[u8]) -> Result<usize, Error> {
         // push() writes until the pipe is full; the rest is written by the
         // event loop when the pipe's writable edge comes.
-        let (pipe, _) = self.stdin_pipe()?;
+        let (pipe, token) = self.stdin_pipe()?;
         let queued = {
             let mut p = pipe.borrow_mut();
             p.push(data)?;
             p.queued()
         };
+        if queued > 0 {
+            self.watch_stdin(token)?;
+        }
         if Self::stdin_must_wait(queued) {
             self.read_ahead_outputs();
         }
@@ -647,6 +650,7 @@ impl Process {
                 }
                 p.want_room();
             }
+            self.watch_stdin(token)?;
             let timeout = if data.len() - off + pipe.borrow().queued() >= STDIN_HIGH_WATER { -1 } else { STALL_MS };
             let held = held.get_or_insert_with(SignalsHeld::new);
             ready.clear();
@@ -663,6 +667,14 @@ impl Process {
             Err(_) if off > 0 => Ok(0),
             r => r,
         }
+    }
+
+    /// The stdin queue waits for room: its pipe joins the event loop's set.
+    fn watch_stdin(&self, token: Token) -> Result<(), Error> {
+        self.driver
+            .borrow_mut()
+            .watch_writer(token)
+            .map_err(|e| Error::os(format_args!("cannot watch '{}'", self.req.command.describe()), &e))
     }
 
     /// Bytes of stdin still queued, or the error that ended the pipe.
@@ -683,12 +695,19 @@ impl Process {
     /// End-of-file on stdin once queued data is delivered. Idempotent.
     pub fn close_stdin(&mut self) -> Result<(), Error> {
         self.running()?;
-        if let Some((pipe, _)) = &self.stdin {
+        if let Some((pipe, token)) = &self.stdin {
             if self.pty.is_some() {
                 // A terminal has no end of its input to give: type the
                 // end-of-file character, as a user would (it ends a line
                 // read by a program in canonical mode).
-                pipe.borrow_mut().push(&[EOF_CHAR])?;
+                let queued = {
+                    let mut p = pipe.borrow_mut();
+                    p.push(&[EOF_CHAR])?;
+                    p.queued()
+                };
+                if queued > 0 {
+                    self.watch_stdin(*token)?;
+                }
             } else {
                 pipe.borrow_mut().close();
             }
