@@ -17,7 +17,7 @@
 --
 -- Finalizers. The collector runs a finalizer (`__gc`) at an allocation, and
 -- on Lua 5.3/5.4 also at a call that grows the stack (LuaJIT's compiled code
--- may collect at any guard: init.lua keeps this file and channel.lua
+-- may run one at any trace exit: init.lua keeps this file and channel.lua
 -- interpreted, where it collects only at allocations), so a finalizer's call
 -- into the library (a send, a spawn, or a blocking call that runs the loop
 -- in place) may come in the middle of one of the library's own operations,
