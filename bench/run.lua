@@ -122,7 +122,7 @@ local rows = {
   -- Unpinned, the round trip rate flips between two modes (about 25,000 and
   -- 120,000/s here, for both libraries) with where the scheduler puts the
   -- two processes; pinned to one core (the child inherits it) it is steady.
-  { "the same, both on one core (taskset)", "round trips/s", {
+  { "the same ping-pong, both on one core (taskset)", "round trips/s", {
       { "lua-exec", function() return run_case("exec_pingpong", 5000, "taskset -c 0 ") end },
       { "luv", function() return run_case("luv_pingpong", 5000, "taskset -c 0 ") end } }, repeat_min = 7 },
   { "channel ping-pong between tasks", "round trips/s", {
@@ -224,7 +224,7 @@ for _, t in ipairs({ { READ, "read 2 GiB" }, { WDD, "write 1 GiB, 1 MiB calls" }
   end
 end
 goal("5,000 ping-pongs through cat vs luv, unpinned", r("5,000 ping-pongs through cat", "lua-exec"), r("5,000 ping-pongs through cat", "luv"), 1.0)
-goal("the same, pinned to one core", r("the same, both on one core (taskset)", "lua-exec"), r("the same, both on one core (taskset)", "luv"), 1.0)
+goal("the same, pinned to one core", r("the same ping-pong, both on one core (taskset)", "lua-exec"), r("the same ping-pong, both on one core (taskset)", "luv"), 1.0)
 goal("spawn+wait /bin/true (argv) vs luv", r("spawn+wait /bin/true (argv)", "lua-exec"), r("spawn+wait /bin/true (argv)", "luv"), 1.3)
 goal("spawn+wait `true` (shell) vs io.popen", r("spawn+wait `true` (shell)", "lua-exec"), r("spawn+wait `true` (shell)", "io.popen"), 1.0)
 local C_SPAWN = r("spawn+wait /bin/true (argv)", "C posix_spawn")
