@@ -363,6 +363,8 @@ end
 -- Writes up to this size nearly always fit in the pipe: they skip the
 -- look at whether the caller waits alone.
 local ALONE_WRITE = 4096
+-- Stdin queued at or beyond this makes the caller wait (Rust's constant).
+local STDIN_HIGH_WATER = core.stdin_high_water
 
 --- process:write_stdin(data): true, nil; or nil, message, code. Data beyond what
 --- the pipe holds is queued and delivered in order by the event loop; the
@@ -387,7 +389,7 @@ function Process:write_stdin(data)
     queued, err, code = raw:write(data)
   end
   if not queued then return nil, "process:write_stdin: " .. err, code end
-  while raw.stdin_must_wait(queued) do
+  while queued >= STDIN_HIGH_WATER do
     local token = raw:stdin_token()
     if not token then return nil, "process:write_stdin: process is closed", "closed" end
     sched.park("process:write_stdin", token, nil, seen)

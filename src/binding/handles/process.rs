@@ -177,7 +177,6 @@ impl UserData for ProcessUd {
             Ok(q) => ok(lua, q),
             Err(e) => fail(e),
         });
-        m.add_function("stdin_must_wait", |_, queued: usize| Ok(Process::stdin_must_wait(queued)));
         m.add_method_mut("close_stdin", |lua, this, ()| {
             let r = this.0.close_stdin();
             unit(lua, r)

@@ -6,6 +6,7 @@
 //! writes it as the child reads. End-of-file (`close`) is sent only once the
 //! queue is empty.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -25,6 +26,10 @@ pub struct StdinPipe {
     grown: bool,
     /// A socket (stdin = "socket"): written with send(MSG_NOSIGNAL).
     socket: bool,
+    /// Written with pwritev2(RWF_NOSIGNAL), one system call a write,
+    /// until the kernel refuses the flag (then SIGPIPE is blocked around
+    /// each write instead, see sys::write_nosigpipe).
+    nosignal: Cell<bool>,
     /// A caller writes from its own data and waits for room (see
     /// `write_some`): the next writable edge is news even with the queue empty.
     want_room: bool,
@@ -42,6 +47,7 @@ impl StdinPipe {
             close_requested: false,
             grown: false,
             want_room: false,
+            nosignal: Cell::new(!socket),
         }
     }
 
@@ -176,6 +182,12 @@ impl StdinPipe {
     }
 
     fn write_fd(&self, fd: RawFd, data: &[u8], held: Option<&SignalsHeld>) -> std::io::Result<Option<usize>> {
+        if self.nosignal.get() {
+            match sys::write_nosignal_flag(fd, data) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => self.nosignal.set(false),
+                r => return r,
+            }
+        }
         match (self.socket, held) {
             (true, _) => sys::send_nosignal(fd, data),
             (false, Some(h)) => sys::write_nosigpipe_held(fd, data, h),
@@ -263,6 +275,20 @@ mod tests {
         let e = p.push(b"hello").unwrap_err();
         assert!(e.to_string().contains("Broken pipe") && e.code() == "EPIPE", "{e}");
         assert!(p.push(b"again").is_err());
+    }
+
+    #[test]
+    fn without_rwf_nosignal_a_closed_reader_still_gives_epipe_and_no_sigpipe() {
+        // The path for kernels that refuse pwritev2's RWF_NOSIGNAL: SIGPIPE
+        // blocked around the write (the test process would die of it).
+        let (r, w) = pipe().unwrap();
+        set_nonblocking(w.as_raw_fd()).unwrap();
+        drop(r);
+        let mut p = StdinPipe::new(w, false);
+        p.nosignal.set(false);
+        let e = p.push(b"hello").unwrap_err();
+        assert!(e.to_string().contains("Broken pipe"), "{e}");
+        assert!(!p.nosignal.get());
     }
 
     #[test]

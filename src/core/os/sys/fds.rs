@@ -222,6 +222,23 @@ pub fn write_nosigpipe(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
     }
 }
 
+/// pwritev2's flag that makes a write to a pipe whose reader is gone fail
+/// with EPIPE without raising SIGPIPE (Linux 6.15; older kernels refuse
+/// the flag with EOPNOTSUPP, and write nothing).
+const RWF_NOSIGNAL: libc::c_int = 0x100;
+
+/// Write without raising SIGPIPE in one system call, where the kernel has
+/// RWF_NOSIGNAL: `Ok(None)` when the pipe is full, EOPNOTSUPP (nothing
+/// written) where the kernel lacks the flag, when the caller falls back to
+/// `write_nosigpipe`.
+pub fn write_nosignal_flag(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    let iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: `iov` describes the live slice `buf`, which pwritev2 only
+    // reads; offset -1 writes at the descriptor's own position (a pipe has
+    // none).
+    nonblocking_write(|| unsafe { libc::pwritev2(fd, &iov, 1, -1, RWF_NOSIGNAL) })
+}
+
 /// `write_nosigpipe` for a loop that holds the host's signals back
 /// (`SignalsHeld`, which blocks SIGPIPE with the rest): no mask to change
 /// around the write, so a write is one system call. A SIGPIPE that the
