@@ -39,11 +39,14 @@ local rows = {
   { "spawn+wait /bin/true (argv)", "spawns/s", {
       { "lua-exec", function() return run_case("exec_spawn_argv", 2000) end },
       { "luv", function() return run_case("luv_spawn_argv", 2000) end },
-      { "C posix_spawn", function() return run_c("spawn_loop", 2000) end } } },
+      { "C posix_spawn", function() return run_c("spawn_loop", 2000) end },
+      -- The same with what exec() gives a child (three pipes, a pidfd, an
+      -- epoll wait for the exit: bench/c/spawn_loop.c), no Lua, no Rust.
+      { "C, exec's syscalls", function() return run_c("spawn_loop", "2000 model") end } }, repeat_min = 5 },
   { "spawn+wait `true` (shell)", "spawns/s", {
       { "lua-exec", function() return run_case("exec_spawn_shell", 2000) end },
       { "io.popen", function() return run_case("popen_shell", 2000) end },
-      { "os.execute", function() return run_case("os_execute_shell", 2000) end } } },
+      { "os.execute", function() return run_case("os_execute_shell", 2000) end } }, repeat_min = 5 },
   { "spawn+wait, 500 MB Lua heap", "spawns/s", {
       { "lua-exec", function() return run_case("exec_spawn_heap", 1000) end },
       { "luv", function() return run_case("luv_spawn_heap", 100) end },
@@ -227,9 +230,10 @@ goal("5,000 ping-pongs through cat vs luv, unpinned", r("5,000 ping-pongs throug
 goal("the same, pinned to one core", r("the same ping-pong, both on one core (taskset)", "lua-exec"), r("the same ping-pong, both on one core (taskset)", "luv"), 1.0)
 goal("spawn+wait /bin/true (argv) vs luv", r("spawn+wait /bin/true (argv)", "lua-exec"), r("spawn+wait /bin/true (argv)", "luv"), 1.3)
 goal("spawn+wait `true` (shell) vs io.popen", r("spawn+wait `true` (shell)", "lua-exec"), r("spawn+wait `true` (shell)", "io.popen"), 1.0)
-local C_SPAWN = r("spawn+wait /bin/true (argv)", "C posix_spawn")
-if C_SPAWN and r("spawn+wait /bin/true (argv)", "luv") then
-  goals[#goals + 1] = string.format("note: spawn: a bare C posix_spawn loop (no pipes) does %.2fx luv", C_SPAWN / r("spawn+wait /bin/true (argv)", "luv"))
+local SPAWN = "spawn+wait /bin/true (argv)"
+if r(SPAWN, "luv") and r(SPAWN, "C posix_spawn") and r(SPAWN, "C, exec's syscalls") then
+  goals[#goals + 1] = string.format("note: spawn: against luv, a bare C posix_spawn loop (no pipes) does %.2fx, and with exec's pipes, pidfd and epoll %.2fx",
+    r(SPAWN, "C posix_spawn") / r(SPAWN, "luv"), r(SPAWN, "C, exec's syscalls") / r(SPAWN, "luv"))
 end
 print("")
 for _, line in ipairs(goals) do print(line) end
