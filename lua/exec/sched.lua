@@ -626,8 +626,9 @@ local isyieldable = coroutine.isyieldable
 -- under a host loop: only this loop's own turns tell the host of the work
 -- they leave (announce).
 local function alone()
-  return not hosted and token_waiter_count == 0 and ready_empty() and polled_head > polled_n
-    and next_deadline() == nil and not current_task()
+  -- (The cheap looks first, written out: a big write_stdin asks on every call.)
+  return not hosted and token_waiter_count == 0 and ready_head > ready_tail and polled_head > polled_n
+    and (heap_n == 0 or next_deadline() == nil) and not current_task()
 end
 
 --- Whether a caller that looked at what it waits for when the clock read
