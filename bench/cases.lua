@@ -320,7 +320,7 @@ function cases.luv_write(mib)
   return mib * 1048576 / (now() - t0)
 end
 
--- 1 GiB into `dd of=/dev/null bs=1M` in 1 MiB calls (the issue's row).
+-- 1 GiB into `dd of=/dev/null bs=1M` in 1 MiB calls.
 local MIB_BLOCK
 local function mib_block()
   MIB_BLOCK = MIB_BLOCK or string.rep("x", 1048576)

@@ -69,7 +69,7 @@ local rows = {
       { "C write loop, pipe", function() return run_c("pipe_write", "1024 64 pipe") / GiB end },
       { "C write loop, pipe 256K", function() return run_c("pipe_write", "1024 64 pipe256") / GiB end },
       { "C write loop, socket", function() return run_c("pipe_write", "1024 64 socket") / GiB end } } },
-  -- The issue's row: 1 MiB calls into `dd of=/dev/null bs=1M`.
+  -- 1 MiB calls into `dd of=/dev/null bs=1M`, as a program streaming a file would make.
   { "write 1 GiB to dd bs=1M, 1 MiB calls", "GiB/s", {
       { "lua-exec", function() return run_case("exec_write_dd", 1024) / GiB end },
       { "luv", function() return run_case("luv_write_dd", 1024) / GiB end },
@@ -190,7 +190,7 @@ print("")
 print("Ratios are lua-exec's speed relative to each row (above 1.00x: lua-exec is faster;")
 print("for 'lower is better' rows, the other's figure divided by lua-exec's).")
 
--- The goals of the throughput issue, one line each: met, not met, or not
+-- The goals of the throughput work, one line each: met, not met, or not
 -- measured in this run (a row left out by BENCH_ONLY).
 local function r(label, impl) return results[label .. "/" .. impl] end
 local function best(label, ...)
