@@ -91,7 +91,7 @@ bench: all
 	@for c in spawn_loop pipe_read pipe_write spawn_sleep run_echo; do cc -O2 -o bench/out/$$c bench/c/$$c.c || exit 1; done
 	@LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
 	@echo
-	@BENCH_LUA=luajit BENCH_ONLY="$${BENCH_ONLY:-lines of,read(\"l\"),capture 200,exec.run}" \
+	@BENCH_LUA=luajit BENCH_ONLY="$${BENCH_ONLY:-lines of,read(\"l\"),capture 200,exec.run,read 2 GiB of,write 1 GiB to,ping-pong}" \
 	LUA_CPATH="$(CURDIR)/build/luajit/?.so;;" lua5.4 bench/run.lua $(or $(REPEAT),3)
 
 # 50 short remote commands with and without multiplexing (needs root or the

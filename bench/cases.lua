@@ -320,6 +320,57 @@ function cases.luv_write(mib)
   return mib * 1048576 / (now() - t0)
 end
 
+-- 1 GiB into `dd of=/dev/null bs=1M` in 1 MiB calls.
+local MIB_BLOCK
+local function mib_block()
+  MIB_BLOCK = MIB_BLOCK or string.rep("x", 1048576)
+  return MIB_BLOCK
+end
+local DD_SINK = { "dd", "of=/dev/null", "bs=1M", "status=none" }
+
+function cases.exec_write_dd(mib, opts)
+  local exec = require("exec")
+  local block = mib_block()
+  local p = exec.get("process:native"):exec(DD_SINK, opts)
+  local t0 = now()
+  p:start()
+  for _ = 1, mib do assert(p:write_stdin(block)) end
+  p:close_stdin()
+  assert(p:wait() == 0)
+  return mib * 1048576 / (now() - t0)
+end
+
+function cases.luv_write_dd(mib)
+  local uv = require("luv")
+  local block = mib_block()
+  local inp = uv.new_pipe(false)
+  local t0 = now()
+  local h
+  h = uv.spawn("dd", { args = { "of=/dev/null", "bs=1M", "status=none" }, stdio = { inp, nil, nil } },
+    function() h:close() end)
+  local left = mib
+  local function pump()
+    while left > 0 and inp:get_write_queue_size() < 1048576 do
+      left = left - 1
+      inp:write(block, left == 0 and function() inp:shutdown(function() inp:close() end) end or nil)
+    end
+  end
+  local idle = uv.new_check()
+  idle:start(function() pump(); if left == 0 then idle:stop(); idle:close() end end)
+  pump()
+  uv.run()
+  return mib * 1048576 / (now() - t0)
+end
+
+function cases.popen_write_dd(mib)
+  local block = mib_block()
+  local t0 = now()
+  local f = io.popen("dd of=/dev/null bs=1M status=none", "w")
+  for _ = 1, mib do f:write(block) end
+  f:close()
+  return mib * 1048576 / (now() - t0)
+end
+
 function cases.popen_write(mib)
   local t0 = now()
   local f = io.popen("cat > /dev/null", "w")

@@ -57,6 +57,11 @@ describe("errors that are not the library's pass through blocking calls", functi
               report(pcall(function() for _ in p:stdout_stream():lines() do end end)); p:close() ]],
     write_stdin = [[ local p = ex:exec({ "sleep", "5" }); p:start(); interrupt()
               report(pcall(function() return p:write_stdin(string.rep("x", 20 * 1024 * 1024)) end)); p:close() ]],
+    -- A child that keeps reading, slowly: the write waits in Rust
+    -- (Process::write_stdin_alone), where every turn brings room.
+    ["write_stdin (a reading child)"] = [[
+              local p = ex:exec("while head -c 65536 > /dev/null; do sleep 0.02; done"); p:start(); interrupt()
+              report(pcall(function() return p:write_stdin(string.rep("x", 48 * 1024 * 1024)) end)); p:close() ]],
     receive = [[ local ch = channel.new(); local k = interrupt()
               coroutine.spawn(function() time.sleep(5); ch:send(1) end)
               report(pcall(function() return ch:receive() end)) ]],

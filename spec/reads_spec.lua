@@ -344,3 +344,41 @@ describe("stream:case_read for channel.select", function()
     ]])
   end)
 end)
+
+-- A stream that proves to carry bulk data is read a pipe's worth at a time
+-- (Outputs::read_chunk): chunk reads of every size, line reads and a wait
+-- on the process in between still see every byte once, in order.
+describe("a bulk stream", function()
+  it("gives every byte in order to reads of every kind", function()
+    local parts = {}
+    for i = 1, 40000 do parts[i] = string.format("%06d", i) .. string.rep(string.char(32 + i % 90), 200) .. "\n" end
+    local data = table.concat(parts) -- about 8 MiB, a line every 207 bytes
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(data)
+    f:close()
+    local p = ex:exec({ "cat", path })
+    p:start()
+    local s = p:stdout_stream()
+    local got, i = {}, 0
+    local sizes = { nil, 1, 4096, 65536, 70000, 12345 }
+    while true do
+      i = i + 1
+      local piece
+      if i % 5 == 0 then
+        piece = s:read("L")
+      elseif i % 11 == 0 then
+        piece = s:read(0)
+      else
+        piece = s:read(sizes[i % #sizes + 1])
+      end
+      if not piece then break end
+      got[#got + 1] = piece
+    end
+    assert.equals(0, p:wait())
+    os.remove(path)
+    got = table.concat(got)
+    assert.equals(#data, #got)
+    assert.is_true(got == data)
+  end)
+end)

@@ -101,3 +101,103 @@ describe("write_stdin of more than the queue holds", function()
     assert.matches("CODE=0", out)
   end)
 end)
+
+-- A caller that waits alone has its big writes go from the string itself,
+-- the event loop's turns taken in Rust (Process::write_stdin_alone). What
+-- arrives, and what the caller may do meanwhile, is what the queue gives.
+describe("write_stdin from a caller that waits alone", function()
+  -- 24 MiB of every byte value, with a position in each 4 KiB.
+  local function pattern(mib)
+    local piece = {}
+    for i = 1, 256 do piece[i] = string.char(i - 1) end
+    piece = table.concat(piece):rep(16)
+    local parts = {}
+    for i = 1, mib * 256 do parts[i] = string.format("%08d", i) .. piece:sub(9) end
+    return table.concat(parts)
+  end
+
+  local function file_of(path)
+    local f = assert(io.open(path, "rb"))
+    local all = f:read("a")
+    f:close()
+    return all
+  end
+
+  it("delivers every byte in order, in calls of every size", function()
+    local data = pattern(24)
+    local path = os.tmpname()
+    local p = ex:exec({ "sh", "-c", 'exec cat > "$0"', path })
+    p:start()
+    local at, sizes, i = 1, { 1, 4097, 65536, 1048576, 5000000, 16 * 1048576 + 3 }, 0
+    while at <= #data do
+      i = i % #sizes + 1
+      local piece = data:sub(at, at + sizes[i] - 1)
+      assert.is_true(p:write_stdin(piece))
+      at = at + #piece
+    end
+    assert.is_true(p:close_stdin())
+    assert.equals(0, p:wait())
+    local got = file_of(path)
+    os.remove(path)
+    assert.equals(#data, #got)
+    assert.is_true(got == data)
+  end)
+
+  it("is not held up by a child that does not read yet", function()
+    local data = pattern(4)
+    local path = os.tmpname()
+    local p = ex:exec({ "sh", "-c", 'sleep 1; exec cat > "$0"', path })
+    p:start()
+    local t0 = exec.time.now()
+    assert.is_true(p:write_stdin(data))
+    assert.is_true(exec.time.now() - t0 < 0.5, "the write waited for the child")
+    assert.is_true(p:close_stdin())
+    assert.equals(0, p:wait())
+    local got = file_of(path)
+    os.remove(path)
+    assert.is_true(got == data)
+  end)
+
+  it("leaves the output of a child that writes as it reads to the reader, whole", function()
+    local data = pattern(8)
+    local p = ex:exec({ "cat" })
+    p:start()
+    assert.is_true(p:write_stdin(data))
+    assert.is_true(p:close_stdin())
+    local got = p:stdout_stream():read("a")
+    assert.equals(0, p:wait())
+    assert.equals(#data, #got)
+    assert.is_true(got == data)
+  end)
+
+  it("delivers the same bytes while a task runs (the queue's path)", function()
+    local data = pattern(24)
+    local path = os.tmpname()
+    local p = ex:exec({ "sh", "-c", 'exec cat > "$0"', path })
+    p:start()
+    local ticks, done = 0, false
+    exec.spawn(function()
+      while not done do ticks = ticks + 1; exec.time.sleep(0.001) end
+    end)
+    for at = 1, #data, 1048576 do assert.is_true(p:write_stdin(data:sub(at, at + 1048575))) end
+    assert.is_true(p:close_stdin())
+    assert.equals(0, p:wait())
+    done = true
+    exec.wait_tasks()
+    local got = file_of(path)
+    os.remove(path)
+    assert.is_true(ticks > 0)
+    assert.is_true(got == data)
+  end)
+
+  it("reports a child that closed its input, at once or at the next call", function()
+    local p = ex:exec({ "sh", "-c", "exec 0<&-; sleep 0.3" })
+    p:start()
+    exec.time.sleep(0.1)
+    local ok, err = p:write_stdin(string.rep("x", 4 * 1048576))
+    if ok then ok, err = p:write_stdin("more") end
+    assert.is_nil(ok)
+    assert.matches("Broken pipe", err)
+    assert.equals(0, p:wait())
+  end)
+end)

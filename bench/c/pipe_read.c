@@ -1,8 +1,15 @@
-/* Baseline: read a child's stdout through a plain pipe in 64 KiB reads.
- * argv[1]: bytes (MiB) for dd. Prints bytes per second. */
+/* Baseline: read a child's stdout (`dd if=/dev/zero bs=1M count=argv[1]`)
+ * with blocking 64 KiB reads, no event loop. argv[2]: "pipe" (a plain
+ * 64 KiB pipe, the default), "pipe256" (grown to 256 KiB with
+ * F_SETPIPE_SZ, as lua-exec grows a bulk pipe) or "socket" (a Unix socket
+ * pair, as libuv gives children). Prints bytes per second. */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,14 +19,18 @@ extern char **environ;
 int main(int argc, char **argv) {
     char count[64];
     snprintf(count, sizeof count, "count=%s", argc > 1 ? argv[1] : "1024");
+    const char *kind = argc > 2 ? argv[2] : "pipe";
     char *args[] = {"dd", "if=/dev/zero", "bs=1M", count, "status=none", NULL};
     int fds[2];
-    if (pipe(fds) != 0) return 1;
+    if (strcmp(kind, "socket") == 0) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return 1;
+    } else {
+        if (pipe2(fds, O_CLOEXEC) != 0) return 1;
+        if (strcmp(kind, "pipe256") == 0) fcntl(fds[0], F_SETPIPE_SZ, 256 * 1024);
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    posix_spawn_file_actions_addclose(&fa, fds[1]);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     pid_t pid;

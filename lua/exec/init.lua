@@ -8,12 +8,16 @@ local reg = debug.getregistry()
 
 local exec = reg[cache_key]
 if not exec then
-  -- LuaJIT's compiled code may collect garbage, and so run finalizers, at
-  -- any guard (a trace's exit, a loop's head); interpreted, it collects
-  -- only where it allocates. The scheduler's and the channels' code stays
-  -- interpreted, so that a finalizer that calls into the library cannot
-  -- come between a look at their state and the change that depends on it
-  -- (sched.lua, "Finalizers").
+  -- LuaJIT never runs a finalizer on a trace, but every trace exit (any
+  -- guard of compiled code that fails) takes a GC step while the collector
+  -- is in its atomic or finalize phase (lj_trace_exit), and that step runs
+  -- finalizers; interpreted, the collector runs only where code allocates.
+  -- The scheduler's and the channels' code stays interpreted, so that a
+  -- finalizer that calls into the library cannot come between a look at
+  -- their state and the change that depends on it (sched.lua,
+  -- "Finalizers"). Marking only the functions that hold such blocks gains
+  -- nothing: a trace that reaches a call to one of them is aborted, and
+  -- every hot path of the scheduler reaches one.
   local jit = rawget(_G, "jit") or package.loaded.jit
   if type(jit) == "table" and jit.off then
     jit.off(modules.sched, true)

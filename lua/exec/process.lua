@@ -360,6 +360,12 @@ function Process:stderr_stream()
   return get_stream(self, 2, "process:stderr_stream")
 end
 
+-- Writes up to this size nearly always fit in the pipe: they skip the
+-- look at whether the caller waits alone.
+local ALONE_WRITE = 4096
+-- Stdin queued at or beyond this makes the caller wait (Rust's constant).
+local STDIN_HIGH_WATER = core.stdin_high_water
+
 --- process:write_stdin(data): true, nil; or nil, message, code. Data beyond what
 --- the pipe holds is queued and delivered in order by the event loop; the
 --- caller waits only while more than 16 MiB is queued.
@@ -371,9 +377,19 @@ function Process:write_stdin(data)
   end
   local clock = sched.clock
   local seen = clock.n
-  local queued, err, code = raw:write(data)
+  local queued, err, code
+  if #data > ALONE_WRITE then
+    -- A caller that waits alone has its bytes written from the string
+    -- itself, the event loop's turns taken in Rust (begin_alone: see
+    -- sched.lua; Process::write_stdin_alone says what it may do).
+    local alone, outer = sched.begin_alone(seen)
+    queued, err, code = raw:write(data, alone)
+    if alone then sched.end_alone(outer) end
+  else
+    queued, err, code = raw:write(data)
+  end
   if not queued then return nil, "process:write_stdin: " .. err, code end
-  while raw.stdin_must_wait(queued) do
+  while queued >= STDIN_HIGH_WATER do
     local token = raw:stdin_token()
     if not token then return nil, "process:write_stdin: process is closed", "closed" end
     sched.park("process:write_stdin", token, nil, seen)

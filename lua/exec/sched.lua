@@ -17,7 +17,7 @@
 --
 -- Finalizers. The collector runs a finalizer (`__gc`) at an allocation, and
 -- on Lua 5.3/5.4 also at a call that grows the stack (LuaJIT's compiled code
--- may collect at any guard: init.lua keeps this file and channel.lua
+-- may run one at any trace exit: init.lua keeps this file and channel.lua
 -- interpreted, where it collects only at allocations), so a finalizer's call
 -- into the library (a send, a spawn, or a blocking call that runs the loop
 -- in place) may come in the middle of one of the library's own operations,
@@ -626,8 +626,9 @@ local isyieldable = coroutine.isyieldable
 -- under a host loop: only this loop's own turns tell the host of the work
 -- they leave (announce).
 local function alone()
-  return not hosted and token_waiter_count == 0 and ready_empty() and polled_head > polled_n
-    and next_deadline() == nil and not current_task()
+  -- (The cheap looks first, written out: a big write_stdin asks on every call.)
+  return not hosted and token_waiter_count == 0 and ready_head > ready_tail and polled_head > polled_n
+    and (heap_n == 0 or next_deadline() == nil) and not current_task()
 end
 
 --- Whether a caller that looked at what it waits for when the clock read

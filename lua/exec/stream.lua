@@ -166,6 +166,21 @@ end
 --- nothing complete arrived in time.
 function Stream:read(n, timeout)
   local raw, st = check_self(self, Stream, "stream:read")
+  if n == nil and timeout == nil and raw and st.qh > st.qn then
+    -- The commonest chunk read, the next chunk with no deadline: what
+    -- read_until and await do for it, written out (a bulk reader makes
+    -- one such call per 64 KiB).
+    while true do
+      local seen = clock.n
+      local data, err, code = raw:read(CHUNK)
+      if data then return data, nil end
+      if data == nil then
+        if err then return nil, "stream:read: " .. err, code end
+        return nil, nil
+      end
+      sched.park("stream:read", st.token, nil, seen)
+    end
+  end
   local fmt = check_format(n, "stream:read", "n", READ_FORMATS)
   local deadline
   if timeout ~= nil then

@@ -120,6 +120,8 @@ pub fn open(lua: &Lua) -> mlua::Result<Value> {
     core.set("registry_memory_limit", crate::core::registry::MEMORY_LIMIT)?;
     core.set("within_memory", lua.create_function(memory_limit::within_memory)?)?;
     core.set("max_chunk", crate::core::io::stream::MAX_CHUNK)?;
+    // Stdin queued at or beyond this makes write_stdin wait (Process::stdin_must_wait).
+    core.set("stdin_high_water", crate::core::io::driver::STDIN_HIGH_WATER)?;
     core.set("shown_max", crate::core::command::SHOWN_MAX)?;
     // Whether streams have C line readers (binding/line_reader.rs): only
     // where a C function may yield through lua_callk.

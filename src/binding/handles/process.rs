@@ -158,16 +158,25 @@ impl UserData for ProcessUd {
                 Err(e) => fail(e),
             }
         });
-        // bytes still queued | nil, message, code
-        m.add_method_mut("write", |lua, this, data: mlua::String| match this.0.write_stdin(&data.as_bytes()) {
-            Ok(q) => ok(lua, q),
-            Err(e) => fail(e),
+        // bytes still queued | nil, message, code. `alone`: the caller
+        // waits alone (sched.lua), so the bytes go from the string itself
+        // and the event loop's turns are taken here (Process::write_stdin_alone).
+        m.add_method_mut("write", |lua, this, (data, alone): (mlua::String, Option<bool>)| {
+            let r = if alone == Some(true) {
+                let hook = this.1.watch(lua)?;
+                this.0.write_stdin_alone(&data.as_bytes(), || hook.changed())
+            } else {
+                this.0.write_stdin(&data.as_bytes())
+            };
+            match r {
+                Ok(q) => ok(lua, q),
+                Err(e) => fail(e),
+            }
         });
         m.add_method("stdin_queued", |lua, this, ()| match this.0.stdin_queued() {
             Ok(q) => ok(lua, q),
             Err(e) => fail(e),
         });
-        m.add_function("stdin_must_wait", |_, queued: usize| Ok(Process::stdin_must_wait(queued)));
         m.add_method_mut("close_stdin", |lua, this, ()| {
             let r = this.0.close_stdin();
             unit(lua, r)

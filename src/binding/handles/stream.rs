@@ -4,7 +4,7 @@ use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use super::{push_failure, unit};
 use crate::core::error::Error;
-use crate::core::io::stream::{with_scratch, Got, Stream, StreamRead, MAX_CHUNK};
+use crate::core::io::stream::{Got, Stream, MAX_CHUNK};
 
 pub struct StreamUd(pub(super) Stream);
 
@@ -64,17 +64,9 @@ impl UserData for StreamUd {
         m.add_method_mut("read", |lua, this, max: usize| {
             let want = max.clamp(1, MAX_CHUNK);
             let limit = this.0.buffer_limit();
-            let r = with_scratch(|buf| match this.0.read(&mut buf[..want]) {
-                Ok(StreamRead::Data(n)) => lua.create_string(&buf[..n]).map(|s| Ok(Value::String(s))),
-                Ok(StreamRead::WouldBlock) => Ok(Ok(Value::Boolean(false))),
-                Ok(StreamRead::Eof) => Ok(Ok(Value::Nil)),
-                Ok(StreamRead::Dropped(bytes)) => Ok(Err(Error::Dropped { bytes, limit })),
-                Err(e) => Ok(Err(e)),
-            })?;
-            match r {
-                Ok(v) => Ok(MultiValue::from_vec(vec![v])),
-                Err(e) => failure(lua, e),
-            }
+            // The Lua string is made from the bytes where they lie.
+            let r = this.0.read_chunk(want, |bytes| lua.create_string(bytes));
+            got(lua, r, limit, |s| Ok(Value::String(s?)))
         });
         // string | false (would block) | nil (end) | nil, message, code
         m.add_method_mut("read_line", |lua, this, keep: bool| {

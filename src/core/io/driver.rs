@@ -70,8 +70,9 @@ impl Notice {
 enum Source {
     /// Output stream `.1` of a process; the fds belong to the outputs.
     Output(SharedOutputs, usize),
-    /// A child's stdin queue.
-    Write(Rc<RefCell<StdinPipe>>),
+    /// A child's stdin queue, and whether its descriptor is in the epoll
+    /// set yet (see `watch_writer`).
+    Write(Rc<RefCell<StdinPipe>>, bool),
     /// The pidfd of child `.0`; the fd belongs to the process.
     Exit(libc::pid_t),
 }
@@ -135,13 +136,30 @@ impl Driver {
         Ok(t)
     }
 
+    /// A child's stdin queue. Its descriptor joins the epoll set only once
+    /// a write finds the pipe full (`watch_writer`): a fresh pipe is
+    /// writable, and in the set from the start it would end the process's
+    /// first wait with an edge nobody needs (a turn, and a return to Lua,
+    /// for every child whose input fits in its pipe).
     pub fn add_writer(&mut self, pipe: Rc<RefCell<StdinPipe>>) -> io::Result<Token> {
         let t = self.token();
-        if let Some(fd) = pipe.borrow().raw_fd() {
-            self.poller.add(fd, Interest::Write, t)?;
-        }
-        self.sources.insert(t, Source::Write(pipe));
+        self.sources.insert(t, Source::Write(pipe, false));
         Ok(t)
+    }
+
+    /// Put the descriptor of stdin queue `token` in the epoll set, if it is
+    /// not there yet: a write found the pipe full, and the queue waits for
+    /// room. (Added now, an edge that came before is reported at once.)
+    pub fn watch_writer(&mut self, token: Token) -> io::Result<()> {
+        if let Some(Source::Write(pipe, watched)) = self.sources.get_mut(&token) {
+            if !*watched {
+                if let Some(fd) = pipe.borrow().raw_fd() {
+                    self.poller.add(fd, Interest::Write, token)?;
+                }
+                *watched = true;
+            }
+        }
+        Ok(())
     }
 
     /// Watch the exit of child `pid`: through its pidfd, or by polling
@@ -246,9 +264,12 @@ impl Driver {
                     }
                     ready.push(t);
                 }
-                Some(Source::Write(p)) => {
+                Some(Source::Write(p, _)) => {
                     let mut p = p.borrow_mut();
-                    if p.flush() && p.queued() < STDIN_HIGH_WATER {
+                    // A caller that waits for room (write_stdin_alone)
+                    // hears of every edge that made progress.
+                    let wanted = p.wants_room();
+                    if p.flush() && (wanted || p.queued() < STDIN_HIGH_WATER) {
                         ready.push(t);
                     }
                 }

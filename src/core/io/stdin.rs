@@ -6,11 +6,12 @@
 //! writes it as the child reads. End-of-file (`close`) is sent only once the
 //! queue is empty.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::core::error::{Error, What};
-use crate::core::os::sys;
+use crate::core::os::sys::{self, SignalsHeld};
 
 pub struct StdinPipe {
     fd: Option<OwnedFd>,
@@ -25,6 +26,13 @@ pub struct StdinPipe {
     grown: bool,
     /// A socket (stdin = "socket"): written with send(MSG_NOSIGNAL).
     socket: bool,
+    /// Written with pwritev2(RWF_NOSIGNAL), one system call a write,
+    /// until the kernel refuses the flag (then SIGPIPE is blocked around
+    /// each write instead, see sys::write_nosigpipe).
+    nosignal: Cell<bool>,
+    /// A caller writes from its own data and waits for room (see
+    /// `write_some`): the next writable edge is news even with the queue empty.
+    want_room: bool,
 }
 
 impl StdinPipe {
@@ -38,6 +46,8 @@ impl StdinPipe {
             error: None,
             close_requested: false,
             grown: false,
+            want_room: false,
+            nosignal: Cell::new(!socket),
         }
     }
 
@@ -73,21 +83,46 @@ impl StdinPipe {
         }
         let mut written = 0;
         if self.queue.is_empty() {
-            written = self.write_now(data)?;
-        }
-        if written < data.len() && !self.grown && !self.socket {
-            // The pipe filled up: this is bulk input.
-            self.grown = true;
-            if let Some(fd) = self.raw_fd() {
-                sys::grow_pipe(fd);
-                written += self.write_now(&data[written..])?;
-            }
+            written = self.write_some(data, None)?;
         }
         if written < data.len() {
             self.queue.push_back(data[written..].to_vec());
             self.queued += data.len() - written;
         }
         Ok(())
+    }
+
+    /// Write what the pipe takes of `data` now, without queueing anything:
+    /// the bytes written. Only with the queue empty (data stays in order).
+    /// A pipe that fills up is bulk input: it gets a bigger buffer, once.
+    /// `held`: the host's signals are held back (one system call a write).
+    pub fn write_some(&mut self, data: &[u8], held: Option<&SignalsHeld>) -> Result<usize, Error> {
+        debug_assert!(self.queue.is_empty());
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.close_requested || self.fd.is_none() {
+            return Err(Error::Closed(What::Stdin));
+        }
+        let mut written = self.write_now(data, held)?;
+        if written < data.len() && !self.grown && !self.socket {
+            self.grown = true;
+            if let Some(fd) = self.raw_fd() {
+                sys::grow_pipe(fd);
+                written += self.write_now(&data[written..], held)?;
+            }
+        }
+        Ok(written)
+    }
+
+    /// The caller of `write_some` found the pipe full and waits for room:
+    /// the event loop reports the next writable edge, queue or not.
+    pub fn want_room(&mut self) {
+        self.want_room = true;
+    }
+
+    pub fn wants_room(&self) -> bool {
+        self.want_room
     }
 
     /// Write queued data until the pipe is full or the queue empty; send
@@ -101,7 +136,7 @@ impl StdinPipe {
                 Some(fd) => fd.as_raw_fd(),
                 None => break,
             };
-            match self.write_fd(fd, chunk) {
+            match self.write_fd(fd, chunk, None) {
                 Ok(Some(n)) => {
                     progressed = true;
                     self.queued -= n;
@@ -121,6 +156,9 @@ impl StdinPipe {
         }
         if self.queue.is_empty() && self.close_requested && self.fd.is_some() {
             self.fd = None;
+            progressed = true;
+        }
+        if std::mem::take(&mut self.want_room) && self.queue.is_empty() && self.fd.is_some() {
             progressed = true;
         }
         progressed
@@ -143,19 +181,25 @@ impl StdinPipe {
         self.fd = None;
     }
 
-    fn write_fd(&self, fd: RawFd, data: &[u8]) -> std::io::Result<Option<usize>> {
-        if self.socket {
-            sys::send_nosignal(fd, data)
-        } else {
-            sys::write_nosigpipe(fd, data)
+    fn write_fd(&self, fd: RawFd, data: &[u8], held: Option<&SignalsHeld>) -> std::io::Result<Option<usize>> {
+        if self.nosignal.get() {
+            match sys::write_nosignal_flag(fd, data) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => self.nosignal.set(false),
+                r => return r,
+            }
+        }
+        match (self.socket, held) {
+            (true, _) => sys::send_nosignal(fd, data),
+            (false, Some(h)) => sys::write_nosigpipe_held(fd, data, h),
+            (false, None) => sys::write_nosigpipe(fd, data),
         }
     }
 
-    fn write_now(&mut self, data: &[u8]) -> Result<usize, Error> {
+    fn write_now(&mut self, data: &[u8], held: Option<&SignalsHeld>) -> Result<usize, Error> {
         let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).ok_or(Error::Closed(What::Stdin))?;
         let mut done = 0;
         while done < data.len() {
-            match self.write_fd(fd, &data[done..]) {
+            match self.write_fd(fd, &data[done..], held) {
                 Ok(Some(n)) => done += n,
                 Ok(None) => break,
                 Err(e) => {
@@ -231,6 +275,20 @@ mod tests {
         let e = p.push(b"hello").unwrap_err();
         assert!(e.to_string().contains("Broken pipe") && e.code() == "EPIPE", "{e}");
         assert!(p.push(b"again").is_err());
+    }
+
+    #[test]
+    fn without_rwf_nosignal_a_closed_reader_still_gives_epipe_and_no_sigpipe() {
+        // The path for kernels that refuse pwritev2's RWF_NOSIGNAL: SIGPIPE
+        // blocked around the write (the test process would die of it).
+        let (r, w) = pipe().unwrap();
+        set_nonblocking(w.as_raw_fd()).unwrap();
+        drop(r);
+        let mut p = StdinPipe::new(w, false);
+        p.nosignal.set(false);
+        let e = p.push(b"hello").unwrap_err();
+        assert!(e.to_string().contains("Broken pipe"), "{e}");
+        assert!(!p.nosignal.get());
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use crate::core::error::Error;
 use super::outputs::SharedOutputs;
-use super::{Got, StreamRead};
+use super::Got;
+#[cfg(test)]
+use super::StreamRead;
 use crate::core::io::poller::{Token, Unwatch};
 
 /// A stream handed out to the program.
@@ -30,8 +32,13 @@ impl Stream {
         !self.outputs.is_open(self.which)
     }
 
+    #[cfg(test)]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<StreamRead, Error> {
         self.outputs.read(self.which, buf)
+    }
+
+    pub fn read_chunk<T>(&mut self, max: usize, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, Error> {
+        self.outputs.read_chunk(self.which, max, f)
     }
 
     pub fn read_line<T>(&mut self, keep: bool, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, Error> {

@@ -29,7 +29,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use buffer::with_scratch;
 #[cfg_attr(any(feature = "luajit", feature = "lua51"), allow(unused_imports))] // (line readers: Lua 5.3/5.4)
 pub use handle::{BufferedLines, Stream};
 pub use outputs::{Outputs, SharedOutputs, Wakeups};

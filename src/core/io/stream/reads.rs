@@ -16,6 +16,9 @@ use crate::core::os::sys::{self, ReadOutcome};
 /// misses the cache).
 pub(super) const LINES_BATCH: usize = 8 * 1024;
 
+/// What one read of a bulk stream takes: what its grown pipe holds.
+const BULK_READ: usize = sys::BULK_PIPE_SIZE as usize;
+
 impl Outputs {
     /// One read of stream `which` into `buf`: read-ahead data first, then
     /// the pipe. Reports dropped bytes once, before the data that follows.
@@ -76,6 +79,75 @@ impl Outputs {
             }
             Err(e) => Err(Error::os("read failed", &e)),
         }
+    }
+
+    /// A chunk of at most `max` bytes of stream `which`, handed to `f`
+    /// where it lies (no copy into a buffer of the caller's): read-ahead
+    /// data first, then the pipe. A stream that proved to carry bulk data
+    /// (its pipe was grown) is read a whole pipe's worth at a time into the
+    /// reader's own bytes, which the next chunks come from: a quarter of
+    /// the reads, and of the turns at the pipe's lock with the writer,
+    /// whose copy-in then runs while the program handles those chunks.
+    pub fn read_chunk<T>(&self, which: usize, max: usize, f: impl FnOnce(&[u8]) -> T) -> Result<Got<T>, Error> {
+        let mut guard = self.streams[which].borrow_mut();
+        let st = match guard.as_mut() {
+            Some(st) if st.open => st,
+            other => return Err(gone(other.as_deref())),
+        };
+        st.read_from = true;
+        if st.pending() == 0 && st.dropped == 0 && st.buffered() == 0 && st.error.is_none() && !st.eof && st.grown {
+            let fd = st.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+            st.clear_acc();
+            if st.acc.try_reserve(BULK_READ).is_err() {
+                return Err(out_of_memory(BULK_READ));
+            }
+            // SAFETY: try_reserve left at least BULK_READ bytes of spare
+            // capacity after the (empty) contents: valid for writes.
+            let r = unsafe { sys::read_nonblocking_raw(fd, st.acc.as_mut_ptr(), BULK_READ) };
+            match r {
+                // SAFETY: read() initialised the first `n` bytes.
+                Ok(ReadOutcome::Data(n)) => unsafe { st.acc.set_len(n) },
+                Ok(ReadOutcome::Eof) => {
+                    st.ended();
+                    return Ok(Got::Eof);
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    drop(guard);
+                    self.read_ahead(1 - which);
+                    return Ok(Got::WouldBlock);
+                }
+                Err(e) => return Err(Error::os("read failed", &e)),
+            }
+        }
+        if st.pending() > 0 {
+            let n = st.pending().min(max);
+            let v = f(&st.acc[st.acc_pos..st.acc_pos + n]);
+            st.acc_pos += n;
+            st.scan = st.scan.max(st.acc_pos);
+            if st.acc_pos == st.acc.len() {
+                st.clear_acc();
+            }
+            return Ok(Got::Data(v));
+        }
+        if st.dropped > 0 {
+            let n = st.dropped;
+            st.dropped = 0;
+            return Ok(Got::Dropped(n));
+        }
+        if st.buffered() > 0 {
+            let n = st.buffered().min(max);
+            let v = f(&st.buffer[st.pos..st.pos + n]);
+            self.consume(st, n);
+            return Ok(Got::Data(v));
+        }
+        drop(guard);
+        // A stream not known to be bulk: one read through the scratch buffer.
+        with_scratch(|buf| match self.read(which, &mut buf[..max.min(MAX_CHUNK)])? {
+            StreamRead::Data(n) => Ok(Got::Data(f(&buf[..n]))),
+            StreamRead::Eof => Ok(Got::Eof),
+            StreamRead::WouldBlock => Ok(Got::WouldBlock),
+            StreamRead::Dropped(n) => Ok(Got::Dropped(n)),
+        })
     }
 
     /// Move what the read-ahead took in behind the reader's own bytes.

@@ -269,3 +269,39 @@ fn a_whole_read_keeps_what_arrived_until_the_end_and_chunks_see_line_leftovers()
     drop(w);
     assert!(matches!(outs.read_whole(0).unwrap(), Got::Data(ref b) if b == b">xyz!"));
 }
+
+#[test]
+fn a_bulk_stream_gives_every_byte_in_order_to_chunk_line_and_read_ahead_reads() {
+    // A writer thread fills the pipe; the reader mixes chunk reads of
+    // every size (whole pipes' worth once the pipe is grown), line reads
+    // and a read-ahead (the program waiting on something else).
+    let (outs, w) = pipe_outputs(1 << 30);
+    let data: Vec<u8> = (0..8_000_000u32)
+        .map(|i| if i % 1000 == 999 { b'\n' } else { (i % 251) as u8 })
+        .collect();
+    let expected = data.clone();
+    let writer = std::thread::spawn(move || write_all_blocking(&w, &data));
+    let mut got = Vec::new();
+    let mut turn = 0usize;
+    loop {
+        turn += 1;
+        let r = match turn % 7 {
+            0 => outs.read_line(0, true, |l| l.to_vec()),
+            3 => {
+                outs.read_ahead(0);
+                outs.read_chunk(0, 1 + turn % 5000, |b| b.to_vec())
+            }
+            _ => outs.read_chunk(0, [MAX_CHUNK, 1, 4096, 70_000, 65_535][turn % 5], |b| b.to_vec()),
+        };
+        match r.unwrap() {
+            Got::Data(b) => got.extend_from_slice(&b),
+            Got::Eof => break,
+            Got::WouldBlock => std::thread::sleep(std::time::Duration::from_micros(200)),
+            Got::Dropped(n) => panic!("{n} bytes dropped"),
+        }
+    }
+    writer.join().unwrap();
+    assert!(outs.streams[0].borrow().as_ref().unwrap().grown, "the pipe was grown: bulk reads were taken");
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected);
+}

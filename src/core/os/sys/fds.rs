@@ -222,6 +222,52 @@ pub fn write_nosigpipe(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
     }
 }
 
+/// pwritev2's flag that makes a write to a pipe whose reader is gone fail
+/// with EPIPE without raising SIGPIPE (Linux 6.15; older kernels refuse
+/// the flag with EOPNOTSUPP, and write nothing).
+const RWF_NOSIGNAL: libc::c_int = 0x100;
+
+/// Write without raising SIGPIPE in one system call, where the kernel has
+/// RWF_NOSIGNAL: `Ok(None)` when the pipe is full, EOPNOTSUPP (nothing
+/// written) where the kernel lacks the flag, when the caller falls back to
+/// `write_nosigpipe`.
+pub fn write_nosignal_flag(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    let iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: `iov` describes the live slice `buf`, which pwritev2 only
+    // reads; offset -1 writes at the descriptor's own position (a pipe has
+    // none).
+    nonblocking_write(|| unsafe { libc::pwritev2(fd, &iov, 1, -1, RWF_NOSIGNAL) })
+}
+
+/// `write_nosigpipe` for a loop that holds the host's signals back
+/// (`SignalsHeld`, which blocks SIGPIPE with the rest): no mask to change
+/// around the write, so a write is one system call. A SIGPIPE that the
+/// write raised (EPIPE) is consumed before the loop lets signals in again.
+/// Where the host had SIGPIPE blocked already, one may have been pending
+/// before: then the plain `write_nosigpipe` asks, as always.
+pub fn write_nosigpipe_held(fd: RawFd, buf: &[u8], held: &super::SignalsHeld) -> io::Result<Option<usize>> {
+    // SAFETY: `held.waiting` is a sigset_t that pthread_sigmask filled.
+    if unsafe { libc::sigismember(&held.waiting, libc::SIGPIPE) } == 1 {
+        return write_nosigpipe(fd, buf);
+    }
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes; the signal set is
+    // local and initialised before use. SIGPIPE is blocked in this thread
+    // (held), so the write cannot deliver it.
+    unsafe {
+        let result = nonblocking_write(|| libc::write(fd, buf.as_ptr().cast(), buf.len()));
+        if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
+            let mut pipe_set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe_set);
+            libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            while libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero) == -1
+                && *libc::__errno_location() == libc::EINTR
+            {}
+        }
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
