@@ -118,7 +118,7 @@ describe("write_stdin from a caller that waits alone", function()
 
   local function file_of(path)
     local f = assert(io.open(path, "rb"))
-    local all = f:read("a")
+    local all = f:read("*a")
     f:close()
     return all
   end
