@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn collect_alone_returns_after_the_turn_in_which_the_host_asks() {
-        let mut p = process("echo first; sleep 0.3; echo second");
+        let mut p = process("echo first; sleep 1; echo second");
         assert_eq!(p.begin_run(None), Ok(true));
         let asked = std::cell::Cell::new(0);
         // The first turn brings "first"; the host asks after it.

@@ -725,12 +725,22 @@ mod tests {
         req.attrs.umask = Some(0o077);
         assert!(req.needs_fork());
         let s = spawn(&req).unwrap();
-        // (The fork path returns once the exec closed its report pipe.)
-        let fds = fds_of(s.pid);
+        // (The fork path returns once the exec closed its report pipe; the
+        // program's loader and locale set-up still open and close files
+        // for a moment after that, so the list is read until it settles.)
+        let want = ["0", "1", "2", "3", "7", "100"];
+        let mut fds = fds_of(s.pid);
+        for _ in 0..100 {
+            if fds == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            fds = fds_of(s.pid);
+        }
         let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid)).unwrap();
         crate::core::os::sys::kill(s.pid, libc::SIGKILL).unwrap();
         reap(s.pid);
-        assert_eq!(fds, ["0", "1", "2", "3", "7", "100"]);
+        assert_eq!(fds, want);
         assert!(status.contains("Umask:\t0077"), "{status}");
     }
 
