@@ -8,22 +8,7 @@ local exec = H.exec
 local ex = H.native
 local script = H.script
 
--- Number of processes whose command line holds `marker` (the first
--- letter in brackets, so that the shell running pgrep does not match).
-local function running(marker)
-  local pattern = "[" .. marker:sub(1, 1) .. "]" .. marker:sub(2)
-  local p = io.popen("pgrep -f -- " .. H.exec.quote(pattern) .. " | wc -l")
-  local n = tonumber(p:read("*a"))
-  p:close()
-  return n
-end
-
--- True once no process holds `marker`, waiting up to `secs` for them to go.
-local function settle_gone(marker, secs)
-  local deadline = H.exec.time.now() + (secs or 5)
-  while running(marker) > 0 and H.exec.time.now() < deadline do H.exec.time.sleep(0.05) end
-  return running(marker) == 0
-end
+local running, settle_gone = H.running, H.settle_gone
 
 -- Whether a `sleep <mark>` is still there, waiting up to `secs` for it to
 -- go. (The pattern's brackets keep the shell that runs pgrep, whose

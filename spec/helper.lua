@@ -100,6 +100,23 @@ function H.gone(pid, secs)
   return false
 end
 
+--- Number of processes whose command line holds `marker` (the first
+--- letter in brackets, so that the shell running pgrep does not match).
+function H.running(marker)
+  local pattern = "[" .. marker:sub(1, 1) .. "]" .. marker:sub(2)
+  local p = io.popen("pgrep -f -- " .. exec.quote(pattern) .. " | wc -l")
+  local n = tonumber(p:read("*a"))
+  p:close()
+  return n
+end
+
+--- True once no process holds `marker`, waiting up to `secs` for them to go.
+function H.settle_gone(marker, secs)
+  local deadline = exec.time.now() + (secs or 5)
+  while H.running(marker) > 0 and exec.time.now() < deadline do exec.time.sleep(0.05) end
+  return H.running(marker) == 0
+end
+
 --- Open descriptors of this interpreter: their number, and a listing
 --- (number -> target) for messages.
 ---
