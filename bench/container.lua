@@ -24,41 +24,10 @@ local function executor(over)
   return exec.get(id)
 end
 
-local function median(xs)
-  table.sort(xs)
-  return xs[math.floor((#xs + 1) / 2)]
-end
-
-local function time(f)
-  local t0 = exec.time.now()
-  f()
-  return exec.time.now() - t0
-end
-
-local function sequential(ex)
-  for i = 1, N do assert(ex:run({ "echo", tostring(i) }).stdout == i .. "\n") end
-end
-
-local function parallel(ex)
-  local done = exec.channel.new(N)
-  for w = 1, 4 do
-    exec.spawn(function()
-      for i = 1, N / 4 do assert(ex:run({ "echo", tostring(w * 10 + i) }).code == 0) end
-      done:send(true)
-    end)
-  end
-  for _ = 1, 4 do done:receive() end
-end
-
-local rows = {}
-local function measure(name, make, body)
-  local xs = {}
-  for _ = 1, repeats do
-    local ex = make()
-    xs[#xs + 1] = time(function() body(ex) end)
-  end
-  rows[#rows + 1] = { name, median(xs) }
-end
+local T = dofile("bench/remote_timing.lua")
+local sequential, parallel = T.sequential(N), T.in_tasks(N, 4)
+local rows = T.rows(repeats)
+local measure = rows.measure
 
 local function sh(cmd)
   local r = os.execute(cmd)

@@ -23,41 +23,10 @@ local function executor(multiplex)
   return exec.get(id)
 end
 
-local function median(xs)
-  table.sort(xs)
-  return xs[math.floor((#xs + 1) / 2)]
-end
-
-local function time(f)
-  local t0 = exec.time.now()
-  f()
-  return exec.time.now() - t0
-end
-
-local function sequential(ex)
-  for i = 1, 50 do assert(ex:run({ "echo", tostring(i) }).stdout == i .. "\n") end
-end
-
-local function parallel(ex)
-  local done = exec.channel.new(10)
-  for w = 1, 10 do
-    exec.spawn(function()
-      for i = 1, 5 do assert(ex:run({ "echo", tostring(w * 10 + i) }).code == 0) end
-      done:send(true)
-    end)
-  end
-  for _ = 1, 10 do done:receive() end
-end
-
-local rows = {}
-local function measure(name, make, body)
-  local xs = {}
-  for _ = 1, repeats do
-    local ex = make()
-    xs[#xs + 1] = time(function() body(ex) end)
-  end
-  rows[#rows + 1] = { name, median(xs) }
-end
+local T = dofile("bench/remote_timing.lua")
+local sequential, parallel = T.sequential(50), T.in_tasks(50, 10)
+local rows = T.rows(repeats)
+local measure = rows.measure
 
 -- The multiplexed case includes making the connection (a fresh resource
 -- each run), as a program that runs 50 commands would.
