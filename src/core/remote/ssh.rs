@@ -246,6 +246,22 @@ pub fn check_env_name(name: &OsStr) -> Result<(), String> {
     }
 }
 
+/// The body of a `pid_script` that ends the group `$p`: SIGTERM (and SIGCONT
+/// for a stopped group), SIGKILL after the same grace as
+/// children::abandon's if the wrapper's pid file `$f` is still there, said
+/// in the remote shell; SIGKILL at once when `force`.
+pub(crate) fn stop_body(force: bool) -> String {
+    if force {
+        "kill -s KILL -- -$p; rm -f \"$f\"".to_string()
+    } else {
+        format!(
+            "kill -s TERM -- -$p; kill -s CONT -- -$p; \
+             (sleep {}; [ -e \"$f\" ] && kill -s KILL -- -$p; rm -f \"$f\") >/dev/null 2>&1 </dev/null &",
+            crate::core::os::children::GRACE.as_secs_f64()
+        )
+    }
+}
+
 /// A remote script that runs `body` with `$p` set to the process group of
 /// the wrapper with `token`, read from its pid file. The pid file lives in a
 /// directory other users can write to, and the token is visible in `ps`, so
@@ -559,17 +575,7 @@ impl RemoteProcess {
     /// there; SIGKILL at once when `force`. It returns at once: the remote
     /// shell finishes the job on its own.
     pub fn stop_argv(&self, force: bool) -> Vec<Bytes> {
-        let body = if force {
-            "kill -s KILL -- -$p; rm -f \"$f\"".to_string()
-        } else {
-            // (The same grace as children::abandon's, said in the remote shell.)
-            format!(
-                "kill -s TERM -- -$p; kill -s CONT -- -$p; \
-                 (sleep {}; [ -e \"$f\" ] && kill -s KILL -- -$p; rm -f \"$f\") >/dev/null 2>&1 </dev/null &",
-                crate::core::os::children::GRACE.as_secs_f64()
-            )
-        };
-        self.conn.side_argv(&self.with_pid(&body))
+        self.conn.side_argv(&self.with_pid(&stop_body(force)))
     }
 
     /// Turn the local ssh's exit code into the remote command's, or a

@@ -270,23 +270,15 @@ impl ContainerProcess {
     }
 
     pub(super) fn stop_command(&self, force: bool) -> Vec<Bytes> {
+        if !self.fresh() {
+            // In a running container: the wrapper's group, as exec.ssh ends it.
+            return self.exec_script(ssh::pid_script(&self.token, &ssh::stop_body(force)));
+        }
         let c = self.config();
         // The same grace as children::abandon's, in the engines' whole
-        // seconds (`-t`), or said in the container's shell.
+        // seconds (`-t`).
         let grace = children::GRACE;
         let time: Bytes = if force { "0".into() } else { grace.as_secs_f64().ceil().max(1.0).to_string().into() };
-        if !self.fresh() {
-            let body = if force {
-                "kill -s KILL -- -$p; rm -f \"$f\"".to_string()
-            } else {
-                format!(
-                    "kill -s TERM -- -$p; kill -s CONT -- -$p; \
-                     (sleep {}; [ -e \"$f\" ] && kill -s KILL -- -$p; rm -f \"$f\") >/dev/null 2>&1 </dev/null &",
-                    grace.as_secs_f64()
-                )
-            };
-            return self.exec_script(ssh::pid_script(&self.token, &body));
-        }
         let mut a = self.base();
         if !c.auto_remove.unwrap_or(true) {
             // The owner keeps the containers: stop them, remove nothing.
