@@ -380,6 +380,25 @@ describe("fds", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("refuses a stream given twice, or one that cannot go, before it takes any", function()
+    local src = ex:exec({ "echo", "kept" })
+    src:start()
+    local s = src:stdout_stream()
+    raises("option fds[4]: the stream cannot be handed over: it is given as fds[3] too", ex.exec, ex, { "true" },
+      { fds = { [3] = s, [4] = s } })
+    raises("option fds[3]: the stream cannot be handed over: it is given as stdin too", ex.exec, ex, { "true" },
+      { stdin = s, fds = { [3] = s } })
+    -- A terminal's stream cannot go: the pipe given beside it stays ours.
+    local t = ex:exec({ "true" }, { pty = true })
+    t:start()
+    raises("option fds[3]: the stream cannot be handed over: it reads a terminal", ex.exec, ex, { "true" },
+      { stdin = s, fds = { [3] = t:stdout_stream() } })
+    t:wait()
+    t:close()
+    assert.equals("kept\n", H.read_all(s))
+    assert.equals(0, src:wait())
+  end)
+
   it("refuses bad numbers and values, naming the option", function()
     raises("option fds: keys must be descriptor numbers from 3 to 65535 (found key 2)", ex.exec, ex, { "true" },
       { fds = { [2] = io.stdout } })

@@ -179,6 +179,7 @@ pub(super) fn fds(lua: &Lua, t: &Table, streams: Option<Table>) -> Result<(Vec<P
         out.push(passed);
     }
     out.sort_by_key(|p| p.target);
+    handed.sort_by_key(|(t, _)| *t);
     Ok((out, handed))
 }
 
