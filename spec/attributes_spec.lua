@@ -406,6 +406,17 @@ describe("fds", function()
       { "true" }, { fds = { [3] = "x" } })
     raises("option fds[3]: unknown field 'mode' (use path, write and append)", ex.exec, ex, { "true" },
       { fds = { [3] = { path = "x", mode = "r" } } })
+    -- A number at (or just below) our limit of open files leaves no room
+    -- for the library's own copies above it: said so, at the start.
+    local p = io.popen("ulimit -n")
+    local limit = tonumber(p:read("*l"))
+    p:close()
+    if limit and limit <= 65537 then
+      for _, n in ipairs({ limit - 2, limit - 1 }) do
+        raises("fds[" .. n .. "]: no descriptor above " .. n .. " is free below our limit of open files (" .. limit ..
+          ", RLIMIT_NOFILE)", exec.run, { "true" }, { fds = { [n] = io.stdout } })
+      end
+    end
     local q = ex:exec({ "echo" })
     raises("option fds[4]: the stream cannot be handed over: its process is not started", ex.exec, ex, { "true" },
       { fds = { [4] = q:stdout_stream() } })

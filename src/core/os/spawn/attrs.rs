@@ -496,9 +496,15 @@ impl ChildExtra {
                     dup_above(file.as_raw_fd(), above)
                 }
             }
-            .map_err(|e| format!("fds[{}]: cannot duplicate the descriptor: {}", f.target, crate::core::os::sys::describe(&e)))?;
+            .map_err(|e| dup_failed(f.target, above, &e))?;
             pairs.push((f.target, fd.as_raw_fd()));
             owned.push(fd);
+        }
+        // The fork path's report pipe goes above every target too: a
+        // number too close to our limit fails here, named, rather than as
+        // the fork's "Too many open files".
+        if let (Some(f), Some(first)) = (fds.iter().max_by_key(|f| f.target), owned.first()) {
+            dup_above(first.as_raw_fd(), above).map_err(|e| dup_failed(f.target, above, &e))?;
         }
         pairs.sort();
         let mut rlimits = Vec::new();
@@ -602,6 +608,22 @@ impl ChildExtra {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a descriptor for `fds[target]` could not be made above `above`:
+/// past our limit of open files, the number is the reason.
+fn dup_failed(target: RawFd, above: RawFd, e: &io::Error) -> String {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::EMFILE) if got => format!(
+            "fds[{target}]: no descriptor above {above} is free below our limit of open files ({}, RLIMIT_NOFILE): \
+             the library keeps its copies above the highest target until the start, so give lower numbers",
+            lim.rlim_cur
+        ),
+        _ => format!("fds[{target}]: cannot duplicate the descriptor: {}", crate::core::os::sys::describe(e)),
     }
 }
 
