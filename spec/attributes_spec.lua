@@ -469,6 +469,16 @@ describe("run's max_output", function()
     ]], 20)
     assert.equals(0, status, out)
     assert.equals("1000\ttrue\ttrue\t3\ntrue\tfalse\nnil\n", out)
+    -- check quotes the end of stderr: when max_output dropped it, it says so.
+    local ok, e = pcall(exec.run, "printf 'aaaaaaaaaaaaaaaa' >&2; echo the-real-reason >&2; exit 2",
+      { check = true, max_output = 10 })
+    assert.is_false(ok)
+    assert.equals("exec.run: 'printf 'aaaaaaaaaaaaaaaa' >&2; echo the-real-reason >&2; exit 2' exited with 2: " ..
+      "aaaaaaaaaa [stderr cut at max_output = 10 bytes: its end was dropped]", tostring(e))
+    assert.is_true(e.truncated)
+    ok, e = pcall(exec.run, "head -c 100 /dev/zero; echo why >&2; exit 3", { check = true, max_output = 10 })
+    assert.equals("exec.run: 'head -c 100 /dev/zero; echo why >&2; exit 3' exited with 3: why", tostring(e))
+    assert.is_true(e.truncated)
     raises("option max_output must be a whole number of bytes >= 0 (got -1)", exec.run, "true", { max_output = -1 })
     raises("unknown option 'max_output'", ex.exec, ex, "true", { max_output = 1 })
   end)
