@@ -285,6 +285,16 @@ describe("a resource's attributes are ceilings", function()
     assert.same({ "500", "500" }, { limit_of(r.stdout, "Max processes") })
     assert.same({ "30", "31" }, { limit_of(r.stdout, "Max cpu time") })
     assert.equals("0077", status_field(r.stdout, "Umask"))
+    -- The identity its uid alone gives (that user's group, no others) may
+    -- be repeated in full.
+    if root then
+      local p = io.popen("id -g nobody")
+      local gid = tonumber(p:read("*l"))
+      p:close()
+      r = r_ex:run({ "id", "-G" }, { uid = "nobody", gid = gid, groups = {} })
+      assert.equals(0, r.code, r.stderr)
+      assert.equals(gid .. "\n", r.stdout)
+    end
   end)
 
   it("refuse a looser value, naming the option and the resource's value", function()

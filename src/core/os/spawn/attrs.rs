@@ -228,10 +228,14 @@ impl Attrs {
             if let Some(c) = caller.uid.filter(|c| Some(*c) != self.uid) {
                 return Err(differs("uid", c.to_string()));
             }
-            if let Some(c) = caller.gid.filter(|c| Some(*c) != self.gid) {
+            // The same is also what the child gets from the owner's `uid`
+            // alone: that user's group, and no supplementary ones.
+            let owner_gid = self.gid.or_else(|| self.uid.and_then(|u| primary_gid(u).ok().flatten()));
+            if let Some(c) = caller.gid.filter(|c| Some(*c) != owner_gid) {
                 return Err(differs("gid", c.to_string()));
             }
-            if let Some(c) = caller.groups.as_ref().filter(|c| Some(*c) != self.groups.as_ref()) {
+            let owner_groups = self.groups.clone().or_else(|| self.uid.map(|_| Vec::new()));
+            if let Some(c) = caller.groups.as_ref().filter(|c| Some(*c) != owner_groups.as_ref()) {
                 return Err(differs("groups", list_words(c)));
             }
             out.uid = self.uid;
@@ -708,6 +712,13 @@ mod tests {
         assert!(e.contains("uid = 0 is not the identity of 'a:b' (uid = 65534)"), "{e}");
         let e = loose(&|c| c.gid = Some(0));
         assert!(e.contains("gid = 0 is not the identity"), "{e}");
+        // The identity the owner's uid alone gives may be repeated.
+        let nobody_gid = primary_gid(65534).unwrap();
+        if let Some(g) = nobody_gid {
+            let same = Attrs { uid: Some(65534), gid: Some(g), groups: Some(vec![]), ..Default::default() };
+            let got = owner.tightened_by(&same, "a:b").unwrap();
+            assert_eq!((got.uid, got.gid, got.groups), (Some(65534), None, None));
+        }
         let e = loose(&|c| c.groups = Some(vec![0]));
         assert!(e.contains("groups = { 0 } is not the identity"), "{e}");
         let e = loose(&|c| c.kill_on_parent_death = Some(false));
