@@ -414,6 +414,14 @@ describe("fds", function()
       { fds = { [2] = io.stdout } })
     raises("option fds[3] must be a file, another process's output stream or { path = ... } (got string)", ex.exec, ex,
       { "true" }, { fds = { [3] = "x" } })
+    raises("option fds[3] must be a file, another process's output stream or { path = ... } (got thread)", ex.exec, ex,
+      { "true" }, { fds = { [3] = coroutine.create(function() end) } })
+    -- A userdata that is not a file (newproxy: Lua 5.1 and LuaJIT only).
+    local other = rawget(_G, "newproxy") and newproxy(true)
+    if other then
+      raises("option fds[3] must be a file, another process's output stream or { path = ... } (got a userdata that " ..
+        "is not a file)", ex.exec, ex, { "true" }, { fds = { [3] = other } })
+    end
     raises("option fds[3]: unknown field 'mode' (use path, write and append)", ex.exec, ex, { "true" },
       { fds = { [3] = { path = "x", mode = "r" } } })
     -- A number at (or just below) our limit of open files leaves no room
