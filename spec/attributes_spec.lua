@@ -172,6 +172,18 @@ describe("uid, gid, groups, umask, nice", function()
     assert.equals("7", fields[17])
   end)
 
+  it("the umask applies to the files the library creates for the child too", function()
+    local dir = H.tmpname("-umask")
+    os.execute("mkdir -p " .. dir)
+    local r_ex = define({ work_dir_within = dir, default_work_dir = dir, umask = "077" })
+    r_ex:run({ "sh", "-c", "echo out; echo three >&3" },
+      { stdout = { path = "out.txt" }, fds = { [3] = { path = "three.txt", write = true } } })
+    exec.run({ "true" }, { umask = "027", stdout = { path = dir .. "/own.txt" } })
+    local r = exec.run({ "stat", "-c", "%n %a", "out.txt", "three.txt", "own.txt" }, { work_dir = dir })
+    assert.equals("out.txt 600\nthree.txt 600\nown.txt 640\n", r.stdout)
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("raise with the system's reason and the step when we may not (EPERM)", function()
     if need_root() then return end
     -- A fresh interpreter running as nobody asks for root.
