@@ -329,6 +329,9 @@ describe("a resource's attributes are ceilings", function()
   it("are checked when the resource is defined, and refused for remote kinds", function()
     raises("bad argument #2 (config) to 'exec.registry.define': nice must be a whole number from -20 to 19 (got 30)",
       exec.registry.define, "attrs:bad1", { kind = "exec.native", nice = 30 })
+    raises("bad argument #2 (config) to 'exec.registry.define': uid = 4000000000 has no entry in the password " ..
+      "database to take its group from: give gid too", exec.registry.define, "attrs:bad4",
+      { kind = "exec.native", uid = 4000000000 })
     raises("rlimits is not an option of kind exec.docker: its processes are not started here " ..
       "(a container's own are memory_limit, pids_limit, cpu_quota and user)",
       exec.registry.define, "attrs:bad2", { kind = "exec.docker", image = "x", rlimits = { nproc = 5 } })
