@@ -172,6 +172,18 @@ describe("uid, gid, groups, umask, nice", function()
     assert.equals("7", fields[17])
   end)
 
+  it("the umask applies to the files the library creates for the child too", function()
+    local dir = H.tmpname("-umask")
+    os.execute("mkdir -p " .. dir)
+    local r_ex = define({ work_dir_within = dir, default_work_dir = dir, umask = "077" })
+    r_ex:run({ "sh", "-c", "echo out; echo three >&3" },
+      { stdout = { path = "out.txt" }, fds = { [3] = { path = "three.txt", write = true } } })
+    exec.run({ "true" }, { umask = "027", stdout = { path = dir .. "/own.txt" } })
+    local r = exec.run({ "stat", "-c", "%n %a", "out.txt", "three.txt", "own.txt" }, { work_dir = dir })
+    assert.equals("out.txt 600\nthree.txt 600\nown.txt 640\n", r.stdout)
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("raise with the system's reason and the step when we may not (EPERM)", function()
     if need_root() then return end
     -- A fresh interpreter running as nobody asks for root.
@@ -285,6 +297,16 @@ describe("a resource's attributes are ceilings", function()
     assert.same({ "500", "500" }, { limit_of(r.stdout, "Max processes") })
     assert.same({ "30", "31" }, { limit_of(r.stdout, "Max cpu time") })
     assert.equals("0077", status_field(r.stdout, "Umask"))
+    -- The identity its uid alone gives (that user's group, no others) may
+    -- be repeated in full.
+    if root then
+      local p = io.popen("id -g nobody")
+      local gid = tonumber(p:read("*l"))
+      p:close()
+      r = r_ex:run({ "id", "-G" }, { uid = "nobody", gid = gid, groups = {} })
+      assert.equals(0, r.code, r.stderr)
+      assert.equals(gid .. "\n", r.stdout)
+    end
   end)
 
   it("refuse a looser value, naming the option and the resource's value", function()
@@ -307,6 +329,9 @@ describe("a resource's attributes are ceilings", function()
   it("are checked when the resource is defined, and refused for remote kinds", function()
     raises("bad argument #2 (config) to 'exec.registry.define': nice must be a whole number from -20 to 19 (got 30)",
       exec.registry.define, "attrs:bad1", { kind = "exec.native", nice = 30 })
+    raises("bad argument #2 (config) to 'exec.registry.define': uid = 4000000000 has no entry in the password " ..
+      "database to take its group from: give gid too", exec.registry.define, "attrs:bad4",
+      { kind = "exec.native", uid = 4000000000 })
     raises("rlimits is not an option of kind exec.docker: its processes are not started here " ..
       "(a container's own are memory_limit, pids_limit, cpu_quota and user)",
       exec.registry.define, "attrs:bad2", { kind = "exec.docker", image = "x", rlimits = { nproc = 5 } })
@@ -380,13 +405,51 @@ describe("fds", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("refuses a stream given twice, or one that cannot go, before it takes any", function()
+    local src = ex:exec({ "echo", "kept" })
+    src:start()
+    local s = src:stdout_stream()
+    raises("option fds[4]: the stream cannot be handed over: it is given as fds[3] too", ex.exec, ex, { "true" },
+      { fds = { [3] = s, [4] = s } })
+    raises("option fds[3]: the stream cannot be handed over: it is given as stdin too", ex.exec, ex, { "true" },
+      { stdin = s, fds = { [3] = s } })
+    -- A terminal's stream cannot go: the pipe given beside it stays ours.
+    local t = ex:exec({ "true" }, { pty = true })
+    t:start()
+    raises("option fds[3]: the stream cannot be handed over: it reads a terminal", ex.exec, ex, { "true" },
+      { stdin = s, fds = { [3] = t:stdout_stream() } })
+    t:wait()
+    t:close()
+    assert.equals("kept\n", H.read_all(s))
+    assert.equals(0, src:wait())
+  end)
+
   it("refuses bad numbers and values, naming the option", function()
     raises("option fds: keys must be descriptor numbers from 3 to 65535 (found key 2)", ex.exec, ex, { "true" },
       { fds = { [2] = io.stdout } })
     raises("option fds[3] must be a file, another process's output stream or { path = ... } (got string)", ex.exec, ex,
       { "true" }, { fds = { [3] = "x" } })
+    raises("option fds[3] must be a file, another process's output stream or { path = ... } (got thread)", ex.exec, ex,
+      { "true" }, { fds = { [3] = coroutine.create(function() end) } })
+    -- A userdata that is not a file (newproxy: Lua 5.1 and LuaJIT only).
+    local other = rawget(_G, "newproxy") and newproxy(true)
+    if other then
+      raises("option fds[3] must be a file, another process's output stream or { path = ... } (got a userdata that " ..
+        "is not a file)", ex.exec, ex, { "true" }, { fds = { [3] = other } })
+    end
     raises("option fds[3]: unknown field 'mode' (use path, write and append)", ex.exec, ex, { "true" },
       { fds = { [3] = { path = "x", mode = "r" } } })
+    -- A number at (or just below) our limit of open files leaves no room
+    -- for the library's own copies above it: said so, at the start.
+    local p = io.popen("ulimit -n")
+    local limit = tonumber(p:read("*l"))
+    p:close()
+    if limit and limit <= 65537 then
+      for _, n in ipairs({ limit - 2, limit - 1 }) do
+        raises("fds[" .. n .. "]: no descriptor above " .. n .. " is free below our limit of open files (" .. limit ..
+          ", RLIMIT_NOFILE)", exec.run, { "true" }, { fds = { [n] = io.stdout } })
+      end
+    end
     local q = ex:exec({ "echo" })
     raises("option fds[4]: the stream cannot be handed over: its process is not started", ex.exec, ex, { "true" },
       { fds = { [4] = q:stdout_stream() } })
@@ -439,6 +502,16 @@ describe("run's max_output", function()
     ]], 20)
     assert.equals(0, status, out)
     assert.equals("1000\ttrue\ttrue\t3\ntrue\tfalse\nnil\n", out)
+    -- check quotes the end of stderr: when max_output dropped it, it says so.
+    local ok, e = pcall(exec.run, "printf 'aaaaaaaaaaaaaaaa' >&2; echo the-real-reason >&2; exit 2",
+      { check = true, max_output = 10 })
+    assert.is_false(ok)
+    assert.equals("exec.run: 'printf 'aaaaaaaaaaaaaaaa' >&2; echo the-real-reason >&2; exit 2' exited with 2: " ..
+      "aaaaaaaaaa [stderr cut at max_output = 10 bytes: its end was dropped]", tostring(e))
+    assert.is_true(e.truncated)
+    ok, e = pcall(exec.run, "head -c 100 /dev/zero; echo why >&2; exit 3", { check = true, max_output = 10 })
+    assert.equals("exec.run: 'head -c 100 /dev/zero; echo why >&2; exit 3' exited with 3: why", tostring(e))
+    assert.is_true(e.truncated)
     raises("option max_output must be a whole number of bytes >= 0 (got -1)", exec.run, "true", { max_output = -1 })
     raises("unknown option 'max_output'", ex.exec, ex, "true", { max_output = 1 })
   end)

@@ -25,14 +25,17 @@ local CHECK_LINES, CHECK_BYTES = 5, 2000
 local CheckError = { __name = "exec.run_error", __metatable = "exec.run_error" }
 CheckError.__tostring = function(e) return e.message end
 
-local function check_error(fname, described, result)
+-- `cut`: stderr had more than max_output, and its end (what the quote is
+-- for) was thrown away: the message says so.
+local function check_error(fname, described, result, cut)
   local tail = result.stderr:sub(-CHECK_BYTES):gsub("\n+$", "")
   local lines = {}
   for line in (tail .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
   local from = math.max(1, #lines - CHECK_LINES + 1)
   tail = table.concat(lines, "\n", from)
   local msg = fname .. ": '" .. described .. "' exited with " .. result.code ..
-    (result.timed_out and " (timed out)" or "") .. (tail ~= "" and (": " .. tail) or "")
+    (result.timed_out and " (timed out)" or "") .. (tail ~= "" and (": " .. tail) or "") ..
+    (cut and (" [stderr cut at max_output = " .. cut .. " bytes: its end was dropped]") or "")
   local e = { message = msg, command = described }
   for k, v in pairs(result) do e[k] = v end
   return setmetatable(e, CheckError)
@@ -115,8 +118,12 @@ local function run(self, fname, command, options)
   if not code then raise(fname .. ": " .. tostring(out)) end
   local result = { code = code, stdout = out, stderr = err, timed_out = pst._timed_out == true }
   -- (With max_output: whether either output had more, thrown away.)
-  if options ~= nil and rawget(options, "max_output") ~= nil then result.truncated = praw:truncated() end
-  if check and code ~= 0 then error(check_error(fname, praw:command(), result), 0) end
+  local max_output = options ~= nil and rawget(options, "max_output")
+  local err_cut
+  if max_output then result.truncated, err_cut = praw:truncated() end
+  if check and code ~= 0 then
+    error(check_error(fname, praw:command(), result, err_cut and string.format("%d", max_output)), 0)
+  end
   return result
 end
 

@@ -120,9 +120,9 @@ pub struct Process {
     collecting: [bool; 2],
     collected: [Option<Vec<u8>>; 2],
     /// `run`'s max_output: bytes kept of each output read whole; and
-    /// whether either had more (collect.rs).
+    /// whether each (stdout, stderr) had more (collect.rs).
     max_output: Option<usize>,
-    truncated: bool,
+    truncated: [bool; 2],
     /// Read-ahead limit for this process's output, in bytes.
     buffer_limit: usize,
     /// How far `wait()` has begun (see `begin_wait`).
@@ -166,7 +166,7 @@ impl Process {
             collecting: [false, false],
             collected: [None, None],
             max_output: None,
-            truncated: false,
+            truncated: [false; 2],
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             wait_begun: WaitBegun::No,
             status: None,

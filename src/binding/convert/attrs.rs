@@ -144,6 +144,9 @@ pub(super) fn argv0(t: &Table) -> Result<Option<Bytes>, String> {
     }
 }
 
+/// What an `fds` value may be, as messages say it.
+const FD_TAKES: &str = "a file, another process's output stream or { path = ... }";
+
 /// `fds = { [3] = <file, stream or { path = }>, ... }`: what the child
 /// gets at each number. Streams (another process's output, unwrapped by
 /// the shim into `streams`: number -> raw stream) are handed over once the
@@ -166,19 +169,15 @@ pub(super) fn fds(lua: &Lua, t: &Table, streams: Option<Table>) -> Result<(Vec<P
         let passed = match v {
             Value::Table(p) => fd_path(&p, &name, target)?,
             v @ Value::UserData(_) => {
-                let fd = lua_file_fd(lua, v, &name)?;
+                let fd = lua_file_fd(lua, v, &name, FD_TAKES)?;
                 PassedFd { target, source: Redirect::Fd(std::sync::Arc::new(fd)), write: false }
             }
-            other => {
-                return Err(format!(
-                    "option {name} must be a file, another process's output stream or {{ path = ... }} (got {})",
-                    type_of(&other)
-                ))
-            }
+            other => return Err(format!("option {name} must be {FD_TAKES} (got {})", type_of(&other))),
         };
         out.push(passed);
     }
     out.sort_by_key(|p| p.target);
+    handed.sort_by_key(|(t, _)| *t);
     Ok((out, handed))
 }
 

@@ -122,7 +122,13 @@ fn executor_config(lua: &Lua, t: &Table) -> Result<ExecutorConfig, String> {
         queue: opt_bool(t, "queue")?.unwrap_or(false),
         inherit_env: opt_bool(t, "inherit_env")?.unwrap_or(false),
         allow_inherit: opt_bool(t, "allow_inherit")?.unwrap_or(false),
-        attrs: super::attrs::attrs(lua, t, "")?,
+        attrs: {
+            // (A uid without a gid must name a user whose group can be
+            // found, or every start of this resource would fail: said now.)
+            let a = super::attrs::attrs(lua, t, "")?;
+            a.clone().completed()?;
+            a
+        },
     })
 }
 

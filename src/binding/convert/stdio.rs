@@ -40,7 +40,7 @@ pub(super) fn stdio(
         Value::Table(p) => Ok((Stdio::File, Some(path_redirect(&p, key)?), None)),
         // (A stream handle arrives unwrapped, as `stream`, from the shim.)
         v @ Value::UserData(_) => {
-            let fd = lua_file_fd(lua, v, key)?;
+            let fd = lua_file_fd(lua, v, key, "a string, a file or a table")?;
             Ok((Stdio::File, Some(Redirect::Fd(Arc::new(fd))), None))
         }
         other => Err(format!("option {key} must be a string, a file or a table (got {})", type_of(&other))),
@@ -82,7 +82,9 @@ pub(super) fn path_redirect(t: &Table, key: &str) -> Result<Redirect, String> {
 /// The descriptor of an open Lua file (io.open, io.popen, io.stdout...),
 /// flushed and duplicated (close-on-exec, above 2): the child gets the
 /// duplicate, and closing the Lua file later changes nothing for it.
-pub(super) fn lua_file_fd(lua: &Lua, v: Value, key: &str) -> Result<OwnedFd, String> {
+/// `takes`: what the option may be, for the message when `v` is another
+/// userdata.
+pub(super) fn lua_file_fd(lua: &Lua, v: Value, key: &str, takes: &str) -> Result<OwnedFd, String> {
     // SAFETY: exec_raw runs the closure in protected mode with the value at
     // stack index 1. Its memory is used only if it is a userdata whose
     // metatable is the registry's "FILE*", i.e. a file of the io library,
@@ -121,7 +123,7 @@ pub(super) fn lua_file_fd(lua: &Lua, v: Value, key: &str) -> Result<OwnedFd, Str
     }
     .map_err(lua_err)?;
     match fd {
-        -2 => Err(format!("option {key} must be a string, a file or a table (got a userdata that is not a file)")),
+        -2 => Err(format!("option {key} must be {takes} (got a userdata that is not a file)")),
         -1 => Err(format!("option {key}: the file is closed")),
         fd if fd < 0 => Err(format!("option {key}: the file has no descriptor")),
         // (A FILE whose descriptor someone closed behind Lua's back gives

@@ -101,10 +101,29 @@ impl UserData for ExecutorUd {
             }
             match this.ex.prepare(spec, opts) {
                 Ok((mut req, remote, buffer_limit)) => {
-                    // Handed over only now that nothing else can fail.
+                    // Handed over only now that nothing else can fail: each
+                    // stream is checked first (once, and able to go), so
+                    // that a refusal leaves every one of them as it was.
+                    let cannot = |name: &str, why: String| BadArg { message: format!("option {name}: the stream cannot be handed over: {why}"), arg: Some(2) };
+                    let mut given: Vec<((usize, usize), String)> = Vec::new();
+                    let named = in_stream.iter().map(|ud| (ud, "stdin".to_string()));
+                    for (ud, name) in named.chain(fd_streams.iter().map(|(t, ud)| (ud, format!("fds[{t}]")))) {
+                        let checked = ud.borrow::<StreamUd>().map_err(|e| Error::Other(e.to_string())).and_then(|s| {
+                            s.0.check_hand_over()?;
+                            Ok(s.0.identity())
+                        });
+                        let id = match checked {
+                            Ok(id) => id,
+                            Err(e) => return bad(cannot(&name, e.to_string())),
+                        };
+                        if let Some((_, first)) = given.iter().find(|(g, _)| *g == id) {
+                            return bad(cannot(&name, format!("it is given as {first} too (a stream goes to one place)")));
+                        }
+                        given.push((id, name));
+                    }
                     let hand_over = |ud: &AnyUserData, name: &str| {
                         let handed = ud.borrow_mut::<StreamUd>().map_err(|e| Error::Other(e.to_string())).and_then(|mut s| s.0.hand_over());
-                        handed.map_err(|e| BadArg { message: format!("option {name}: the stream cannot be handed over: {e}"), arg: Some(2) })
+                        handed.map_err(|e| cannot(name, e.to_string()))
                     };
                     if let Some(ud) = in_stream {
                         match hand_over(&ud, "stdin") {

@@ -24,7 +24,8 @@ use std::path::{Component, Path};
 use super::sys::{above_stdio, cvt, set_blocking};
 
 /// The flags of an open for a child's stdin (`read`) or output: an output
-/// is created (mode 0666 less the umask) and truncated, or appended to.
+/// is created (mode 0666 less the umask: ours, and the process's `umask`
+/// option, see `create_mode`) and truncated, or appended to.
 fn access_flags(read: bool, append: bool) -> libc::c_int {
     let base = libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
     base | if read {
@@ -37,6 +38,13 @@ fn access_flags(read: bool, append: bool) -> libc::c_int {
 }
 
 const CREATE_MODE: libc::mode_t = 0o666;
+
+/// The mode a file created for a child is opened with: 0666 less the
+/// child's `umask` (the kernel takes ours off too), so that a file the
+/// program's output goes to is no more open than one it would create.
+pub fn create_mode(umask: Option<u32>) -> libc::mode_t {
+    CREATE_MODE & !(umask.unwrap_or(0) as libc::mode_t)
+}
 
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
@@ -51,23 +59,24 @@ fn for_child(fd: RawFd) -> io::Result<OwnedFd> {
 }
 
 /// Open `path` (relative to our current directory) for a child.
-pub fn open_for_child(path: &Path, read: bool, append: bool) -> io::Result<OwnedFd> {
+/// `mode`: see `create_mode`.
+pub fn open_for_child(path: &Path, read: bool, append: bool, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let c = c_path(path)?;
     // SAFETY: `c` is a NUL-terminated path; the result is checked.
-    let fd = cvt(unsafe { libc::open(c.as_ptr(), access_flags(read, append), CREATE_MODE as libc::c_uint) })?;
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), access_flags(read, append), mode as libc::c_uint) })?;
     for_child(fd)
 }
 
 /// Open `rel` (a relative path) beneath directory `root` for a child,
 /// never leaving `root`: EXDEV (or ELOOP, in the walk) when a `..` or a
 /// symlink would lead out of it.
-pub fn open_beneath(root: &Path, rel: &Path, read: bool, append: bool) -> io::Result<OwnedFd> {
+pub fn open_beneath(root: &Path, rel: &Path, read: bool, append: bool, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let dir = open_dir(libc::AT_FDCWD, &c_path(root)?, 0)?;
     let flags = access_flags(read, append);
-    match openat2_beneath(dir.as_raw_fd(), rel, flags) {
+    match openat2_beneath(dir.as_raw_fd(), rel, flags, mode) {
         // No openat2 (before Linux 5.6: ENOSYS; refused by a seccomp
         // filter: EPERM). A real EPERM fails the walk the same way.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => walk_beneath(dir, rel, flags),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => walk_beneath(dir, rel, flags, mode),
         other => other.and_then(for_child),
     }
 }
@@ -80,7 +89,7 @@ fn openat2_disabled() -> bool {
     *DISABLED
 }
 
-fn openat2_beneath(dir: RawFd, rel: &Path, flags: libc::c_int) -> io::Result<RawFd> {
+fn openat2_beneath(dir: RawFd, rel: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<RawFd> {
     if openat2_disabled() {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
@@ -90,7 +99,7 @@ fn openat2_beneath(dir: RawFd, rel: &Path, flags: libc::c_int) -> io::Result<Raw
     how.flags = flags as u64;
     // (openat2 refuses a mode without O_CREAT.)
     if flags & libc::O_CREAT != 0 {
-        how.mode = CREATE_MODE as u64;
+        how.mode = mode as u64;
     }
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: `c` is NUL-terminated and `how` a live open_how of the size given.
@@ -111,7 +120,7 @@ fn open_dir(at: RawFd, name: &std::ffi::CStr, nofollow: libc::c_int) -> io::Resu
 /// `openat2_beneath` without openat2: one component at a time from `root`,
 /// following no symlink (O_NOFOLLOW everywhere: a symlink gives ELOOP or
 /// ENOTDIR, even one that would stay inside) and no `..` above `root`.
-fn walk_beneath(root: OwnedFd, rel: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+fn walk_beneath(root: OwnedFd, rel: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let parts: Vec<Component> = rel.components().collect();
     let Some((last, dirs)) = parts.split_last() else { return Err(io::Error::from_raw_os_error(libc::EISDIR)) };
     let mut stack = vec![root];
@@ -134,7 +143,7 @@ fn walk_beneath(root: OwnedFd, rel: &Path, flags: libc::c_int) -> io::Result<Own
     let c = CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let top = stack.last().map_or(-1, |d| d.as_raw_fd());
     // SAFETY: `c` is NUL-terminated; the result is checked.
-    let fd = cvt(unsafe { libc::openat(top, c.as_ptr(), flags | libc::O_NOFOLLOW, CREATE_MODE as libc::c_uint) })?;
+    let fd = cvt(unsafe { libc::openat(top, c.as_ptr(), flags | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
     for_child(fd)
 }
 
@@ -192,10 +201,10 @@ mod tests {
     fn beneath_refuses_every_way_out() {
         let d = tree("kernel");
         let root = &d.0;
-        assert!(open_beneath(root, Path::new("sub/in.txt"), true, false).is_ok());
-        assert!(open_beneath(root, Path::new("sub/../sub/in.txt"), true, false).is_ok());
+        assert!(open_beneath(root, Path::new("sub/in.txt"), true, false, CREATE_MODE).is_ok());
+        assert!(open_beneath(root, Path::new("sub/../sub/in.txt"), true, false, CREATE_MODE).is_ok());
         for escape in ["out", "../etc/passwd", "sub/../../etc/passwd", "/etc/passwd"] {
-            let c = code(open_beneath(root, Path::new(escape), true, false));
+            let c = code(open_beneath(root, Path::new(escape), true, false, CREATE_MODE));
             assert!(matches!(c, Some(libc::EXDEV | libc::ELOOP)), "{escape}: {c:?}");
         }
     }
@@ -206,7 +215,7 @@ mod tests {
         let root = &d.0;
         let walk = |rel: &str| {
             let dir = open_dir(libc::AT_FDCWD, &c_path(root).unwrap(), 0).unwrap();
-            walk_beneath(dir, Path::new(rel), access_flags(true, false))
+            walk_beneath(dir, Path::new(rel), access_flags(true, false), CREATE_MODE)
         };
         assert!(walk("sub/in.txt").is_ok());
         assert!(walk("sub/../sub/in.txt").is_ok());
@@ -238,12 +247,12 @@ mod tests {
         // SAFETY: `c` is NUL-terminated.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // No writer: the read side opens at once (the child reads end of file).
-        let r = open_for_child(&fifo, true, false).unwrap();
+        let r = open_for_child(&fifo, true, false, CREATE_MODE).unwrap();
         // SAFETY: fcntl has no pointer arguments.
         let flags = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
         assert_eq!(flags & libc::O_NONBLOCK, 0, "the child gets a blocking descriptor");
         drop(r);
         // No reader: the write side fails at once instead of waiting for one.
-        assert_eq!(code(open_for_child(&fifo, false, false)), Some(libc::ENXIO));
+        assert_eq!(code(open_for_child(&fifo, false, false, CREATE_MODE)), Some(libc::ENXIO));
     }
 }

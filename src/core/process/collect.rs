@@ -48,9 +48,10 @@ impl Process {
         self.max_output = Some(bytes);
     }
 
-    /// Whether an output read whole had more than max_output.
-    pub fn truncated(&self) -> bool {
-        self.truncated
+    /// Whether an output read whole had more than max_output: either, and
+    /// stderr (what `check` quotes).
+    pub fn truncated(&self) -> (bool, bool) {
+        (self.truncated[0] || self.truncated[1], self.truncated[1])
     }
 
     /// Read the outputs nobody took as far as they go, then wait. `stop`:
@@ -81,7 +82,7 @@ impl Process {
                     // ends the output with what came before it.
                     Ok(Got::Eof | Got::Dropped(_)) | Err(_) => self.collected[which] = Some(outs.take_partial(which)),
                 }
-                self.truncated |= outs.truncated(which);
+                self.truncated[which] |= outs.truncated(which);
                 // Done with it: the pipe is closed now, not with the handle.
                 if let Some(t) = self.out_tokens[which].take() {
                     self.driver.borrow_mut().remove(t);

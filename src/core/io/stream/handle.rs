@@ -72,6 +72,16 @@ impl Stream {
         Ok(fd)
     }
 
+    /// Whether `hand_over` would succeed (see `Outputs::check_hand_over`).
+    pub fn check_hand_over(&self) -> Result<(), Error> {
+        self.outputs.check_hand_over(self.which)
+    }
+
+    /// Which pipe this is: two handles of the same stream are equal here.
+    pub fn identity(&self) -> (usize, usize) {
+        (Rc::as_ptr(&self.outputs) as usize, self.which)
+    }
+
     /// The read-ahead limit of the process this stream belongs to.
     pub fn buffer_limit(&self) -> usize {
         self.outputs.limit()

@@ -238,14 +238,28 @@ impl Outputs {
     /// a pipeline), in blocking mode as a child expects: only while nothing
     /// of it was taken in. Reads afterwards say where it went.
     pub fn hand_over(&self, which: usize) -> Result<OwnedFd, Error> {
+        self.check_hand_over(which)?;
+        let mut guard = self.streams[which].borrow_mut();
+        let st = guard.as_mut().filter(|st| st.open).ok_or(Error::Closed(What::Stream))?;
+        let fd = st.fd.take().ok_or(Error::Closed(What::Stream))?;
+        sys::set_blocking(fd.as_raw_fd()).map_err(|e| Error::os("cannot hand the pipe over", &e))?;
+        st.open = false;
+        st.error = Some(Error::HandedOver);
+        Ok(fd)
+    }
+
+    /// Whether `hand_over(which)` would give the pipe away: Ok, or why not.
+    /// Nothing changes, so that a start that hands over several streams
+    /// can check them all before it takes any.
+    pub fn check_hand_over(&self, which: usize) -> Result<(), Error> {
         if self.terminal.get() {
             // Its descriptor shares one open terminal with the process's
             // stdin: made blocking for the new reader, it would make every
             // write_stdin block the whole program.
             return Err(Error::Unsupported("it reads a terminal (pty = true), which cannot be handed over".into()));
         }
-        let mut guard = self.streams[which].borrow_mut();
-        let st = guard.as_mut().filter(|st| st.open).ok_or(Error::Closed(What::Stream))?;
+        let guard = self.streams[which].borrow();
+        let st = guard.as_ref().filter(|st| st.open).ok_or(Error::Closed(What::Stream))?;
         if let Some(e) = &st.error {
             return Err(e.clone());
         }
@@ -268,11 +282,10 @@ impl Outputs {
         if let Some(why) = why {
             return Err(Error::Other(format!("{why} (only a stream nothing was taken from can be handed over)")));
         }
-        let fd = st.fd.take().ok_or(Error::Closed(What::Stream))?;
-        sys::set_blocking(fd.as_raw_fd()).map_err(|e| Error::os("cannot hand the pipe over", &e))?;
-        st.open = false;
-        st.error = Some(Error::HandedOver);
-        Ok(fd)
+        if st.fd.is_none() {
+            return Err(Error::Closed(What::Stream));
+        }
+        Ok(())
     }
 
     /// The streams read a terminal (`pty`): they cannot be handed over.

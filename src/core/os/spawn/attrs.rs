@@ -228,10 +228,14 @@ impl Attrs {
             if let Some(c) = caller.uid.filter(|c| Some(*c) != self.uid) {
                 return Err(differs("uid", c.to_string()));
             }
-            if let Some(c) = caller.gid.filter(|c| Some(*c) != self.gid) {
+            // The same is also what the child gets from the owner's `uid`
+            // alone: that user's group, and no supplementary ones.
+            let owner_gid = self.gid.or_else(|| self.uid.and_then(|u| primary_gid(u).ok().flatten()));
+            if let Some(c) = caller.gid.filter(|c| Some(*c) != owner_gid) {
                 return Err(differs("gid", c.to_string()));
             }
-            if let Some(c) = caller.groups.as_ref().filter(|c| Some(*c) != self.groups.as_ref()) {
+            let owner_groups = self.groups.clone().or_else(|| self.uid.map(|_| Vec::new()));
+            if let Some(c) = caller.groups.as_ref().filter(|c| Some(*c) != owner_groups.as_ref()) {
                 return Err(differs("groups", list_words(c)));
             }
             out.uid = self.uid;
@@ -496,9 +500,15 @@ impl ChildExtra {
                     dup_above(file.as_raw_fd(), above)
                 }
             }
-            .map_err(|e| format!("fds[{}]: cannot duplicate the descriptor: {}", f.target, crate::core::os::sys::describe(&e)))?;
+            .map_err(|e| dup_failed(f.target, above, &e))?;
             pairs.push((f.target, fd.as_raw_fd()));
             owned.push(fd);
+        }
+        // The fork path's report pipe goes above every target too: a
+        // number too close to our limit fails here, named, rather than as
+        // the fork's "Too many open files".
+        if let (Some(f), Some(first)) = (fds.iter().max_by_key(|f| f.target), owned.first()) {
+            dup_above(first.as_raw_fd(), above).map_err(|e| dup_failed(f.target, above, &e))?;
         }
         pairs.sort();
         let mut rlimits = Vec::new();
@@ -605,6 +615,22 @@ impl ChildExtra {
     }
 }
 
+/// Why a descriptor for `fds[target]` could not be made above `above`:
+/// past our limit of open files, the number is the reason.
+fn dup_failed(target: RawFd, above: RawFd, e: &io::Error) -> String {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::EMFILE) if got => format!(
+            "fds[{target}]: no descriptor above {above} is free below our limit of open files ({}, RLIMIT_NOFILE): \
+             the library keeps its copies above the highest target until the start, so give lower numbers",
+            lim.rlim_cur
+        ),
+        _ => format!("fds[{target}]: cannot duplicate the descriptor: {}", crate::core::os::sys::describe(e)),
+    }
+}
+
 /// A close-on-exec duplicate of `fd` numbered above `above`.
 fn dup_above(fd: RawFd, above: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fcntl has no pointer arguments; the result is checked.
@@ -686,6 +712,13 @@ mod tests {
         assert!(e.contains("uid = 0 is not the identity of 'a:b' (uid = 65534)"), "{e}");
         let e = loose(&|c| c.gid = Some(0));
         assert!(e.contains("gid = 0 is not the identity"), "{e}");
+        // The identity the owner's uid alone gives may be repeated.
+        let nobody_gid = primary_gid(65534).unwrap();
+        if let Some(g) = nobody_gid {
+            let same = Attrs { uid: Some(65534), gid: Some(g), groups: Some(vec![]), ..Default::default() };
+            let got = owner.tightened_by(&same, "a:b").unwrap();
+            assert_eq!((got.uid, got.gid, got.groups), (Some(65534), None, None));
+        }
         let e = loose(&|c| c.groups = Some(vec![0]));
         assert!(e.contains("groups = { 0 } is not the identity"), "{e}");
         let e = loose(&|c| c.kill_on_parent_death = Some(false));

@@ -234,7 +234,12 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     let fail = |e: io::Error, doing: &str| format!("{doing} for '{what}': {}", sys::describe(&e));
     let stdio = StdioPipes::open(req, &what)?;
     let extra = match req.needs_fork() {
-        true => Some(ChildExtra::prepare(&req.attrs, &req.fds, stdio::open_named)?),
+        true => {
+            let open = |name: &str, read, path: &std::path::Path, append, within: Option<&Within>| {
+                stdio::open_named(name, read, path, append, within, req.attrs.umask)
+            };
+            Some(ChildExtra::prepare(&req.attrs, &req.fds, open)?)
+        }
         false => None,
     };
     let pty = match req.pty {

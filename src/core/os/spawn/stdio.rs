@@ -25,16 +25,26 @@ impl From<io::Error> for Opened {
 
 /// Open the file of stream `i` (`{ path = }`), beneath a restricted
 /// executor's root if it has one; never blocking (see os/open.rs).
-fn open_path(i: usize, path: &std::path::Path, append: bool, within: Option<&Within>) -> Result<OwnedFd, Opened> {
-    open_named(STREAMS[i], i == 0, path, append, within).map_err(Opened::Path)
+fn open_path(i: usize, path: &std::path::Path, append: bool, within: Option<&Within>, umask: Option<u32>) -> Result<OwnedFd, Opened> {
+    open_named(STREAMS[i], i == 0, path, append, within, umask).map_err(Opened::Path)
 }
 
 /// Open a path a child is given as `name` (a standard stream, or one of
 /// `fds`), for reading or writing, with the standard streams' rules.
-pub(super) fn open_named(name: &str, read: bool, path: &std::path::Path, append: bool, within: Option<&Within>) -> Result<OwnedFd, String> {
+///
+/// `umask`: the process's option, taken off a created file's mode.
+pub(super) fn open_named(
+    name: &str,
+    read: bool,
+    path: &std::path::Path,
+    append: bool,
+    within: Option<&Within>,
+    umask: Option<u32>,
+) -> Result<OwnedFd, String> {
+    let mode = open::create_mode(umask);
     let r = match within {
-        Some(w) => open::open_beneath(&w.root, &w.rel, read, append),
-        None => open::open_for_child(path, read, append),
+        Some(w) => open::open_beneath(&w.root, &w.rel, read, append, mode),
+        None => open::open_for_child(path, read, append, mode),
     };
     r.map_err(|e| {
         let reason = match (within, e.raw_os_error()) {
@@ -67,7 +77,7 @@ impl StdioPipes {
             ends[i] = match mode {
                 Stdio::File => match &req.redirect[i] {
                     Some(Redirect::Fd(fd)) => Some((None, sys::above_stdio(fd.try_clone()?)?)),
-                    Some(Redirect::Path { path, append, within }) => Some((None, open_path(i, path, *append, within.as_ref())?)),
+                    Some(Redirect::Path { path, append, within }) => Some((None, open_path(i, path, *append, within.as_ref(), req.attrs.umask)?)),
                     None => return Err(Opened::Path(format!("{}: no file given", STREAMS[i]))),
                 },
                 Stdio::Inherit => None,
