@@ -75,6 +75,15 @@ LUA_EXEC_NO_PIDFD=1 LUA_CPATH="$top/build/lua5.4/?.so;;" run_in_session build/te
 tally "lua5.4 without pidfds" build/test/nopidfd.tap build/test/nopidfd.err $?
 check_left nopidfd "the specs without pidfds"
 
+# The path rules of restricted executors where the kernel lacks openat2
+# (before Linux 5.6): the walk that follows no symlink.
+echo "== the path rules without openat2 (the walk for old kernels), under lua5.4"
+LUA_EXEC_NO_OPENAT2=1 LUA_CPATH="$top/build/lua5.4/?.so;;" run_in_session build/test/noopenat2.sid \
+  timeout 600 lua5.4 /usr/bin/busted -o TAP spec/policy_spec.lua spec/redirections_spec.lua spec/attributes_spec.lua \
+  >build/test/noopenat2.tap 2>build/test/noopenat2.err
+tally "lua5.4 without openat2" build/test/noopenat2.tap build/test/noopenat2.err $?
+check_left noopenat2 "the specs without openat2"
+
 echo "== everything with fork + exec instead of posix_spawn (the path for glibc < 2.34 and musl), under lua5.4"
 LUA_EXEC_FORK_SPAWN=1 LUA_CPATH="$top/build/lua5.4/?.so;;" run_in_session build/test/fork.sid \
   timeout 1500 lua5.4 /usr/bin/busted -o TAP "$@" >build/test/fork.tap 2>build/test/fork.err

@@ -133,7 +133,7 @@ fn walk_beneath(root: OwnedFd, rel: &Path, flags: libc::c_int, mode: libc::mode_
             Component::Normal(name) => {
                 let c = CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
                 let top = stack.last().map_or(-1, |d| d.as_raw_fd());
-                let next = open_dir(top, &c, libc::O_NOFOLLOW)?;
+                let next = open_dir(top, &c, libc::O_NOFOLLOW).map_err(|e| symlink_as_eloop(e, top, &c))?;
                 stack.push(next);
             }
             _ => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
@@ -145,6 +145,25 @@ fn walk_beneath(root: OwnedFd, rel: &Path, flags: libc::c_int, mode: libc::mode_
     // SAFETY: `c` is NUL-terminated; the result is checked.
     let fd = cvt(unsafe { libc::openat(top, c.as_ptr(), flags | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
     for_child(fd)
+}
+
+/// A directory component that is a symlink fails O_NOFOLLOW|O_DIRECTORY
+/// with ENOTDIR, the error of a plain file there: say ELOOP, as openat2
+/// does and as the last component's O_NOFOLLOW does, so that the caller
+/// is told the path leads out through a symlink.
+fn symlink_as_eloop(e: io::Error, dir: RawFd, name: &CString) -> io::Error {
+    if e.raw_os_error() != Some(libc::ENOTDIR) {
+        return e;
+    }
+    // SAFETY: stat is plain data; fstatat gets a NUL-terminated name and a
+    // valid pointer, and its result is checked.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    if r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        io::Error::from_raw_os_error(libc::ELOOP)
+    } else {
+        e
+    }
 }
 
 /// Read a data file (a resource file of `exec.registry.load`) of at most
@@ -190,6 +209,7 @@ mod tests {
         std::fs::write(root.join("sub/in.txt"), "inside\n").unwrap();
         symlink("/etc/passwd", root.join("out")).unwrap();
         symlink("sub/in.txt", root.join("near")).unwrap();
+        symlink("/etc", root.join("etc")).unwrap();
         Dir(root)
     }
 
@@ -203,7 +223,7 @@ mod tests {
         let root = &d.0;
         assert!(open_beneath(root, Path::new("sub/in.txt"), true, false, CREATE_MODE).is_ok());
         assert!(open_beneath(root, Path::new("sub/../sub/in.txt"), true, false, CREATE_MODE).is_ok());
-        for escape in ["out", "../etc/passwd", "sub/../../etc/passwd", "/etc/passwd"] {
+        for escape in ["out", "etc/passwd", "../etc/passwd", "sub/../../etc/passwd", "/etc/passwd"] {
             let c = code(open_beneath(root, Path::new(escape), true, false, CREATE_MODE));
             assert!(matches!(c, Some(libc::EXDEV | libc::ELOOP)), "{escape}: {c:?}");
         }
@@ -219,10 +239,14 @@ mod tests {
         };
         assert!(walk("sub/in.txt").is_ok());
         assert!(walk("sub/../sub/in.txt").is_ok());
-        for escape in ["out", "near", "../etc/passwd", "sub/../../etc/passwd", "/etc/passwd"] {
+        // A symlink, as the last component or a directory on the way, is
+        // ELOOP (said to the caller as a way out), as openat2 says it.
+        for escape in ["out", "near", "etc/passwd", "../etc/passwd", "sub/../../etc/passwd", "/etc/passwd"] {
             let c = code(walk(escape));
-            assert!(matches!(c, Some(libc::EXDEV | libc::ELOOP | libc::ENOTDIR)), "{escape}: {c:?}");
+            assert!(matches!(c, Some(libc::EXDEV | libc::ELOOP)), "{escape}: {c:?}");
         }
+        // A plain file on the way is still what it is.
+        assert_eq!(code(walk("sub/in.txt/x")), Some(libc::ENOTDIR));
     }
 
     #[test]
