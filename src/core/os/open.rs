@@ -155,9 +155,10 @@ fn symlink_as_eloop(e: io::Error, dir: RawFd, name: &CString) -> io::Error {
     if e.raw_os_error() != Some(libc::ENOTDIR) {
         return e;
     }
-    // SAFETY: stat is plain data; fstatat gets a NUL-terminated name and a
-    // valid pointer, and its result is checked.
+    // SAFETY: stat is plain data.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatat gets a NUL-terminated name and a valid pointer; its
+    // result is checked.
     let r = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
     if r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         io::Error::from_raw_os_error(libc::ELOOP)
