@@ -6,7 +6,8 @@
 -- scheduler's clock, and a waiter is queued only if the clock has not moved
 -- since its caller looked (sched.lua, "Finalizers": a finalizer may run
 -- any channel operation in the middle of another).
-local sched = (...).sched
+local parts = ...
+local sched, fifo = parts.sched, parts.fifo
 
 local wake, waiter, suspend, raise = sched.wake, sched.waiter, sched.suspend, sched.raise
 local enlist, changed, clock = sched.enlist, sched.changed, sched.clock
@@ -34,12 +35,16 @@ function M.new(size)
   if type(size) ~= "number" or size ~= size or size < 0 or size % 1 ~= 0 or size == math.huge then
     raise("channel.new: size must be a whole number >= 0 (got " .. tostring(size) .. ")")
   end
-  return setmetatable({ cap = size, buf = {}, head = 1, tail = 0, closed = false, recvq = {}, sendq = {} }, Channel)
+  -- `buf`: the buffered values, a fifo (changed with fifo.lua's steps
+  -- written out, below). `recvq`, `sendq`: the waiting receivers' and
+  -- senders' spots, in the order they came; not fifos, since a waiter that
+  -- another case of its select woke, or that an error took away, leaves
+  -- them from anywhere (sched.lua's drop_spot), and the dead ones left
+  -- before a live one go together (pop_live).
+  return setmetatable({ cap = size, buf = fifo.new(), closed = false, recvq = {}, sendq = {} }, Channel)
 end
 
-local function buffered(ch)
-  return ch.tail - ch.head + 1
-end
+local buffered = fifo.count
 
 -- Take the first queued spot whose waiter still waits off queue `q` (and
 -- the dead ones before it): the spot, or nil. (No calls.)
@@ -61,11 +66,12 @@ end
 -- takes its place), else a blocked sender's; at the end, nil, false.
 local function try_receive(ch)
   local s = pop_live(ch.sendq)
-  -- From here to the change, no calls (rule 1).
-  local head, tail = ch.head, ch.tail
+  -- From here to the change, no calls (rule 1): fifo.pop and fifo.push
+  -- on the buffer are written out, as one step.
+  local buf = ch.buf
+  local head, tail = buf.head, buf.tail
   local v
   if head <= tail then
-    local buf = ch.buf
     v = buf[head]
     buf[head] = nil
     if s then
@@ -74,7 +80,7 @@ local function try_receive(ch)
     end
     head = head + 1
     if head > tail then head, tail = 1, 0 end
-    ch.head, ch.tail = head, tail
+    buf.head, buf.tail = head, tail
   elseif s then
     v = s.value
   elseif ch.closed then
@@ -98,11 +104,12 @@ local function try_send(ch, v)
     wake(r.w, r.case, v, true)
     return true
   end
-  local tail = ch.tail
-  if tail - ch.head + 1 < ch.cap then
-    tail = tail + 1
-    ch.buf[tail] = v
-    ch.tail = tail
+  local buf = ch.buf
+  local tail = buf.tail
+  if tail - buf.head + 1 < ch.cap then
+    tail = tail + 1 -- (fifo.push, written out)
+    buf[tail] = v
+    buf.tail = tail
     changed()
     return true
   end
@@ -180,7 +187,7 @@ end
 --- Number of buffered values.
 function Channel:len()
   check(self, "len")
-  return buffered(self)
+  return buffered(self.buf)
 end
 
 function Channel:case_receive()
@@ -194,7 +201,7 @@ function Channel:case_send(v)
 end
 
 Channel.__tostring = function(self)
-  return string.format("exec.channel(%d/%d%s)", buffered(self), self.cap, self.closed and ", closed" or "")
+  return string.format("exec.channel(%d/%d%s)", buffered(self.buf), self.cap, self.closed and ", closed" or "")
 end
 
 -- A case is a channel's (kind "receive" or "send") or one that polls

@@ -15,13 +15,18 @@ if not exec then
   -- The scheduler's and the channels' code stays interpreted, so that a
   -- finalizer that calls into the library cannot come between a look at
   -- their state and the change that depends on it (sched.lua,
-  -- "Finalizers"). Marking only the functions that hold such blocks gains
-  -- nothing: a trace that reaches a call to one of them is aborted, and
-  -- every hot path of the scheduler reaches one.
+  -- "Finalizers"): every file that holds such blocks, fifo.lua and
+  -- timers.lua included (called only from interpreted code, a function of
+  -- theirs could still grow hot and be compiled as a trace of its own).
+  -- jit.off(chunk, true) marks the chunk and every function written in it,
+  -- before the chunk runs. Marking only the functions that hold such
+  -- blocks gains nothing: a trace that reaches a call to one of them is
+  -- aborted, and every hot path of the scheduler reaches one.
   local jit = rawget(_G, "jit") or package.loaded.jit
   if type(jit) == "table" and jit.off then
-    jit.off(modules.sched, true)
-    jit.off(modules.channel, true)
+    for _, name in ipairs({ "fifo", "timers", "sched", "channel" }) do
+      jit.off(modules[name], true)
+    end
   end
   -- Each part gets the parts it uses by name from `parts`, which raises
   -- for a name it does not hold (yet): a slip in the wiring is an error
@@ -34,6 +39,8 @@ if not exec then
     rawset(parts, name, part)
     return part
   end
+  load("fifo")
+  load("timers")
   local sched = load("sched")
   local channel = load("channel")
   local time = load("time")

@@ -41,7 +41,12 @@
 --      decided.
 -- The notice also wakes a host loop that watches exec.pollfd() for work
 -- made outside exec.step() (see `announce`).
-local core = (...).core
+--
+-- The timer heap is timers.lua's; what stays here is what the loop does
+-- with it. The loop's own two queues (ready tasks, polled tokens) stay
+-- written out here rather than on fifo.lua: see `ready`.
+local parts = ...
+local core, timers = parts.core, parts.timers
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_running, co_status = coroutine.running, coroutine.status
@@ -154,7 +159,14 @@ local function changed()
 end
 M.changed = changed
 
--- Ready queue of tasks to resume.
+-- Ready queue of tasks to resume. Laid out as fifo.lua's queues are, but
+-- with its indices in locals of this file, and its steps written out: the
+-- loop looks at it and at `polled` on every turn, and under LuaJIT (where
+-- this file runs interpreted) an upvalue is read faster than a table's
+-- field: with both on fifo.lua, LuaJIT's channel ping-pong
+-- (bench/cases.lua exec_channel) ran at 0.95x. Besides, `wake`
+-- and `spawn` queue a task inside a block of rule 1, where no call to
+-- fifo.push could go.
 local ready, ready_head, ready_tail = {}, 1, 0
 
 local function push_ready(co)
@@ -188,67 +200,11 @@ end
 local token_waiters = {}
 local token_waiter_count = 0
 
--- Timers: a binary min-heap of { at, seq, fn } (fn(now) is called when due).
--- Its operations have no calls in them (rule 1): the comparisons are
--- written out, and a parent's index is (i - i % 2) / 2 (a float on Lua
--- 5.3+, which indexes a table as the integer it equals).
-local heap, heap_n, timer_seq = {}, 0, 0
-
-local function heap_push(t)
-  local at, seq = t.at, t.seq
-  local i = heap_n + 1
-  heap_n = i
-  while i > 1 do
-    local p = (i - i % 2) / 2
-    local up = heap[p]
-    if at < up.at or (at == up.at and seq < up.seq) then
-      heap[i] = up
-      i = p
-    else
-      break
-    end
-  end
-  heap[i] = t
-end
-
--- Pop the top timer if it is due at `t` (t == nil: if it is cancelled or
--- its owner was collected, see M.at),
--- and return it; nil otherwise. The look and the pop are one block.
-local function heap_pop_if(t)
-  if heap_n == 0 then return nil end
-  local top = heap[1]
-  if t then
-    if top.at > t then return nil end
-  elseif top.fn ~= nil and (top.owner == nil or top.owner[1] ~= nil) then
-    return nil -- (armed: not cancelled, its owner if any alive)
-  end
-  local n = heap_n
-  local last = heap[n]
-  heap[n] = nil
-  n = n - 1
-  heap_n = n
-  if n > 0 then
-    local at, seq = last.at, last.seq
-    local i = 1
-    while true do
-      local c = 2 * i
-      if c > n then break end
-      local cv = heap[c]
-      if c < n then
-        local rv = heap[c + 1]
-        if rv.at < cv.at or (rv.at == cv.at and rv.seq < cv.seq) then c, cv = c + 1, rv end
-      end
-      if cv.at < at or (cv.at == at and cv.seq < seq) then
-        heap[i] = cv
-        i = c
-      else
-        break
-      end
-    end
-    heap[i] = last
-  end
-  return top
-end
+-- Timers: a binary min-heap of { at, seq, fn } (timers.lua; fn(now) is
+-- called when due). next_deadline(heap): the next armed timer's time, or
+-- nil (cancelled ones leave the heap).
+local heap = timers.new()
+local heap_push, next_deadline = timers.push, timers.next_deadline
 
 -- The running task, or nil when the caller is not a spawned task.
 local function current_task()
@@ -368,9 +324,7 @@ local fire = M.fire
 
 -- Put timer `t`, made beforehand, in the heap.
 local function arm(t)
-  timer_seq = timer_seq + 1
-  t.seq = timer_seq
-  heap_push(t)
+  heap_push(heap, t)
   changed()
 end
 
@@ -392,27 +346,10 @@ function M.cancel_timer(t)
   t.fn = nil
 end
 
+local fire_due = timers.fire_due
 local function fire_timers()
-  if heap_n == 0 then return end
-  local t = now()
-  while true do
-    -- Pop, disarm, then call: an error inside fn (an interrupt) leaves the
-    -- heap whole, and the timer is not called twice.
-    local timer = heap_pop_if(t)
-    if not timer then return end
-    local fn, held = timer.fn, timer.owner
-    local owner = held and held[1] -- (held strongly while it runs)
-    timer.fn = nil
-    if fn and (held == nil or owner ~= nil) then fn(t, owner) end
-  end
-end
-
--- Drop cancelled timers (and those whose owner is gone) from the top so
--- they do not shorten poll timeouts or hide a deadlock.
-local function next_deadline()
-  while heap_pop_if(nil) do end
-  if heap_n > 0 then return heap[1].at end
-  return nil
+  if heap.n == 0 then return end -- (no clock read when there is no timer)
+  fire_due(heap, now())
 end
 
 -- An error object as text, even if its __tostring fails.
@@ -491,8 +428,9 @@ local function sweep_dead_tasks()
   end
 end
 
--- Tokens the Rust loop reported, consumed one at a time so that an error
--- half-way leaves the rest for the next turn.
+-- Tokens the Rust loop reported (core.poll fills `polled` from index 1),
+-- consumed one at a time so that an error half-way leaves the rest for the
+-- next turn. Written out, as `ready` is (see there).
 local polled, polled_head, polled_n = {}, 1, 0
 -- Set while Rust fills `polled`: a finalizer that runs meanwhile and polls
 -- (a blocking call's loop) gets a table of its own (rule 1). (An error out
@@ -551,7 +489,7 @@ local function turn(w, what)
   if not ready_empty() then
     timeout = 0
   else
-    local at = next_deadline()
+    local at = next_deadline(heap)
     if at then
       timeout = ceil((at - now()) * 1000)
       if timeout < 0 then timeout = 0 end
@@ -582,7 +520,7 @@ local function settle()
   for _ = 1, 1000 do
     if ready_empty() then
       -- Nothing waits on I/O: no system call needed to know nothing is ready.
-      if token_waiter_count == 0 and heap_n == 0 then return end
+      if token_waiter_count == 0 and heap.n == 0 then return end
       poll_now(0)
       fire_timers()
       if ready_empty() then return end
@@ -628,7 +566,7 @@ local isyieldable = coroutine.isyieldable
 local function alone()
   -- (The cheap looks first, written out: a big write_stdin asks on every call.)
   return not hosted and token_waiter_count == 0 and ready_head > ready_tail and polled_head > polled_n
-    and (heap_n == 0 or next_deadline() == nil) and not current_task()
+    and (heap.n == 0 or next_deadline(heap) == nil) and not current_task()
 end
 
 --- Whether a caller that looked at what it waits for when the clock read
@@ -799,7 +737,7 @@ local function step_once()
   if not ready_empty() then return 0 end
   local due = core.poll_due_ms()
   local wait = due and due / 1000
-  local at = next_deadline()
+  local at = next_deadline(heap)
   if at then
     local left = at - now()
     if left < 0 then left = 0 end
@@ -846,7 +784,7 @@ function M.yield()
 end
 
 function M.stats()
-  return { tasks = live_tasks, ready = ready_tail - ready_head + 1, io_waiters = token_waiter_count, timers = heap_n }
+  return { tasks = live_tasks, ready = ready_tail - ready_head + 1, io_waiters = token_waiter_count, timers = heap.n }
 end
 
 -- Lua 5.1 (not LuaJIT) cannot yield across pcall.

@@ -1,12 +1,12 @@
 -- max_processes slots for resources with `queue = true`: a start beyond
 -- the limit waits for a slot, first come, first served.
 local parts = ...
-local core, sched = parts.core, parts.sched
+local core, sched, fifo = parts.core, parts.sched, parts.fifo
 
 local M = {}
 
 -- `queue = true`: starts beyond max_processes wait for a slot, first come,
--- first served. One queue per resource: { head, tail, [i] = entry }.
+-- first served. One queue per resource, a fifo of entries { co =, gone = }.
 -- A slot is freed when a child is reaped: by a wait() here (which kicks the
 -- queue at once) or by the reaper thread after a close() (noticed within
 -- the fallback poll interval).
@@ -40,13 +40,12 @@ end
 -- Drop entries from the head whose caller can no longer take its turn: an
 -- error took it out of await_slot, or its task was closed while it waited.
 local function live_head(q)
-  while q.head <= q.tail do
-    local e = q[q.head]
-    if not e.gone and not (e.co and coroutine.status(e.co) == "dead") then return e end
-    q[q.head] = nil
-    q.head = q.head + 1
+  local e = fifo.peek(q)
+  while e ~= nil and (e.gone or (e.co and coroutine.status(e.co) == "dead")) do
+    fifo.pop(q)
+    e = fifo.peek(q)
   end
-  return nil
+  return e
 end
 
 local function room(raw, id)
@@ -58,13 +57,12 @@ end
 function M.await(raw, id, fname)
   local q = queues[id]
   if not q then
-    q = { head = 1, tail = 0 }
+    q = fifo.new()
     queues[id] = q
   end
   if live_head(q) == nil and room(raw, id) then return end
   local me = { co = coroutine.running() }
-  q.tail = q.tail + 1
-  q[q.tail] = me
+  fifo.push(q, me)
   local clock = sched.clock
   local function wait_turn()
     while true do
@@ -86,9 +84,8 @@ function M.await(raw, id, fname)
     wait_turn()
   end
   -- Our turn: leave the queue; the next one looks once this start is done.
-  q[q.head] = nil
-  q.head = q.head + 1
-  if q.head > q.tail then queues[id] = nil end
+  fifo.pop(q)
+  if fifo.count(q) == 0 then queues[id] = nil end
 end
 
 --- Process state `st` of resource `id` holds a slot until it is reaped.

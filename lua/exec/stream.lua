@@ -42,7 +42,9 @@ end
 -- Rust puts every whole line available into a Lua table, st.q[st.qh ..
 -- st.qn], at once, so a line read from the queue costs no call at all. Any
 -- other read first gives the queued lines back to the stream, so reads of
--- every kind can be mixed.
+-- every kind can be mixed. (Not a fifo.lua queue: a read takes its line
+-- with no call at all and leaves it in place, since the next batch
+-- overwrites the queue.)
 local LINE_READERS = core.line_readers
 
 -- Forget the queued lines (give_back hands them over first; close drops them).

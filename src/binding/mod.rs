@@ -53,6 +53,8 @@ const GUARD_KEY: &str = "lua-exec.state";
 
 /// The Lua sources of the shim, compiled into the library.
 const SHIM: &[(&str, &str)] = &[
+    ("fifo", include_str!("../../lua/exec/fifo.lua")),
+    ("timers", include_str!("../../lua/exec/timers.lua")),
     ("sched", include_str!("../../lua/exec/sched.lua")),
     ("channel", include_str!("../../lua/exec/channel.lua")),
     ("time", include_str!("../../lua/exec/time.lua")),
