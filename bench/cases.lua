@@ -298,25 +298,31 @@ function cases.exec_write(mib, opts)
   return mib * 1048576 / (now() - t0)
 end
 
-function cases.luv_write(mib)
+-- luv: `count` writes of `block` into the stdin of `program` `args`, with
+-- backpressure, as a real program must (queueing 1 GiB at once would
+-- measure memory, not the pipe); returns once the child is done.
+local function luv_feed(program, args, block, count)
   local uv = require("luv")
   local inp = uv.new_pipe(false)
-  local t0 = now()
   local h
-  h = uv.spawn("sh", { args = { "-c", "cat > /dev/null" }, stdio = { inp, nil, nil } }, function() h:close() end)
-  -- Write with backpressure, as a real program must (queueing 1 GiB at once
-  -- would measure memory, not the pipe).
-  local left = mib * 16
+  h = uv.spawn(program, { args = args, stdio = { inp, nil, nil } }, function() h:close() end)
+  local left = count
   local function pump()
     while left > 0 and inp:get_write_queue_size() < 1048576 do
       left = left - 1
-      inp:write(BLOCK, left == 0 and function() inp:shutdown(function() inp:close() end) end or nil)
+      inp:write(block, left == 0 and function() inp:shutdown(function() inp:close() end) end or nil)
     end
   end
   local idle = uv.new_check()
   idle:start(function() pump(); if left == 0 then idle:stop(); idle:close() end end)
   pump()
   uv.run()
+end
+
+function cases.luv_write(mib)
+  require("luv") -- loaded before the clock starts, as the other cases do
+  local t0 = now()
+  luv_feed("sh", { "-c", "cat > /dev/null" }, BLOCK, mib * 16)
   return mib * 1048576 / (now() - t0)
 end
 
@@ -341,24 +347,10 @@ function cases.exec_write_dd(mib, opts)
 end
 
 function cases.luv_write_dd(mib)
-  local uv = require("luv")
+  require("luv")
   local block = mib_block()
-  local inp = uv.new_pipe(false)
   local t0 = now()
-  local h
-  h = uv.spawn("dd", { args = { "of=/dev/null", "bs=1M", "status=none" }, stdio = { inp, nil, nil } },
-    function() h:close() end)
-  local left = mib
-  local function pump()
-    while left > 0 and inp:get_write_queue_size() < 1048576 do
-      left = left - 1
-      inp:write(block, left == 0 and function() inp:shutdown(function() inp:close() end) end or nil)
-    end
-  end
-  local idle = uv.new_check()
-  idle:start(function() pump(); if left == 0 then idle:stop(); idle:close() end end)
-  pump()
-  uv.run()
+  luv_feed("dd", { "of=/dev/null", "bs=1M", "status=none" }, block, mib)
   return mib * 1048576 / (now() - t0)
 end
 
