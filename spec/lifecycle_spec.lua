@@ -99,6 +99,44 @@ describe("while the interpreter runs", function()
     ]]))(exec)
     assert.has_error(function() rel:exec("true") end)
   end)
+
+  it("<close> passes on an error that is not the library's, raised while it closes (Ctrl-C)", function()
+    if not H.has_close then
+      pending(H.lua .. " has no <close> variables (Lua 5.4 syntax)")
+      return
+    end
+    -- lua.c's Ctrl-C is an error raised by a hook in whatever Lua function
+    -- runs: here, in the handle's own close (and the stream's, and the
+    -- executor's release), called by the <close> at the block's end.
+    for _, case in ipairs({ "process", "stream", "executor" }) do
+      local out = {}
+      local ok, err = pcall(assert(load([[
+        local exec, ex, case, out = ...
+        local p = ex:exec({ "sleep", "60" })
+        out.p = p
+        local target = p
+        if case == "stream" then target = p:stdout_stream() end
+        if case == "executor" then target = exec.get("process:native") end
+        local method = case == "executor" and target.release or target.close
+        p:start()
+        do
+          local h <close> = target
+          debug.sethook(function()
+            if debug.getinfo(2, "f").func == method then
+              debug.sethook()
+              error("interrupted!", 0)
+            end
+          end, "c")
+        end
+        debug.sethook()
+        p:close()
+      ]])), exec, ex, case, out)
+      debug.sethook()
+      out.p:close()
+      assert.is_false(ok, case)
+      assert.equals("interrupted!", err)
+    end
+  end)
 end)
 
 describe("a child", function()

@@ -103,7 +103,10 @@ function Executor:id()
   return check_self(self, Executor, "executor:id"):id()
 end
 
-Executor.__close = function(self) pcall(Executor.release, self) end
+-- (A <close> handler calls the method as it is: the methods raise nothing
+-- of their own on a handle, so whatever they raise, Ctrl-C or a memory
+-- error, goes on to the program. The same for Process and Stream.)
+Executor.__close = function(self) Executor.release(self) end
 Executor.__tostring = function(self)
   check_open()
   local raw = dgetmt(self).raw
@@ -409,7 +412,7 @@ function Process:close_stdin()
   return true, nil
 end
 
-Process.__close = function(self) pcall(Process.close, self) end
+Process.__close = function(self) Process.close(self) end
 Process.__tostring = function(self)
   check_open()
   local raw = dgetmt(self).raw

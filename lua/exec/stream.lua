@@ -298,7 +298,7 @@ function Stream:close()
   return true, nil
 end
 
-Stream.__close = function(self) pcall(Stream.close, self) end
+Stream.__close = function(self) Stream.close(self) end
 Stream.__tostring = function(self)
   check_open()
   local st = dgetmt(self)
